@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs every Debian package podworker's build, tests and benchmarks need.
+# Idempotent: apt-get skips what is already installed, pip does the same.
+set -euo pipefail
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+packages=(
+  build-essential cmake ninja-build pkg-config git ca-certificates curl
+  libcurl4-openssl-dev rapidjson-dev doctest-dev libboost-dev ccache ccache
+  python3 python3-pip python3-venv
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
