@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Creates (or refreshes) the Python environment the compatibility tests and the end-to-end benchmark
+# use: a virtual environment with the official RunPod SDK, pinned so a new SDK release cannot change
+# what "compatible" means under our feet. Idempotent: a venv that already has the pinned versions is
+# left alone. Prints nothing but errors unless something is installed.
+#
+#   scripts/python-env.sh [VENV_DIR]     (default: .venv at the repository root; git-ignored)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${1:-${PODWORKER_VENV:-$root/.venv}}"
+python="${PYTHON:-python3}"
+
+# The SDK release the protocol notes were taken from; bump both together.
+requirements=(
+  "runpod==1.12.0"
+  "pytest==8.3.4"
+  "requests>=2.31"
+)
+stamp="$venv/.podworker-requirements"
+wanted="$(printf '%s\n' "${requirements[@]}")"
+
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+  exit 0
+fi
+
+if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+  echo "python-env: $python lacks venv/ensurepip; run scripts/setup.sh (python3-venv)" >&2
+  exit 1
+fi
+# Several CTest tests may ask for the venv at once: one creates it, the others wait for it.
+mkdir -p "$(dirname "$venv")"
+exec 9>"$venv.lock"
+flock 9
+if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
+  exit 0
+fi
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "${requirements[@]}"
+printf '%s\n' "$wanted" >"$stamp"
+echo "python-env: ready at $venv ($("$venv/bin/python" -c 'import runpod; print("runpod", runpod.__version__)'))"

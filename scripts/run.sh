@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The main job: a local RunPod-style endpoint with a worker serving the SmolLM2-135M text-generation
+# handler, on http://127.0.0.1:${PORT:-8000}. Installs what it needs, fetches the model, builds
+# (Release), then runs in the foreground until Ctrl-C.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/setup.sh
+bash scripts/fetch-model.sh
+
+build=${BUILD_DIR:-build-release}
+launcher=()
+if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+cmake -S . -B "$build" -G Ninja "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release \
+  -DPODWORKER_TESTS=OFF -DPODWORKER_BENCH=OFF
+cmake --build "$build" -j"$(nproc)" --target worker
+
+export PODWORKER_MODEL=${PODWORKER_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+exec "$build/apps/worker/worker" --handler textgen --concurrency "${CONCURRENCY:-8}" \
+  --serve-api --api-host "${HOST:-127.0.0.1}" --api-port "${PORT:-8000}" "$@"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: installs what the build needs, fetches the real model (tests that need
+# it skip with a message when it cannot be had), builds everything and runs CTest.
+#   scripts/test.sh              normal build (CUDA kernels too when nvcc is present)
+#   scripts/test.sh --sanitize   AddressSanitizer + UndefinedBehaviorSanitizer build, CPU only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode=normal
+if [ "${1:-}" = "--sanitize" ]; then mode=sanitize; fi
+
+bash scripts/setup.sh
+if ! bash scripts/fetch-model.sh; then
+  echo "warning: the SmolLM2 model could not be fetched; tests that need it will be skipped" >&2
+fi
+
+jobs=$(nproc)
+launcher=()
+if command -v ccache >/dev/null 2>&1; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
+
+if [ "$mode" = sanitize ]; then
+  build=${BUILD_DIR:-build-sanitize}
+  cmake -S . -B "$build" -G Ninja "${launcher[@]}" -DCMAKE_BUILD_TYPE=Debug \
+    -DPODWORKER_SANITIZE=ON -DPODWORKER_CUDA=OFF -DPODWORKER_BENCH=OFF
+  cmake --build "$build" -j"$jobs"
+  # Python interop tests exercise the same C++ paths as the integration tests; under the
+  # sanitizers they only add minutes, so they run in the normal build alone.
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    ctest --test-dir "$build" --output-on-failure -LE python
+else
+  build=${BUILD_DIR:-build}
+  cmake -S . -B "$build" -G Ninja "${launcher[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  cmake --build "$build" -j"$jobs"
+  ctest --test-dir "$build" --output-on-failure
+fi
