@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "model/gguf.h"
+#include "model/pretokenizer.h"
 
 namespace podworker::model {
 
@@ -56,8 +58,12 @@ class Tokenizer {
     std::string role, content;
   };
   // ChatML: "<|im_start|>role\ncontent<|im_end|>\n" per message, then "<|im_start|>assistant\n".
+  // With `default_system` non-empty and no leading system message, that system message comes first
+  // (SmolLM2's own Jinja template does this with "You are a helpful AI assistant named SmolLM,
+  // trained by Hugging Face"; llama.cpp's built-in chatml does not).
   static std::string apply_chat_template(std::span<const Message> messages,
-                                         bool add_generation_prompt = true);
+                                         bool add_generation_prompt = true,
+                                         std::string_view default_system = {});
 
  private:
   struct PairHash {
@@ -66,6 +72,7 @@ class Tokenizer {
   void bpe_word(std::string_view word, std::vector<std::int32_t>& out) const;
   void encode_plain(std::string_view text, std::vector<std::int32_t>& out) const;
 
+  PreTokenizer pre_ = PreTokenizer::smollm;
   std::vector<std::string> tokens_;
   std::vector<std::string> token_bytes_;  // byte-level decoded
   std::vector<TokenType> types_;
@@ -76,7 +83,7 @@ class Tokenizer {
     std::int32_t result;
   };
   std::unordered_map<std::uint64_t, Merge, PairHash> merges_;
-  std::int32_t byte_token_[256] = {};  // token id of each single byte
+  std::int32_t byte_token_[256] = {};  // token id of each single byte, -1 when it has none
   std::vector<std::int32_t> specials_;  // control/user-defined tokens, longest text first
   std::vector<std::int32_t> eog_ids_;
   std::int32_t bos_id_ = -1;

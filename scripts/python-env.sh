@@ -15,6 +15,7 @@ python="${PYTHON:-python3}"
 requirements=(
   "runpod==1.12.0"
   "pytest==8.3.4"
+  "pytest-timeout==2.3.1"
   "requests>=2.31"
 )
 stamp="$venv/.podworker-requirements"
@@ -29,8 +30,8 @@ if ! "$python" -c 'import venv, ensurepip' >/dev/null 2>&1; then
   exit 1
 fi
 # Several CTest tests may ask for the venv at once: one creates it, the others wait for it.
-mkdir -p "$(dirname "$venv")"
-exec 9>"$venv.lock"
+mkdir -p "$venv"
+exec 9>"$venv/.podworker-lock"
 flock 9
 if [ -x "$venv/bin/python" ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
   exit 0

@@ -112,6 +112,10 @@ class Handler {
   // True for generator-style handlers that yield chunks through the Emitter.
   virtual bool streams() const { return false; }
   virtual Output execute(Job& job, Emitter& out) = 0;
+  // Consulted by the worker before each take: how many jobs may run at once now. `configured` is
+  // the worker's --concurrency. Override to adapt to load (the SDK's concurrency_modifier); values
+  // below 1 count as 1. Called from the worker's taking thread only.
+  virtual int concurrency(int configured) { return configured; }
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>()>;

@@ -1,0 +1,281 @@
+// bench_e2e: end-to-end jobs/s and /runsync p50/p99 latency of the `echo` handler through the local
+// endpoint, with podworker's worker and with the official runpod-python worker (SDK) measured the
+// same way in the same run, at worker concurrency 1, 8 and 64. Each row: a worker process with
+// --concurrency C pulling from its own endpoint id, C client connections each sending /runsync the
+// moment the previous one returns (closed loop), for a fixed window. Prints both and the ratio.
+//
+//   bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]
+//             [--concurrency 1,8,64] [--seconds 3] [--sdk-seconds 4]
+//             [--client-threads 2] [--server-threads 2] [--log-dir DIR]
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "child_process.h"
+#include "http_load.h"
+#include "podworker/endpoint/server.h"
+#include "podworker/json.h"
+
+#ifndef PODWORKER_WORKER_PATH
+#define PODWORKER_WORKER_PATH ""
+#endif
+#ifndef PODWORKER_VENV_PYTHON
+#define PODWORKER_VENV_PYTHON ""
+#endif
+#ifndef PODWORKER_SDK_SCRIPT
+#define PODWORKER_SDK_SCRIPT ""
+#endif
+
+namespace {
+
+namespace fs = std::filesystem;
+using podworker::bench::ChildProcess;
+using podworker::bench::LoadOptions;
+using podworker::bench::LoadResult;
+using podworker::bench::Request;
+using podworker::bench::Target;
+
+struct Args {
+  std::string worker = PODWORKER_WORKER_PATH;
+  std::string python = PODWORKER_VENV_PYTHON;
+  std::string sdk_script = PODWORKER_SDK_SCRIPT;
+  bool sdk = true;
+  std::vector<int> concurrency{1, 8, 64};
+  double seconds = 3.0;
+  double sdk_seconds = 4.0;
+  unsigned client_threads = 2;
+  unsigned server_threads = 2;
+  std::string log_dir;
+};
+
+Args parse_args(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= argc) throw std::invalid_argument(flag + " needs a value");
+      return argv[++i];
+    };
+    if (flag == "--worker") args.worker = value();
+    else if (flag == "--python") args.python = value();
+    else if (flag == "--sdk-script") args.sdk_script = value();
+    else if (flag == "--no-sdk") args.sdk = false;
+    else if (flag == "--seconds") args.seconds = std::stod(value());
+    else if (flag == "--sdk-seconds") args.sdk_seconds = std::stod(value());
+    else if (flag == "--client-threads") args.client_threads = static_cast<unsigned>(std::stoul(value()));
+    else if (flag == "--server-threads") args.server_threads = static_cast<unsigned>(std::stoul(value()));
+    else if (flag == "--log-dir") args.log_dir = value();
+    else if (flag == "--concurrency") {
+      args.concurrency.clear();
+      std::stringstream in(value());
+      for (std::string item; std::getline(in, item, ',');) {
+        const int c = std::stoi(item);
+        if (c <= 0) throw std::invalid_argument("concurrency must be positive");
+        args.concurrency.push_back(c);
+      }
+    } else if (flag == "--help" || flag == "-h") {
+      std::cout << "usage: bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]\n"
+                   "                 [--concurrency 1,8,64] [--seconds S] [--sdk-seconds S]\n"
+                   "                 [--client-threads N] [--server-threads N] [--log-dir DIR]\n"
+                   "The SDK side needs the Python environment: scripts/python-env.sh\n";
+      std::exit(0);
+    } else {
+      throw std::invalid_argument("unknown flag " + flag);
+    }
+  }
+  if (args.seconds <= 0 || args.sdk_seconds <= 0) throw std::invalid_argument("windows must be positive");
+  return args;
+}
+
+enum class Kind { podworker, sdk };
+const char* name(Kind kind) { return kind == Kind::podworker ? "podworker" : "runpod-sdk"; }
+
+std::string endpoint_id(Kind kind, int concurrency) {
+  return std::string(kind == Kind::podworker ? "pw" : "sdk") + "-c" + std::to_string(concurrency);
+}
+
+// The RUNPOD_* variables a worker gets in production, shaped like production's templates.
+std::map<std::string, std::string> worker_env(const Target& target, const std::string& ep,
+                                              const std::string& worker_id) {
+  const std::string base =
+      "http://" + target.host + ":" + std::to_string(target.port) + "/v2/" + ep;
+  return {
+      {"RUNPOD_WEBHOOK_GET_JOB", base + "/job-take/$ID?gpu=bench"},
+      {"RUNPOD_WEBHOOK_POST_OUTPUT", base + "/job-done/$RUNPOD_POD_ID/$ID?gpu=bench"},
+      {"RUNPOD_WEBHOOK_POST_STREAM", base + "/job-stream/$RUNPOD_POD_ID/$ID?gpu=bench"},
+      {"RUNPOD_WEBHOOK_PING", base + "/ping/$RUNPOD_POD_ID?gpu=bench"},
+      {"RUNPOD_POD_ID", worker_id},
+      // Both workers log errors only, so neither pays for a log line per job.
+      {"RUNPOD_LOG_LEVEL", "ERROR"},
+      // The SDK's production start-up checks probe GPUs, disk and the internet; not measured here.
+      {"RUNPOD_SKIP_GPU_CHECK", "true"},
+      {"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true"},
+      {"PYTHONUNBUFFERED", "1"},
+  };
+}
+
+bool completed(const std::string& body) {
+  try {
+    const auto doc = podworker::json::parse_object(body);
+    return podworker::json::get_string(doc, "status") == "COMPLETED" && doc.HasMember("output");
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+std::string runsync_body(std::size_t connection, std::uint64_t sequence) {
+  return R"({"input":{"prompt":"benchmark","client":)" + std::to_string(connection) +
+         R"(,"n":)" + std::to_string(sequence) + "}}";
+}
+
+struct Row {
+  Kind kind;
+  int concurrency;
+  LoadResult result;
+  bool ran = false;
+  std::string note;
+};
+
+// One row: start the worker, wait until a first job goes through, load it, stop it.
+Row measure(Kind kind, int concurrency, const Args& args, const Target& target, const fs::path& logs) {
+  Row row{kind, concurrency, {}, false, {}};
+  const std::string ep = endpoint_id(kind, concurrency);
+  const std::string worker_id = "bench-" + ep;
+  std::vector<std::string> argv;
+  if (kind == Kind::podworker) {
+    argv = {args.worker, "--handler", "echo", "--concurrency", std::to_string(concurrency)};
+  } else {
+    argv = {args.python, args.sdk_script, "--concurrency", std::to_string(concurrency)};
+  }
+  const auto log_path = (logs / (worker_id + ".log")).string();
+  ChildProcess worker(argv, worker_env(target, ep, worker_id), log_path);
+
+  const std::string path = "/v2/" + ep + "/runsync?wait=60000";
+  // Readiness: the first job completes once the worker is up (the SDK imports for a second or two).
+  try {
+    const auto first = podworker::bench::request_once(
+        target, {true, path, R"({"input":{"prompt":"warm-up"}})"}, std::chrono::seconds(90));
+    if (first.status != 200 || !completed(first.body)) {
+      row.note = "warm-up job did not complete (" + std::to_string(first.status) + "); see " + log_path;
+      return row;
+    }
+  } catch (const std::exception& e) {
+    row.note = std::string("warm-up failed: ") + e.what() + "; see " + log_path;
+    return row;
+  }
+
+  LoadOptions load;
+  load.connections = static_cast<std::size_t>(concurrency);
+  load.threads = args.client_threads;
+  const double window = kind == Kind::podworker ? args.seconds : args.sdk_seconds;
+  load.measure = std::chrono::milliseconds(static_cast<long>(window * 1000));
+  // The SDK takes up to a second (its fixed sleep) to fill its slots: give it that before counting.
+  load.warmup = std::chrono::milliseconds(kind == Kind::podworker ? 300 : 1500);
+  load.accept = completed;
+  row.result = podworker::bench::run_load(target, load, [&](std::size_t connection, std::uint64_t sequence) {
+    return Request{true, path, runsync_body(connection, sequence)};
+  });
+  row.ran = true;
+  worker.stop();
+  return row;
+}
+
+void print_row(const Row& row) {
+  if (!row.ran) {
+    std::printf("%-11s %5d  %s\n", name(row.kind), row.concurrency, row.note.c_str());
+    return;
+  }
+  const auto& r = row.result;
+  std::printf("%-11s %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu\n", name(row.kind), row.concurrency,
+              static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
+              r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
+  if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    Args args = parse_args(argc, argv);
+    if (args.worker.empty() || !fs::exists(args.worker)) {
+      throw std::invalid_argument("podworker worker executable not found (--worker PATH)");
+    }
+    std::string sdk_note;
+    if (args.sdk && (args.python.empty() || !fs::exists(args.python))) {
+      sdk_note = "SDK rows skipped: no Python environment at '" + args.python +
+                 "' (run scripts/python-env.sh, or pass --python)";
+      args.sdk = false;
+    }
+    if (args.sdk && (args.sdk_script.empty() || !fs::exists(args.sdk_script))) {
+      throw std::invalid_argument("SDK worker script not found (--sdk-script PATH)");
+    }
+    const fs::path logs = args.log_dir.empty()
+                              ? fs::temp_directory_path() / ("podworker-bench-e2e-" + std::to_string(getpid()))
+                              : fs::path(args.log_dir);
+    fs::create_directories(logs);
+
+    podworker::endpoint::Options options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.endpoint_ids.clear();
+    for (const int c : args.concurrency) {
+      options.endpoint_ids.push_back(endpoint_id(Kind::podworker, c));
+      options.endpoint_ids.push_back(endpoint_id(Kind::sdk, c));
+    }
+    options.rate_limit = false;
+    options.io_threads = args.server_threads;
+    // Short long polls so a stopped worker's last job-take ends quickly between rows.
+    options.take_wait = std::chrono::milliseconds(2000);
+    options.stop_wait = std::chrono::milliseconds(2000);
+    podworker::endpoint::Server server(options);
+    Target target;
+    target.port = server.start();
+
+    std::printf("podworker end-to-end benchmark: echo handler, /runsync closed loop with C client "
+                "connections against a worker with --concurrency C\n"
+                "in-process endpoint (%u I/O threads, rate limits off), %u client threads, windows: "
+                "podworker %.1f s, SDK %.1f s; worker logs in %s\n",
+                args.server_threads, args.client_threads, args.seconds, args.sdk_seconds,
+                logs.string().c_str());
+    if (!sdk_note.empty()) std::printf("%s\n", sdk_note.c_str());
+    std::printf("%-11s %5s %9s %6s %10s %9s %9s %7s\n", "worker", "C", "jobs", "s", "jobs/s",
+                "p50 ms", "p99 ms", "errors");
+
+    std::vector<Row> ours;
+    std::vector<Row> sdk;
+    for (const int c : args.concurrency) {
+      ours.push_back(measure(Kind::podworker, c, args, target, logs));
+      print_row(ours.back());
+      if (args.sdk) {
+        sdk.push_back(measure(Kind::sdk, c, args, target, logs));
+        print_row(sdk.back());
+      }
+      std::fflush(stdout);
+    }
+    if (!sdk.empty()) {
+      std::printf("\n%-5s %16s %16s %14s %14s\n", "C", "jobs/s ratio", "p50 ratio", "podworker p50",
+                  "SDK p50");
+      for (std::size_t i = 0; i < ours.size() && i < sdk.size(); ++i) {
+        const auto& a = ours[i].result;
+        const auto& b = sdk[i].result;
+        const double throughput = b.per_second() > 0 ? a.per_second() / b.per_second() : 0;
+        const double latency = a.percentile_ms(50) > 0 ? b.percentile_ms(50) / a.percentile_ms(50) : 0;
+        std::printf("%-5d %15.0fx %15.0fx %11.3f ms %11.3f ms\n", ours[i].concurrency, throughput,
+                    latency, a.percentile_ms(50), b.percentile_ms(50));
+      }
+    }
+    server.stop();
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "bench_e2e: " << e.what() << "\n";
+    return 1;
+  }
+}

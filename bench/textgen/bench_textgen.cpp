@@ -1,0 +1,157 @@
+// Prefill and decode throughput of the llm backends, at batch 1 and with 8 and 32 concurrent
+// streams sharing each decode step, on the real SmolLM2-135M file (when present) and on a
+// generated model of the same shapes. Prints a table.
+//
+// Usage: bench_textgen [--model PATH] [--backend cpu|cuda|all] [--threads N] [--prompt N] [--gen N]
+//                      [--streams 1,8,32] [--no-generated]
+// PATH defaults to $PODWORKER_MODEL, then models/SmolLM2-135M-Instruct.Q4_1.gguf.
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "llm/backend.h"
+#include "llm/cuda_backend.h"
+#include "llm/weights.h"
+#include "model/gguf.h"
+#include "model/test_model.h"
+
+namespace {
+
+using namespace podworker;
+using Clock = std::chrono::steady_clock;
+
+struct Options {
+  std::string model;
+  std::string backend = "all";
+  int threads = 0;
+  int prompt = 64;
+  int gen = 64;
+  std::vector<int> streams = {1, 8, 32};
+  bool generated = true;
+};
+
+struct Row {
+  std::string model, backend;
+  int streams;
+  double prefill_tps, decode_tps;
+};
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+Row measure(const std::string& label, std::shared_ptr<const llm::LlamaWeights> weights, llm::BackendKind kind,
+            const Options& opt, int streams) {
+  llm::BackendOptions bo;
+  bo.max_sequences = streams;
+  bo.max_context = opt.prompt + opt.gen + 8;
+  bo.threads = opt.threads;
+  auto backend = llm::make_backend(weights, kind, bo);
+  const int vocab = weights->config().n_vocab;
+  std::vector<std::int32_t> prompt(static_cast<std::size_t>(opt.prompt));
+  for (int i = 0; i < opt.prompt; ++i) prompt[static_cast<std::size_t>(i)] = (i * 7919 + 13) % vocab;
+
+  // Warm-up: one short prefill and decode, so first-touch page faults are not timed.
+  {
+    const llm::SeqId s = backend->alloc_sequence();
+    backend->prefill_sample(s, std::span(prompt).first(8), {});
+    backend->free_sequence(s);
+  }
+  std::vector<llm::SeqId> seqs;
+  std::vector<std::int32_t> last;
+  const auto t0 = Clock::now();
+  for (int i = 0; i < streams; ++i) {
+    seqs.push_back(backend->alloc_sequence());
+    last.push_back(backend->prefill_sample(seqs.back(), prompt, {}));
+  }
+  const double prefill_s = seconds_since(t0);
+
+  std::vector<llm::DecodeStep> steps(static_cast<std::size_t>(streams));
+  std::vector<llm::SampleSpec> specs(static_cast<std::size_t>(streams));
+  std::vector<std::int32_t> out(static_cast<std::size_t>(streams));
+  const auto t1 = Clock::now();
+  for (int g = 0; g < opt.gen; ++g) {
+    for (int i = 0; i < streams; ++i) steps[static_cast<std::size_t>(i)] = {seqs[static_cast<std::size_t>(i)], last[static_cast<std::size_t>(i)]};
+    backend->decode_sample(steps, specs, out);
+    last = out;
+  }
+  const double decode_s = seconds_since(t1);
+  return {label, std::string(backend->name()), streams, streams * opt.prompt / prefill_s,
+          static_cast<double>(streams) * opt.gen / decode_s};
+}
+
+std::vector<int> parse_list(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(std::stoi(item));
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Options opt;
+  const char* env_model = std::getenv("PODWORKER_MODEL");
+  opt.model = env_model ? env_model : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    const auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "%s needs a value\n", a.c_str());
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--model") opt.model = next();
+    else if (a == "--backend") opt.backend = next();
+    else if (a == "--threads") opt.threads = std::stoi(next());
+    else if (a == "--prompt") opt.prompt = std::stoi(next());
+    else if (a == "--gen") opt.gen = std::stoi(next());
+    else if (a == "--streams") opt.streams = parse_list(next());
+    else if (a == "--no-generated") opt.generated = false;
+    else {
+      std::fprintf(stderr, "unknown option %s\n", a.c_str());
+      return 2;
+    }
+  }
+
+  std::vector<std::pair<std::string, std::shared_ptr<const llm::LlamaWeights>>> models;
+  if (std::filesystem::exists(opt.model)) {
+    auto file = std::make_shared<const model::GgufFile>(model::GgufFile::open(opt.model));
+    models.emplace_back("SmolLM2-135M Q4_1", llm::LlamaWeights::from_gguf(file));
+  } else {
+    std::printf("(real model %s not found: scripts/fetch-model.sh downloads it)\n", opt.model.c_str());
+  }
+  if (opt.generated) {
+    const auto path = std::filesystem::temp_directory_path() / "podworker-bench-smollm2-shapes.gguf";
+    model::write_test_model(path.string(), model::TestModelSpec::smollm2_135m());
+    auto file = std::make_shared<const model::GgufFile>(model::GgufFile::open(path.string()));
+    std::filesystem::remove(path);  // the mapping stays valid
+    models.emplace_back("generated (same shapes)", llm::LlamaWeights::from_gguf(file));
+  }
+
+  std::vector<llm::BackendKind> kinds;
+  if (opt.backend == "cpu" || opt.backend == "all") kinds.push_back(llm::BackendKind::cpu);
+  if (opt.backend == "cuda" || (opt.backend == "all" && llm::cuda_backend_compiled() && llm::cuda_device_count() > 0)) {
+    kinds.push_back(llm::BackendKind::cuda);
+  }
+
+  std::vector<Row> rows;
+  for (const auto& [label, weights] : models) {
+    for (const auto kind : kinds) {
+      for (int s : opt.streams) rows.push_back(measure(label, weights, kind, opt, s));
+    }
+  }
+  std::printf("\nprompt %d tokens, %d generated tokens per stream, greedy sampling\n", opt.prompt, opt.gen);
+  std::printf("%-26s %-8s %8s %16s %18s %16s\n", "model", "backend", "streams", "prefill tok/s", "decode tok/s (all)",
+              "per stream");
+  for (const Row& r : rows) {
+    std::printf("%-26s %-8s %8d %16.1f %18.1f %16.1f\n", r.model.c_str(), r.backend.c_str(), r.streams, r.prefill_tps,
+                r.decode_tps, r.decode_tps / r.streams);
+  }
+  return 0;
+}

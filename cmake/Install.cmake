@@ -1,0 +1,182 @@
+# `cmake --install` rules and the `podworker` CMake package, so a separate project builds its own
+# worker with find_package(podworker) and links podworker::worker (see examples/custom-handler).
+#
+# Included at the end of the top-level CMakeLists.txt, after every folder has defined its targets:
+# install(TARGETS) may name targets of other folders from here (CMake >= 3.13). The set of exported
+# libraries is computed by walking the link interface of the roots below, so a folder that starts
+# linking a new internal library does not break the export.
+include(GNUInstallDirs)
+include(CMakePackageConfigHelpers)
+
+if(NOT PODWORKER_SERVER)
+  # Without the server parts there is no worker to build against; nothing is installed.
+  message(STATUS "podworker: install rules need PODWORKER_SERVER=ON; none defined")
+  return()
+endif()
+
+set(PODWORKER_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/podworker")
+
+# Libraries an out-of-tree worker links: the runtime, the handler API, the built-in handlers (echo,
+# stream_echo, sleep: a custom worker may register them too) and the kernels (RAII CUDA handles and
+# device detection; in a build without CUDA they exist and throw NotCompiled).
+set(_podworker_export_roots
+  podworker_worker podworker_handler_api podworker_common podworker_handlers_basic podworker_kernels)
+
+# Walks INTERFACE_LINK_LIBRARIES from `roots`: our own (non-imported) targets land in `out_targets`,
+# imported ones (Threads::Threads, CURL::libcurl, CUDA::cudart, Boost::headers ...) in `out_imported`.
+function(_podworker_link_closure out_targets out_imported)
+  set(seen "")
+  set(imported_seen "")
+  set(queue ${ARGN})
+  while(queue)
+    list(POP_FRONT queue item)
+    # A link item added from another directory is recorded between ::@(id) markers; skip those.
+    if(item MATCHES "^::@")
+      continue()
+    endif()
+    # Private dependencies of static libraries appear as $<LINK_ONLY:dep>.
+    string(REGEX REPLACE "^\\$<LINK_ONLY:(.+)>$" "\\1" item "${item}")
+    if(item MATCHES "^\\$<" OR NOT TARGET "${item}")
+      continue()  # plain library names, flags, other generator expressions
+    endif()
+    get_target_property(aliased "${item}" ALIASED_TARGET)
+    if(aliased)
+      set(item "${aliased}")
+    endif()
+    get_target_property(is_imported "${item}" IMPORTED)
+    if(is_imported)
+      list(APPEND imported_seen "${item}")
+      continue()
+    endif()
+    if(item IN_LIST seen)
+      continue()
+    endif()
+    list(APPEND seen "${item}")
+    get_target_property(deps "${item}" INTERFACE_LINK_LIBRARIES)
+    if(deps)
+      list(APPEND queue ${deps})
+    endif()
+  endwhile()
+  list(REMOVE_DUPLICATES imported_seen)
+  set(${out_targets} "${seen}" PARENT_SCOPE)
+  set(${out_imported} "${imported_seen}" PARENT_SCOPE)
+endfunction()
+
+set(_podworker_roots "")
+foreach(root IN LISTS _podworker_export_roots)
+  if(TARGET ${root})
+    list(APPEND _podworker_roots ${root})
+  else()
+    message(WARNING "podworker: ${root} is not defined; it is left out of the installed package")
+  endif()
+endforeach()
+_podworker_link_closure(_podworker_exported _podworker_imported ${_podworker_roots})
+
+foreach(target IN LISTS _podworker_exported)
+  # podworker_foo is exported as podworker::foo unless its folder chose a name.
+  get_target_property(export_name ${target} EXPORT_NAME)
+  if(NOT export_name)
+    string(REGEX REPLACE "^podworker_" "" export_name "${target}")
+    set_target_properties(${target} PROPERTIES EXPORT_NAME ${export_name})
+  endif()
+  # Include directories inside the source or build tree are meaningless once installed; a folder
+  # that added one without $<BUILD_INTERFACE:...> would make install(EXPORT) fail. Wrap them: the
+  # in-tree build sees exactly the same directories.
+  get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  if(dirs)
+    set(wrapped "")
+    foreach(dir IN LISTS dirs)
+      string(FIND "${dir}" "${PROJECT_SOURCE_DIR}/" in_source)
+      string(FIND "${dir}" "${PROJECT_BINARY_DIR}/" in_build)
+      if(NOT dir MATCHES "^\\$<" AND (in_source EQUAL 0 OR in_build EQUAL 0 OR dir STREQUAL PROJECT_SOURCE_DIR))
+        set(dir "$<BUILD_INTERFACE:${dir}>")
+      endif()
+      list(APPEND wrapped "${dir}")
+    endforeach()
+    set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${wrapped}")
+  endif()
+endforeach()
+message(STATUS "podworker: installed package exports ${_podworker_exported}")
+
+install(TARGETS ${_podworker_exported}
+  EXPORT podworkerTargets
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+
+# The executables: what the container image runs.
+foreach(exe worker endpoint)
+  if(TARGET ${exe})
+    install(TARGETS ${exe} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  endif()
+endforeach()
+
+# Public headers, found from each exported target's build-tree include directories: an include/
+# folder is installed whole (podworker/*.h); a target whose headers are included by their path in
+# the source tree (the kernels: "kernels/device.h") installs the headers of its own folder there.
+set(_podworker_header_dirs "")
+foreach(target IN LISTS _podworker_exported)
+  get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
+  get_target_property(target_dir ${target} SOURCE_DIR)
+  foreach(dir IN LISTS dirs)
+    if(NOT dir MATCHES "^\\$<BUILD_INTERFACE:(.+)>$")
+      continue()
+    endif()
+    set(dir "${CMAKE_MATCH_1}")
+    if(dir STREQUAL PROJECT_SOURCE_DIR)
+      file(RELATIVE_PATH relative "${PROJECT_SOURCE_DIR}" "${target_dir}")
+      file(GLOB headers "${target_dir}/*.h")
+      install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/${relative})
+    endif()
+    string(FIND "${dir}" "${PROJECT_SOURCE_DIR}/" in_source)
+    if(in_source EQUAL 0 AND dir MATCHES "/include$" AND NOT dir IN_LIST _podworker_header_dirs)
+      list(APPEND _podworker_header_dirs "${dir}")
+      install(DIRECTORY "${dir}/" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
+    endif()
+  endforeach()
+endforeach()
+
+# find_dependency() lines for the imported targets the exported ones link, so a consumer never has
+# to know them.
+set(PODWORKER_CONFIG_DEPENDENCIES "")
+set(_podworker_packages "")
+foreach(imported IN LISTS _podworker_imported)
+  if(imported MATCHES "^Threads::")
+    list(APPEND _podworker_packages "Threads")
+  elseif(imported MATCHES "^CURL::")
+    list(APPEND _podworker_packages "CURL")
+  elseif(imported MATCHES "^Boost::")
+    list(APPEND _podworker_packages "Boost 1.74")
+  elseif(imported MATCHES "^CUDA::")
+    list(APPEND _podworker_packages "CUDAToolkit")
+  else()
+    message(WARNING "podworker: exported targets link ${imported}; the package config does not find it")
+  endif()
+endforeach()
+list(REMOVE_DUPLICATES _podworker_packages)
+foreach(package IN LISTS _podworker_packages)
+  string(APPEND PODWORKER_CONFIG_DEPENDENCIES "find_dependency(${package})\n")
+endforeach()
+
+# Recorded so consumers can match how the package was built.
+set(PODWORKER_CONFIG_WITH_CUDA ${PODWORKER_HAVE_CUDA})
+set(PODWORKER_CONFIG_CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+set(PODWORKER_CONFIG_SANITIZE ${PODWORKER_SANITIZE})
+set(PODWORKER_CONFIG_RAPIDJSON_HINT "${PODWORKER_RAPIDJSON_INCLUDE}")
+
+configure_package_config_file(
+  "${CMAKE_CURRENT_LIST_DIR}/podworkerConfig.cmake.in"
+  "${PROJECT_BINARY_DIR}/podworkerConfig.cmake"
+  INSTALL_DESTINATION ${PODWORKER_INSTALL_CMAKEDIR})
+write_basic_package_version_file(
+  "${PROJECT_BINARY_DIR}/podworkerConfigVersion.cmake"
+  VERSION ${PROJECT_VERSION}
+  COMPATIBILITY SameMinorVersion)
+install(EXPORT podworkerTargets
+  NAMESPACE podworker::
+  DESTINATION ${PODWORKER_INSTALL_CMAKEDIR})
+install(FILES
+  "${PROJECT_BINARY_DIR}/podworkerConfig.cmake"
+  "${PROJECT_BINARY_DIR}/podworkerConfigVersion.cmake"
+  DESTINATION ${PODWORKER_INSTALL_CMAKEDIR})

@@ -1,0 +1,9 @@
+// The example worker: podworker's runtime with our two handlers. Pick one with --handler (or the
+// PODWORKER_HANDLER variable in a container); everything else is the stock worker.
+#include "podworker/worker.h"
+#include "shift_handlers.h"
+
+int main(int argc, char** argv) {
+  shift::register_handlers(podworker::HandlerRegistry::global());
+  return podworker::worker_main(argc, argv);
+}

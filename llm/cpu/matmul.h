@@ -1,0 +1,47 @@
+// Quantized matrix × activations for the CPU backend, one implementation per instruction set.
+//
+// Activations are quantized per 32 elements to 8 bits (ActBlock: like ggml's Q8_1 but with f32
+// scales, which saves two conversions per block). For a weight block w and activation block a:
+//   Q4_0: d_w * (d_a * Σ q_w q_a - 8 * s_a)     Q4_1: d_w d_a Σ q_w q_a + m_w s_a
+//   Q8_0: d_w d_a Σ q_w q_a                      where s_a = d_a Σ q_a.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace podworker::llm::cpu {
+
+struct ActBlock {
+  float d;
+  float s;
+  std::int8_t qs[32];
+};
+static_assert(sizeof(ActBlock) == 40);
+
+// out[c * out_stride + r] = row r of `w` · activation column c, for r in [r0, r1), c in [0, ncols).
+// Row r starts at w + r * row_bytes; column c is acts[c * nblocks .. c * nblocks + nblocks).
+using MatmulFn = void (*)(const std::byte* w, std::size_t row_bytes, int nblocks, int r0, int r1,
+                          const ActBlock* acts, int ncols, float* out, std::size_t out_stride);
+// Quantizes n (a multiple of 32) floats into n / 32 blocks.
+using QuantizeFn = void (*)(const float* x, ActBlock* out, int n);
+
+struct CpuKernels {
+  const char* name = "none";
+  MatmulFn q4_0 = nullptr;
+  MatmulFn q4_1 = nullptr;
+  MatmulFn q8_0 = nullptr;
+  QuantizeFn quantize = nullptr;
+};
+
+CpuKernels scalar_kernels();
+// Null function pointers when the file was not built for x86-64.
+CpuKernels avx2_kernels();    // needs AVX2, FMA, F16C
+CpuKernels avx512_kernels();  // needs those and AVX512F/BW/VL/VNNI
+
+// The fastest set this CPU supports; PODWORKER_CPU_ISA=scalar|avx2|avx512 caps the choice.
+CpuKernels best_kernels();
+// Every set this CPU can run (tests compare them with the scalar one).
+bool cpu_supports_avx2();
+bool cpu_supports_avx512();
+
+}  // namespace podworker::llm::cpu

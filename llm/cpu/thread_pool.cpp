@@ -1,0 +1,66 @@
+#include "llm/cpu/thread_pool.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define PW_CPU_RELAX() _mm_pause()
+#else
+#define PW_CPU_RELAX() ((void)0)
+#endif
+
+namespace podworker::llm::cpu {
+
+namespace {
+// Spin iterations before sleeping: covers the gap between two steps of one token (a few µs) but
+// not the idle time between requests, when the workers sleep.
+constexpr int kSpin = 1 << 15;
+}  // namespace
+
+ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
+  workers_.reserve(static_cast<std::size_t>(threads_ - 1));
+  for (int tid = 1; tid < threads_; ++tid) {
+    workers_.emplace_back([this, tid](std::stop_token stop) { worker(stop, tid); });
+  }
+}
+
+ThreadPool::~ThreadPool() {
+  for (auto& w : workers_) w.request_stop();
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
+  workers_.clear();  // joins
+}
+
+void ThreadPool::run(void (*fn)(void*, int), void* ctx) {
+  if (threads_ == 1) {
+    fn(ctx, 0);
+    return;
+  }
+  fn_ = fn;
+  ctx_ = ctx;
+  pending_.store(threads_ - 1, std::memory_order_relaxed);
+  generation_.fetch_add(1, std::memory_order_release);
+  generation_.notify_all();
+  fn(ctx, 0);
+  while (pending_.load(std::memory_order_acquire) != 0) PW_CPU_RELAX();
+}
+
+void ThreadPool::worker(std::stop_token stop, int tid) {
+  std::uint32_t seen = generation_.load(std::memory_order_acquire);
+  while (true) {
+    std::uint32_t now = seen;
+    for (int i = 0; i < kSpin; ++i) {
+      now = generation_.load(std::memory_order_acquire);
+      if (now != seen) break;
+      PW_CPU_RELAX();
+    }
+    while (now == seen) {
+      generation_.wait(seen, std::memory_order_acquire);
+      now = generation_.load(std::memory_order_acquire);
+    }
+    seen = now;
+    if (stop.stop_requested()) return;
+    fn_(ctx_, tid);
+    pending_.fetch_sub(1, std::memory_order_release);
+  }
+}
+
+}  // namespace podworker::llm::cpu

@@ -1,0 +1,242 @@
+#include "llm/engine.h"
+
+#include <algorithm>
+#include <chrono>
+#include <stdexcept>
+
+#include "podworker/log.h"
+
+namespace podworker::llm {
+
+using Clock = std::chrono::steady_clock;
+
+std::string_view finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::stop: return "stop";
+    case FinishReason::length: return "length";
+    case FinishReason::cancelled: return "cancelled";
+    case FinishReason::error: return "error";
+  }
+  return "?";
+}
+
+// One request's state. The scheduler owns the fields below `scheduler-only`; the rest is shared
+// under `mutex`.
+struct Engine::Active {
+  GenerationRequest request;
+  std::stop_token stop;
+  std::atomic<bool> consumer_done{false};  // the callback returned false
+
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<std::int32_t> tokens;
+  bool done = false;
+  GenerationStats stats;
+
+  // scheduler-only
+  SeqId seq = -1;
+  std::size_t prefilled = 0;
+  int generated = 0;
+  std::int32_t last = 0;
+  Clock::time_point submitted, first, latest;
+
+  bool wants_out() const { return stop.stop_requested() || consumer_done.load(std::memory_order_relaxed); }
+};
+
+Engine::Engine(std::unique_ptr<Backend> backend, EngineOptions options)
+    : backend_(std::move(backend)), options_(std::move(options)) {
+  if (!backend_) throw std::invalid_argument("Engine: no backend");
+  options_.prefill_chunk = std::max(1, options_.prefill_chunk);
+  scheduler_ = std::jthread([this](std::stop_token stop) { run(stop); });
+}
+
+Engine::~Engine() {
+  scheduler_.request_stop();
+  wake_.notify_all();
+  if (scheduler_.joinable()) scheduler_.join();
+}
+
+GenerationStats Engine::generate(const GenerationRequest& request, const std::function<bool(std::int32_t)>& on_token,
+                                 std::stop_token stop) {
+  if (request.prompt.empty()) throw std::invalid_argument("the prompt is empty");
+  if (static_cast<int>(request.prompt.size()) >= backend_->max_context()) {
+    throw std::invalid_argument("the prompt has " + std::to_string(request.prompt.size()) +
+                                " tokens; the context holds " + std::to_string(backend_->max_context()));
+  }
+  if (request.max_tokens < 1) throw std::invalid_argument("max_tokens must be at least 1");
+  for (std::int32_t t : request.prompt) {
+    if (t < 0 || t >= backend_->config().n_vocab) throw std::invalid_argument("prompt token outside the vocabulary");
+  }
+  auto active = std::make_shared<Active>();
+  active->request = request;
+  active->stop = stop;
+  active->submitted = Clock::now();
+  {
+    std::lock_guard lock(mutex_);
+    waiting_.push_back(active);
+  }
+  wake_.notify_all();
+
+  std::vector<std::int32_t> batch;
+  while (true) {
+    bool finished = false;
+    {
+      std::unique_lock lock(active->mutex);
+      active->cv.wait(lock, [&] { return !active->tokens.empty() || active->done; });
+      batch.assign(active->tokens.begin(), active->tokens.end());
+      active->tokens.clear();
+      finished = active->done;
+    }
+    for (std::int32_t t : batch) {
+      if (active->consumer_done.load(std::memory_order_relaxed)) break;
+      if (!on_token(t)) active->consumer_done.store(true, std::memory_order_relaxed);
+    }
+    if (finished) break;
+  }
+  std::lock_guard lock(active->mutex);
+  return active->stats;
+}
+
+namespace {
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+void Engine::run(std::stop_token stop) {
+  std::vector<std::shared_ptr<Active>> running;    // prefilled, decoding
+  std::vector<std::shared_ptr<Active>> admitting;  // holding a sequence, prompt not yet done
+  std::vector<DecodeStep> steps;
+  std::vector<SampleSpec> specs;
+  std::vector<std::int32_t> out;
+
+  const auto finish = [&](Active& a, FinishReason reason, std::string error = {}) {
+    if (a.seq >= 0) backend_->free_sequence(a.seq);
+    a.seq = -1;
+    std::lock_guard lock(a.mutex);
+    GenerationStats& s = a.stats;
+    s.input_tokens = static_cast<int>(a.request.prompt.size());
+    s.output_tokens = a.generated;
+    s.finish_reason = reason;
+    s.error = std::move(error);
+    const Clock::time_point end = Clock::now();
+    s.total_ms = ms_between(a.submitted, end);
+    if (a.generated > 0) s.time_to_first_token_ms = ms_between(a.submitted, a.first);
+    if (a.generated > 1) s.tokens_per_second = (a.generated - 1) / (ms_between(a.first, a.latest) / 1000.0);
+    a.done = true;
+    a.cv.notify_all();
+  };
+  // Hands a sampled token to the requester, or ends the request on an end token or a limit.
+  const auto deliver = [&](Active& a, std::int32_t token) -> bool {
+    const Clock::time_point now = Clock::now();
+    if (std::find(options_.end_tokens.begin(), options_.end_tokens.end(), token) != options_.end_tokens.end()) {
+      finish(a, FinishReason::stop);
+      return false;
+    }
+    if (a.generated == 0) a.first = now;
+    a.latest = now;
+    ++a.generated;
+    a.last = token;
+    {
+      std::lock_guard lock(a.mutex);
+      a.tokens.push_back(token);
+    }
+    a.cv.notify_all();
+    if (a.generated >= a.request.max_tokens || backend_->sequence_length(a.seq) + 1 > backend_->max_context()) {
+      finish(a, FinishReason::length);
+      return false;
+    }
+    return true;
+  };
+  const auto end_reason = [](const Active& a) {
+    return a.stop.stop_requested() ? FinishReason::cancelled : FinishReason::stop;
+  };
+
+  while (!stop.stop_requested()) {
+    {
+      std::unique_lock lock(mutex_);
+      if (running.empty() && admitting.empty()) {
+        wake_.wait(lock, stop, [&] { return !waiting_.empty(); });
+        if (stop.stop_requested()) break;
+      }
+      // Requests that gave up while waiting for a slot end now; others take free slots.
+      for (auto it = waiting_.begin(); it != waiting_.end();) {
+        if ((*it)->wants_out()) {
+          finish(**it, end_reason(**it));
+          it = waiting_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      while (!waiting_.empty()) {
+        const SeqId seq = backend_->alloc_sequence();
+        if (seq < 0) break;
+        waiting_.front()->seq = seq;
+        admitting.push_back(std::move(waiting_.front()));
+        waiting_.pop_front();
+      }
+    }
+    try {
+      // One prompt chunk per iteration, so running streams keep getting tokens during a long prompt.
+      if (!admitting.empty()) {
+        Active& a = *admitting.front();
+        if (a.wants_out()) {
+          finish(a, end_reason(a));
+          admitting.erase(admitting.begin());
+        } else {
+          const std::span<const std::int32_t> prompt(a.request.prompt);
+          const std::size_t n = std::min<std::size_t>(static_cast<std::size_t>(options_.prefill_chunk), prompt.size() - a.prefilled);
+          const auto chunk = prompt.subspan(a.prefilled, n);
+          a.prefilled += n;
+          if (a.prefilled < prompt.size()) {
+            backend_->prefill(a.seq, chunk, {});
+          } else {
+            const std::int32_t token = backend_->prefill_sample(a.seq, chunk, SampleSpec{a.request.sampling, 0});
+            auto moved = std::move(admitting.front());
+            admitting.erase(admitting.begin());
+            if (deliver(*moved, token)) running.push_back(std::move(moved));
+          }
+        }
+      }
+      // Requests whose requester stopped listening or was cancelled leave before the step.
+      std::erase_if(running, [&](const std::shared_ptr<Active>& a) {
+        if (!a->wants_out()) return false;
+        finish(*a, end_reason(*a));
+        return true;
+      });
+      if (!running.empty()) {
+        steps.clear();
+        specs.clear();
+        for (const auto& a : running) {
+          steps.push_back({a->seq, a->last});
+          specs.push_back({a->request.sampling, static_cast<std::uint64_t>(a->generated)});
+        }
+        out.resize(steps.size());
+        backend_->decode_sample(steps, specs, out);
+        std::vector<std::shared_ptr<Active>> still;
+        still.reserve(running.size());
+        for (std::size_t i = 0; i < running.size(); ++i) {
+          if (deliver(*running[i], out[i])) still.push_back(std::move(running[i]));
+        }
+        running = std::move(still);
+      }
+    } catch (const std::exception& e) {
+      // A backend failure ends every request in flight (their caches may be inconsistent) but
+      // not the engine: later requests get fresh sequences.
+      log::error(std::string("llm: generation step failed: ") + e.what());
+      for (auto& a : running) finish(*a, FinishReason::error, e.what());
+      for (auto& a : admitting) finish(*a, FinishReason::error, e.what());
+      running.clear();
+      admitting.clear();
+    }
+  }
+  for (auto& a : running) finish(*a, FinishReason::error, "the engine stopped");
+  for (auto& a : admitting) finish(*a, FinishReason::error, "the engine stopped");
+  std::lock_guard lock(mutex_);
+  for (auto& a : waiting_) finish(*a, FinishReason::error, "the engine stopped");
+  waiting_.clear();
+}
+
+}  // namespace podworker::llm

@@ -1,0 +1,134 @@
+// The local endpoint: RunPod's client job API (/run, /runsync, /status, /stream, /cancel, /retry,
+// /purge-queue, /health under /v2/{endpoint_id}/ and without the prefix for the default endpoint)
+// and the worker API (job-take, job-take-batch, job-done, job-stream, ping, job-stop) on one
+// HTTP server, so a RunPod worker pointed at it with RUNPOD_WEBHOOK_* variables works unchanged.
+//
+// Embedding API (used by the `endpoint` executable and by `worker --serve-api`):
+//
+//   podworker::endpoint::Options options;          // every time and limit is a field here
+//   options.port = 0;                               // 0 = the kernel picks a free port
+//   podworker::endpoint::Server server(options);
+//   std::uint16_t port = server.start();            // binds, listens, starts the I/O threads
+//   ...                                             // serve; start() does not block
+//   server.stop();                                  // graceful: finishes in-flight requests,
+//                                                   // bounded by options.shutdown_timeout
+//
+// The server runs its io_context on `options.io_threads` std::jthreads of its own; long polls
+// (runsync, stream, job-take, job-stop) are coroutines waiting on timers and hold no thread.
+// Command-line parsing is shared: parse_cli() fills Options from flags, endpoint_main() is the
+// whole `endpoint` program (parse, start, print the address, wait for SIGINT/SIGTERM, stop).
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace podworker::endpoint {
+
+using Millis = std::chrono::milliseconds;
+
+// A route's rate limit: requests per window and requests in flight at once; 0 = unlimited.
+struct RateLimit {
+  std::uint32_t requests = 0;
+  std::uint32_t concurrent = 0;
+};
+
+// RunPod's published per-endpoint limits (requests per 10 s / concurrent).
+struct RateLimits {
+  RateLimit run{1000, 200};
+  RateLimit runsync{2000, 400};
+  RateLimit status{2000, 400};
+  RateLimit stream{2000, 400};
+  RateLimit cancel{100, 20};
+  RateLimit purge_queue{2, 0};
+};
+
+struct Options {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8000;
+  // Endpoint ids served under /v2/{id}/; the first is also served without the prefix.
+  std::vector<std::string> endpoint_ids{"local"};
+  // Empty: authentication is off (the server says so at start).
+  std::string api_key;
+  unsigned io_threads = 2;
+
+  bool rate_limit = true;
+  RateLimits limits;
+  Millis rate_window{10'000};
+
+  std::size_t max_run_body = 10u << 20;      // /run: 413 beyond
+  std::size_t max_runsync_body = 20u << 20;  // /runsync: 413 beyond
+  std::size_t max_worker_body = 64u << 20;   // job-done, job-stream
+  std::size_t max_other_body = 1u << 20;     // everything else
+
+  Millis runsync_wait_default{90'000};  // /runsync without ?wait=
+  Millis runsync_wait_min{1'000};       // ?wait= is clamped to [min, max]
+  Millis runsync_wait_max{300'000};
+  Millis take_wait{20'000};    // job-take long poll; 204 after it
+  Millis stop_wait{20'000};    // job-stop long poll; 204 after it
+  Millis stream_wait{1'000};   // /stream (JSON) waits this long for a first new chunk
+  Millis sse_keepalive{15'000};  // comment line sent on an idle SSE stream
+
+  Millis retention{30 * 60'000};       // results of /run jobs, after they end
+  Millis runsync_retention{60'000};    // results of /runsync jobs, after they end
+  Millis execution_timeout_default{600'000};  // policy.executionTimeout, clamped to [min, max]
+  Millis execution_timeout_min{5'000};
+  Millis execution_timeout_max{7 * 24 * 3'600'000LL};
+  Millis ttl_default{24 * 3'600'000LL};  // policy.ttl, clamped to [min, max]
+  Millis ttl_min{10'000};
+  Millis ttl_max{7 * 24 * 3'600'000LL};
+
+  // A worker silent (no ping, no request) for longer than this loses its jobs: they are requeued
+  // up to `retry_limit` times each, then FAILED.
+  Millis heartbeat_grace{60'000};
+  int retry_limit = 3;
+  Millis sweep_interval{1'000};  // how often timeouts, TTLs, retention and heartbeats are checked
+
+  int webhook_retries = 2;  // after the first attempt
+  Millis webhook_retry_delay{10'000};
+  Millis webhook_timeout{10'000};  // per attempt: connect, send, receive
+
+  Millis idle_timeout{120'000};    // a keep-alive connection with no request is closed after it
+  Millis shutdown_timeout{5'000};  // stop() waits this long for in-flight requests
+};
+
+class Server {
+ public:
+  explicit Server(Options options);
+  ~Server();  // stop()s if running
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens on options.host:options.port, starts the I/O threads and returns the bound
+  // port. Throws std::runtime_error when the address cannot be bound.
+  std::uint16_t start();
+  // Stops accepting, ends long polls, waits for in-flight requests (bounded by
+  // options.shutdown_timeout), then joins the I/O threads. Idempotent; thread-safe.
+  void stop();
+
+  std::uint16_t port() const;
+  std::string url() const;  // "http://host:port"
+  const Options& options() const;
+
+ private:
+  class Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Applies command-line flags to `options` (see cli_help()). Returns an empty string on success,
+// else a message naming the bad flag. `--help` sets `help`.
+struct CliResult {
+  std::string error;
+  bool help = false;
+};
+CliResult parse_cli(const std::vector<std::string>& args, Options& options);
+std::string cli_help(const std::string& program);
+
+// The `endpoint` program: parse flags (and PODWORKER_API_KEY), start, print
+// "podworker endpoint listening on http://HOST:PORT", wait for SIGINT/SIGTERM, stop.
+int endpoint_main(int argc, char** argv);
+
+}  // namespace podworker::endpoint

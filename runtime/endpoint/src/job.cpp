@@ -1,0 +1,87 @@
+#include "job.h"
+
+#include <algorithm>
+
+#include "podworker/json.h"
+
+namespace podworker::endpoint {
+
+std::string_view status_name(JobStatus status) {
+  switch (status) {
+    case JobStatus::in_queue: return "IN_QUEUE";
+    case JobStatus::in_progress: return "IN_PROGRESS";
+    case JobStatus::completed: return "COMPLETED";
+    case JobStatus::failed: return "FAILED";
+    case JobStatus::cancelled: return "CANCELLED";
+    case JobStatus::timed_out: return "TIMED_OUT";
+  }
+  return "UNKNOWN";
+}
+
+namespace {
+
+std::chrono::milliseconds policy_millis(const json::Value& policy, std::string_view key,
+                                        std::chrono::milliseconds fallback, std::chrono::milliseconds lo,
+                                        std::chrono::milliseconds hi) {
+  const json::Value* v = json::find(policy, key);
+  if (v == nullptr || v->IsNull()) return fallback;
+  if (!v->IsNumber()) throw JsonError("\"policy." + std::string(key) + "\" must be a number of milliseconds");
+  const double ms = v->GetDouble();
+  if (!(ms >= 0)) throw JsonError("\"policy." + std::string(key) + "\" must not be negative");
+  // Clamped rather than rejected, as RunPod documents ranges without an error for them.
+  const double clamped = std::clamp(ms, static_cast<double>(lo.count()), static_cast<double>(hi.count()));
+  return std::chrono::milliseconds(static_cast<std::int64_t>(clamped));
+}
+
+}  // namespace
+
+void parse_submission(std::string_view body, const PolicyLimits& limits, NewJob& job) {
+  json::Document doc = json::parse(body);
+  if (!doc.IsObject()) throw JsonError("the request body must be a JSON object");
+  const json::Value* input = json::find(doc, "input");
+  if (input == nullptr) throw JsonError("the request body must have an \"input\" member");
+  if (!input->IsObject()) throw JsonError("\"input\" must be a JSON object");
+  job.input_json = json::to_string(*input);
+  job.webhook = json::get_string(doc, "webhook");
+  if (const json::Value* s3 = json::find(doc, "s3Config"); s3 != nullptr && !s3->IsNull()) {
+    if (!s3->IsObject()) throw JsonError("\"s3Config\" must be a JSON object");
+    job.s3_config_json = json::to_string(*s3);
+  }
+  job.policy.execution_timeout = limits.execution_timeout_default;
+  job.policy.ttl = limits.ttl_default;
+  if (const json::Value* policy = json::find(doc, "policy"); policy != nullptr && !policy->IsNull()) {
+    if (!policy->IsObject()) throw JsonError("\"policy\" must be a JSON object");
+    job.policy.execution_timeout =
+        policy_millis(*policy, "executionTimeout", limits.execution_timeout_default,
+                      limits.execution_timeout_min, limits.execution_timeout_max);
+    job.policy.ttl = policy_millis(*policy, "ttl", limits.ttl_default, limits.ttl_min, limits.ttl_max);
+    job.policy.low_priority = json::get_bool(*policy, "lowPriority", false);
+  }
+}
+
+WorkerResult parse_worker_result(std::string_view body) {
+  json::Document doc = json::parse(body);
+  if (!doc.IsObject()) throw JsonError("a job result must be a JSON object");
+  WorkerResult result;
+  if (const json::Value* out = json::find(doc, "output"); out != nullptr) {
+    result.output_json = json::to_string(*out);
+  }
+  if (json::get_string(doc, "status") == "IN_PROGRESS") {
+    result.kind = WorkerResult::Kind::progress;
+    return result;
+  }
+  if (const json::Value* err = json::find(doc, "error"); err != nullptr && !err->IsNull()) {
+    result.kind = WorkerResult::Kind::error;
+    // The SDK sends a string (sometimes JSON encoded inside it); anything else is kept as JSON text.
+    result.error = err->IsString() ? std::string(err->GetString(), err->GetStringLength()) : json::to_string(*err);
+  }
+  return result;
+}
+
+std::string parse_stream_chunk(std::string_view body) {
+  json::Document doc = json::parse(body);
+  if (const json::Value* out = json::find(doc, "output"); out != nullptr) return json::to_string(*out);
+  return json::to_string(doc);
+}
+
+}  // namespace podworker::endpoint

@@ -1,0 +1,59 @@
+// Job vocabulary shared by the store and the HTTP layer: states, what a client submits, what a
+// worker posts back, and the parsing of both from untrusted JSON.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace podworker::endpoint {
+
+enum class JobStatus : std::uint8_t { in_queue, in_progress, completed, failed, cancelled, timed_out };
+
+std::string_view status_name(JobStatus status);
+inline bool is_terminal(JobStatus s) { return s != JobStatus::in_queue && s != JobStatus::in_progress; }
+
+struct Policy {
+  std::chrono::milliseconds execution_timeout{600'000};
+  std::chrono::milliseconds ttl{24 * 3'600'000LL};
+  bool low_priority = false;
+};
+
+// A job as a client submits it; the JSON members are kept as compact JSON text.
+struct NewJob {
+  std::string id;
+  std::string input_json;
+  std::string webhook;         // empty: none
+  std::string s3_config_json;  // empty: none
+  Policy policy;
+  bool sync = false;  // submitted by /runsync: shorter retention
+};
+
+// Limits applied when reading a submission's `policy`.
+struct PolicyLimits {
+  std::chrono::milliseconds execution_timeout_default, execution_timeout_min, execution_timeout_max;
+  std::chrono::milliseconds ttl_default, ttl_min, ttl_max;
+};
+
+// Parses a /run or /runsync body into `job` (id and sync left as they are). Throws JsonError with a
+// message for the client when the body is not an object, `input` is missing or not an object, or
+// `webhook`/`policy` have the wrong types.
+void parse_submission(std::string_view body, const PolicyLimits& limits, NewJob& job);
+
+// What a worker posts to job-done.
+struct WorkerResult {
+  enum class Kind : std::uint8_t { output, error, progress } kind = Kind::output;
+  std::string output_json;  // empty: no output
+  std::string error;        // the error text, for Kind::error
+};
+
+// Parses a job-done body: {"output": v}, {"error": e, "output"?: v}, or
+// {"status": "IN_PROGRESS", "output": p} (a progress update). Throws JsonError when malformed.
+WorkerResult parse_worker_result(std::string_view body);
+
+// Parses a job-stream body {"output": chunk}; returns the chunk as JSON text (the whole body when it
+// has no `output`). Throws JsonError when malformed.
+std::string parse_stream_chunk(std::string_view body);
+
+}  // namespace podworker::endpoint

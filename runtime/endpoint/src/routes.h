@@ -1,0 +1,51 @@
+// URL routing, free of any HTTP library: /v2/{endpoint_id}/{operation}/{args...} or the same
+// without the /v2/{endpoint_id} prefix for the default endpoint; query strings.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace podworker::endpoint {
+
+enum class Op : std::uint8_t {
+  run,
+  runsync,
+  status,
+  stream,
+  cancel,
+  retry,
+  purge_queue,
+  health,
+  job_take,
+  job_take_batch,
+  job_done,
+  job_stream,
+  ping,
+  job_stop,
+};
+
+enum class Method : std::uint8_t { get, post, other };
+
+struct Route {
+  std::string_view endpoint;  // empty: the default endpoint
+  Op op;
+  std::string_view arg1;  // job id, or worker id for worker routes
+  std::string_view arg2;  // job id for job-done / job-stream
+  std::string_view query;  // without the '?'
+};
+
+// nullopt: no such route (404). Arguments are not percent-decoded (ids never need it).
+std::optional<Route> parse_route(std::string_view target);
+
+// Whether `method` is allowed for `op` (405 otherwise), and the Allow header text for it.
+bool method_allowed(Op op, Method method);
+std::string_view allowed_methods(Op op);
+
+bool is_worker_route(Op op);
+
+// The value of `name` in a query string, percent-decoded; nullopt when absent.
+std::optional<std::string> query_param(std::string_view query, std::string_view name);
+
+}  // namespace podworker::endpoint

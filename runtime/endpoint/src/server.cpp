@@ -1,0 +1,804 @@
+// The HTTP layer: Beast connections as C++20 coroutines, one strand per connection, routing to the
+// job store. Long polls wait on a timer that a store watch cancels, so a waiting request costs a
+// coroutine frame and no thread.
+#include "podworker/endpoint/server.h"
+
+#include <condition_variable>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <utility>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/redirect_error.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "auth.h"
+#include "memory_store.h"
+#include "podworker/ids.h"
+#include "podworker/json.h"
+#include "podworker/log.h"
+#include "rate_limit.h"
+#include "routes.h"
+#include "webhook.h"
+
+namespace podworker::endpoint {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::awaitable;
+using Clock = std::chrono::steady_clock;
+using Request = http::request<http::string_body>;
+
+constexpr auto kAwait = asio::use_awaitable;
+inline auto redirect(beast::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
+
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+// A long poll's wake-up: fire() may run on any thread (inside a store watch); the cancel is posted
+// to the timer's strand, which is the waiting coroutine's strand, so it can never slip in between
+// the coroutine's last check and the start of its wait (see wait_for()).
+struct Waiter : std::enable_shared_from_this<Waiter> {
+  explicit Waiter(const asio::any_io_executor& ex) : timer(ex) {}
+  void fire() {
+    if (fired.exchange(true)) return;
+    asio::post(timer.get_executor(), [self = shared_from_this()] { self->timer.cancel(); });
+  }
+  asio::steady_timer timer;
+  std::atomic<bool> fired{false};
+};
+
+struct Reply {
+  http::status status = http::status::ok;
+  std::string body;
+  std::string_view allow;  // for 405
+};
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void write_string(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+
+Reply error_reply(http::status status, std::string_view message) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("error");
+  write_string(w, message);
+  w.EndObject();
+  return {status, std::string(buffer.GetString(), buffer.GetSize()), {}};
+}
+
+std::string id_status_json(std::string_view id, std::string_view status) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("id");
+  write_string(w, id);
+  w.Key("status");
+  write_string(w, status);
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+Method method_of(http::verb v) {
+  if (v == http::verb::get || v == http::verb::head) return v == http::verb::get ? Method::get : Method::other;
+  return v == http::verb::post ? Method::post : Method::other;
+}
+
+bool contains_token(std::string_view haystack, std::string_view needle) {
+  if (needle.size() > haystack.size()) return false;
+  for (std::size_t i = 0; i + needle.size() <= haystack.size(); ++i) {
+    bool eq = true;
+    for (std::size_t j = 0; j < needle.size() && eq; ++j) {
+      eq = std::tolower(static_cast<unsigned char>(haystack[i + j])) == needle[j];
+    }
+    if (eq) return true;
+  }
+  return false;
+}
+
+void log_exception(std::exception_ptr p, std::string_view where) {
+  if (!p) return;
+  try {
+    std::rethrow_exception(p);
+  } catch (const std::exception& e) {
+    log::error(std::string(where) + ": " + e.what());
+  } catch (...) {
+    log::error(std::string(where) + ": unknown exception");
+  }
+}
+
+struct EndpointState {
+  EndpointState(std::string endpoint_id, std::unique_ptr<JobStore> job_store, const Options& o)
+      : id(std::move(endpoint_id)),
+        store(std::move(job_store)),
+        run(o.limits.run, o.rate_window),
+        runsync(o.limits.runsync, o.rate_window),
+        status(o.limits.status, o.rate_window),
+        stream(o.limits.stream, o.rate_window),
+        cancel(o.limits.cancel, o.rate_window),
+        purge_queue(o.limits.purge_queue, o.rate_window) {}
+  std::string id;
+  std::unique_ptr<JobStore> store;
+  RateLimiter run, runsync, status, stream, cancel, purge_queue;
+};
+
+}  // namespace
+
+class Server::Impl {
+ public:
+  explicit Impl(Options options);
+  ~Impl();
+  std::uint16_t start();
+  void stop();
+
+  Options options_;
+  std::uint16_t port_ = 0;
+
+ private:
+  // Counts a request being served, so stop() can wait for it.
+  class InFlight {
+   public:
+    explicit InFlight(Impl& impl) : impl_(impl) { impl_.in_flight_.fetch_add(1); }
+    ~InFlight() {
+      if (impl_.in_flight_.fetch_sub(1) == 1) {
+        std::lock_guard lock(impl_.idle_mu_);
+        impl_.idle_cv_.notify_all();
+      }
+    }
+    InFlight(const InFlight&) = delete;
+    InFlight& operator=(const InFlight&) = delete;
+
+   private:
+    Impl& impl_;
+  };
+  // Brackets a worker request so the worker is never taken for lost while it waits in a long poll.
+  class WorkerPresence {
+   public:
+    WorkerPresence(JobStore& store, std::string_view worker) : store_(store), worker_(worker) {
+      store_.worker_begin(worker_);
+    }
+    ~WorkerPresence() { store_.worker_end(worker_); }
+    WorkerPresence(const WorkerPresence&) = delete;
+    WorkerPresence& operator=(const WorkerPresence&) = delete;
+
+   private:
+    JobStore& store_;
+    std::string worker_;
+  };
+
+  awaitable<void> accept_loop();
+  awaitable<void> sweep_loop();
+  awaitable<void> session(tcp::socket socket);
+  awaitable<void> drain(beast::tcp_stream& stream);
+  awaitable<Reply> dispatch(Request& req, const std::optional<Route>& route, beast::tcp_stream& stream,
+                            bool& consumed);
+  awaitable<Reply> run(EndpointState& ep, Request& req);
+  awaitable<Reply> runsync(EndpointState& ep, Request& req, const Route& route);
+  awaitable<Reply> stream_json(EndpointState& ep, const Route& route);
+  awaitable<void> stream_sse(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
+  awaitable<Reply> job_take(EndpointState& ep, const Route& route);
+  awaitable<Reply> job_stop(EndpointState& ep, const Route& route);
+  Reply health(EndpointState& ep);
+  template <class Check>
+  awaitable<bool> wait_for(JobStore& store, Topic topic, std::string_view key, Clock::time_point deadline,
+                           Check check);
+  std::size_t body_limit(const std::optional<Route>& route) const;
+  RateLimiter* limiter(EndpointState& ep, Op op);
+  void on_terminal(TerminalEvent event);
+
+  PolicyLimits policy_limits_;
+  // Destroyed after io_context_: coroutine frames destroyed with it still unsubscribe from stores,
+  // release rate-limit permits and decrement in_flight_.
+  std::unordered_map<std::string, std::unique_ptr<EndpointState>, StringHash, std::equal_to<>> endpoints_;
+  EndpointState* default_endpoint_ = nullptr;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> in_flight_{0};
+  std::mutex idle_mu_;
+  std::condition_variable idle_cv_;
+  std::mutex state_mu_;
+  bool started_ = false;
+  bool stopped_ = false;
+
+  asio::io_context io_context_;
+  tcp::acceptor acceptor_;
+  asio::steady_timer sweep_timer_;
+  std::vector<std::jthread> threads_;
+};
+
+Server::Impl::Impl(Options options)
+    : options_(std::move(options)),
+      policy_limits_{options_.execution_timeout_default, options_.execution_timeout_min,
+                     options_.execution_timeout_max, options_.ttl_default, options_.ttl_min, options_.ttl_max},
+      io_context_(static_cast<int>(std::max(1u, options_.io_threads))),
+      acceptor_(asio::make_strand(io_context_)),
+      sweep_timer_(asio::make_strand(io_context_)) {
+  if (options_.endpoint_ids.empty()) options_.endpoint_ids.push_back("local");
+  StoreOptions so;
+  so.retention = options_.retention;
+  so.runsync_retention = options_.runsync_retention;
+  so.heartbeat_grace = options_.heartbeat_grace;
+  so.retry_limit = options_.retry_limit;
+  for (const std::string& id : options_.endpoint_ids) {
+    if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
+    if (endpoints_.contains(id)) continue;
+    auto store = std::make_unique<MemoryStore>(so, [this](TerminalEvent e) { on_terminal(std::move(e)); });
+    endpoints_.emplace(id, std::make_unique<EndpointState>(id, std::move(store), options_));
+  }
+  default_endpoint_ = endpoints_.find(options_.endpoint_ids.front())->second.get();
+}
+
+Server::Impl::~Impl() { stop(); }
+
+std::uint16_t Server::Impl::start() {
+  std::lock_guard lock(state_mu_);
+  if (started_) throw std::logic_error("endpoint server already started");
+  tcp::resolver resolver(io_context_);
+  beast::error_code ec;
+  const auto results = resolver.resolve(options_.host, std::to_string(options_.port),
+                                        tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) {
+    throw std::runtime_error("cannot resolve listen address " + options_.host + ": " + ec.message());
+  }
+  const tcp::endpoint address = results.begin()->endpoint();
+  acceptor_.open(address.protocol(), ec);
+  if (!ec) acceptor_.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) acceptor_.bind(address, ec);
+  if (!ec) acceptor_.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    throw std::runtime_error("cannot listen on " + options_.host + ":" + std::to_string(options_.port) + ": " +
+                             ec.message());
+  }
+  port_ = acceptor_.local_endpoint().port();
+  started_ = true;
+
+  if (options_.api_key.empty()) {
+    log::warn("endpoint: authentication is off (no API key: set --api-key or PODWORKER_API_KEY)");
+  }
+  if (!options_.rate_limit) log::info("endpoint: rate limits are off");
+
+  asio::co_spawn(acceptor_.get_executor(), accept_loop(),
+                 [](std::exception_ptr p) { log_exception(p, "endpoint accept loop"); });
+  asio::co_spawn(sweep_timer_.get_executor(), sweep_loop(),
+                 [](std::exception_ptr p) { log_exception(p, "endpoint sweeper"); });
+  const unsigned n = std::max(1u, options_.io_threads);
+  for (unsigned i = 0; i < n; ++i) {
+    threads_.emplace_back([this] {
+      // A handler that throws must not take the whole server down with it.
+      for (;;) {
+        try {
+          io_context_.run();
+          return;
+        } catch (const std::exception& e) {
+          log::error(std::string("endpoint I/O thread: ") + e.what());
+        }
+      }
+    });
+  }
+  return port_;
+}
+
+void Server::Impl::stop() {
+  {
+    std::lock_guard lock(state_mu_);
+    if (!started_ || stopped_) return;
+    stopped_ = true;
+  }
+  stopping_.store(true);
+  asio::post(acceptor_.get_executor(), [this] {
+    beast::error_code ignored;
+    acceptor_.close(ignored);
+  });
+  for (auto& [id, ep] : endpoints_) ep->store->wake_all();
+  {
+    std::unique_lock lock(idle_mu_);
+    idle_cv_.wait_for(lock, options_.shutdown_timeout, [this] { return in_flight_.load() == 0; });
+  }
+  if (in_flight_.load() != 0) {
+    log::warn("endpoint: " + std::to_string(in_flight_.load()) + " request(s) still running at shutdown");
+  }
+  io_context_.stop();
+  threads_.clear();  // joins
+}
+
+void Server::Impl::on_terminal(TerminalEvent event) {
+  if (stopping_.load()) return;
+  WebhookPolicy policy{options_.webhook_retries, options_.webhook_retry_delay, options_.webhook_timeout};
+  asio::co_spawn(asio::make_strand(io_context_), deliver_webhook(std::move(event), policy, stopping_),
+                 [](std::exception_ptr p) { log_exception(p, "webhook delivery"); });
+}
+
+awaitable<void> Server::Impl::accept_loop() {
+  for (;;) {
+    beast::error_code ec;
+    tcp::socket socket = co_await acceptor_.async_accept(asio::make_strand(io_context_), redirect(ec));
+    if (stopping_.load() || !acceptor_.is_open()) co_return;
+    if (ec) {
+      // Out of descriptors and the like: wait a little instead of spinning.
+      log::warn("endpoint: accept failed: " + ec.message());
+      asio::steady_timer pause(acceptor_.get_executor(), std::chrono::milliseconds(50));
+      co_await pause.async_wait(redirect(ec));
+      continue;
+    }
+    socket.set_option(tcp::no_delay(true), ec);
+    auto ex = socket.get_executor();
+    asio::co_spawn(ex, session(std::move(socket)), [](std::exception_ptr p) { log_exception(p, "endpoint connection"); });
+  }
+}
+
+awaitable<void> Server::Impl::sweep_loop() {
+  for (;;) {
+    sweep_timer_.expires_after(options_.sweep_interval);
+    beast::error_code ec;
+    co_await sweep_timer_.async_wait(redirect(ec));
+    if (stopping_.load()) co_return;
+    for (auto& [id, ep] : endpoints_) ep->store->sweep();
+  }
+}
+
+std::size_t Server::Impl::body_limit(const std::optional<Route>& route) const {
+  if (!route) return options_.max_other_body;
+  switch (route->op) {
+    case Op::run: return options_.max_run_body;
+    case Op::runsync: return options_.max_runsync_body;
+    case Op::job_done:
+    case Op::job_stream: return options_.max_worker_body;
+    default: return options_.max_other_body;
+  }
+}
+
+awaitable<void> Server::Impl::session(tcp::socket socket) {
+  beast::tcp_stream stream(std::move(socket));
+  beast::flat_buffer buffer;
+  beast::error_code ec;
+  while (!stopping_.load()) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(64 * 1024);
+    stream.expires_after(options_.idle_timeout);
+    co_await http::async_read_header(stream, buffer, parser, redirect(ec));
+    if (ec) break;
+    InFlight in_flight(*this);
+    const std::optional<Route> route = parse_route(sv(parser.get().target()));
+    const std::size_t limit = body_limit(route);
+    const auto content_length = parser.content_length();
+    bool too_large = content_length && *content_length > limit;
+    if (!too_large) {
+      parser.body_limit(limit);
+      if (contains_token(sv(parser.get()[http::field::expect]), "100-continue")) {
+        static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+        co_await asio::async_write(stream, asio::buffer(kContinue.data(), kContinue.size()), redirect(ec));
+        if (ec) break;
+      }
+      co_await http::async_read(stream, buffer, parser, redirect(ec));
+      if (ec == http::error::body_limit) {
+        too_large = true;
+      } else if (ec) {
+        break;
+      }
+    }
+    Request& req = parser.get();
+    if (too_large) {
+      Reply reply = error_reply(http::status::payload_too_large,
+                                "request body exceeds the limit of " + std::to_string(limit) + " bytes for this route");
+      http::response<http::string_body> res{reply.status, req.version()};
+      res.set(http::field::content_type, "application/json");
+      res.keep_alive(false);
+      res.body() = std::move(reply.body);
+      res.prepare_payload();
+      co_await http::async_write(stream, res, redirect(ec));
+      if (!ec) co_await drain(stream);
+      break;
+    }
+    stream.expires_never();
+    bool consumed = false;
+    Reply reply = co_await dispatch(req, route, stream, consumed);
+    if (consumed) co_return;  // an SSE response owned the connection and closed it
+    const bool keep_alive = req.keep_alive() && !stopping_.load();
+    http::response<http::string_body> res{reply.status, req.version()};
+    res.set(http::field::server, "podworker");
+    if (reply.status != http::status::no_content) res.set(http::field::content_type, "application/json");
+    if (!reply.allow.empty()) res.set(http::field::allow, beast::string_view(reply.allow.data(), reply.allow.size()));
+    res.keep_alive(keep_alive);
+    res.body() = std::move(reply.body);
+    res.prepare_payload();
+    stream.expires_after(options_.idle_timeout);
+    co_await http::async_write(stream, res, redirect(ec));
+    if (ec || !keep_alive) break;
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+// After a 413 the client may still be sending the body: read and discard it (bounded) so it gets
+// to read our answer instead of a connection reset.
+awaitable<void> Server::Impl::drain(beast::tcp_stream& stream) {
+  beast::error_code ec;
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+  stream.expires_after(std::chrono::seconds(10));
+  std::vector<char> scratch(64 * 1024);
+  std::size_t total = 0;
+  while (total < (std::size_t{512} << 20)) {
+    const std::size_t n = co_await stream.async_read_some(asio::buffer(scratch), redirect(ec));
+    if (ec) break;
+    total += n;
+  }
+}
+
+RateLimiter* Server::Impl::limiter(EndpointState& ep, Op op) {
+  switch (op) {
+    case Op::run: return &ep.run;
+    case Op::runsync: return &ep.runsync;
+    case Op::status: return &ep.status;
+    case Op::stream: return &ep.stream;
+    case Op::cancel: return &ep.cancel;
+    case Op::purge_queue: return &ep.purge_queue;
+    default: return nullptr;
+  }
+}
+
+template <class Check>
+awaitable<bool> Server::Impl::wait_for(JobStore& store, Topic topic, std::string_view key,
+                                       Clock::time_point deadline, Check check) {
+  const auto ex = co_await asio::this_coro::executor;
+  for (;;) {
+    auto waiter = std::make_shared<Waiter>(ex);
+    // Subscribe before checking: a change between the check and the wait then still wakes us.
+    Subscription subscription = store.watch(topic, key, [waiter] { waiter->fire(); });
+    if (check()) co_return true;
+    if (stopping_.load() || Clock::now() >= deadline) co_return false;
+    waiter->timer.expires_at(deadline);
+    if (!waiter->fired.load()) {
+      beast::error_code ec;
+      co_await waiter->timer.async_wait(redirect(ec));
+    }
+  }
+}
+
+awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>& route, beast::tcp_stream& stream,
+                                        bool& consumed) {
+  if (!options_.api_key.empty() && !authorized(sv(req[http::field::authorization]), options_.api_key)) {
+    co_return error_reply(http::status::unauthorized, "missing or invalid API key in the Authorization header");
+  }
+  if (!route) co_return error_reply(http::status::not_found, "no such route: " + std::string(sv(req.target())));
+  EndpointState* ep = default_endpoint_;
+  if (!route->endpoint.empty()) {
+    auto it = endpoints_.find(route->endpoint);
+    if (it == endpoints_.end()) {
+      co_return error_reply(http::status::not_found, "unknown endpoint id '" + std::string(route->endpoint) + "'");
+    }
+    ep = it->second.get();
+  }
+  if (!method_allowed(route->op, method_of(req.method()))) {
+    Reply r = error_reply(http::status::method_not_allowed,
+                          "method " + std::string(sv(req.method_string())) + " not allowed here");
+    r.allow = allowed_methods(route->op);
+    co_return r;
+  }
+  RateLimiter::Permit permit;
+  if (options_.rate_limit) {
+    if (RateLimiter* rl = limiter(*ep, route->op); rl != nullptr && !rl->try_acquire(permit)) {
+      co_return error_reply(http::status::too_many_requests, "rate limit exceeded for this route");
+    }
+  }
+  JobStore& store = *ep->store;
+  const std::string_view arg1 = route->arg1;
+  switch (route->op) {
+    case Op::run: co_return co_await run(*ep, req);
+    case Op::runsync: co_return co_await runsync(*ep, req, *route);
+    case Op::status: {
+      auto snap = store.status(arg1);
+      if (!snap) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
+      co_return Reply{http::status::ok, std::move(snap->json), {}};
+    }
+    case Op::stream:
+      if (contains_token(sv(req[http::field::accept]), "text/event-stream")) {
+        if (!store.status(arg1)) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
+        consumed = true;
+        co_await stream_sse(*ep, *route, stream);
+        co_return Reply{};
+      }
+      co_return co_await stream_json(*ep, *route);
+    case Op::cancel: {
+      const auto st = store.cancel(arg1);
+      if (!st) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
+      co_return Reply{http::status::ok, id_status_json(arg1, status_name(*st)), {}};
+    }
+    case Op::retry:
+      switch (store.retry(arg1)) {
+        case RetryOutcome::requeued: co_return Reply{http::status::ok, id_status_json(arg1, "IN_QUEUE"), {}};
+        case RetryOutcome::not_found:
+          co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
+        case RetryOutcome::not_retryable:
+          co_return error_reply(http::status::bad_request, "only FAILED or TIMED_OUT jobs can be retried");
+      }
+      break;
+    case Op::purge_queue: {
+      const std::size_t removed = store.purge_queue();
+      co_return Reply{http::status::ok, R"({"removed":)" + std::to_string(removed) + R"(,"status":"completed"})", {}};
+    }
+    case Op::health: co_return health(*ep);
+    case Op::job_take:
+    case Op::job_take_batch: {
+      WorkerPresence presence(store, arg1);
+      co_return co_await job_take(*ep, *route);
+    }
+    case Op::job_done: {
+      WorkerPresence presence(store, arg1);
+      WorkerResult result;
+      try {
+        result = parse_worker_result(req.body());
+      } catch (const JsonError& e) {
+        co_return error_reply(http::status::bad_request, e.what());
+      }
+      switch (store.post_result(arg1, route->arg2, std::move(result))) {
+        case PostOutcome::accepted: co_return Reply{http::status::ok, R"({"status":"accepted"})", {}};
+        case PostOutcome::ignored: co_return Reply{http::status::ok, R"({"status":"ignored"})", {}};
+        case PostOutcome::not_found:
+          co_return error_reply(http::status::not_found, "job " + std::string(route->arg2) + " not found");
+      }
+      break;
+    }
+    case Op::job_stream: {
+      WorkerPresence presence(store, arg1);
+      std::string chunk;
+      try {
+        chunk = parse_stream_chunk(req.body());
+      } catch (const JsonError& e) {
+        co_return error_reply(http::status::bad_request, e.what());
+      }
+      switch (store.post_stream(arg1, route->arg2, std::move(chunk))) {
+        case PostOutcome::accepted: co_return Reply{http::status::ok, R"({"status":"accepted"})", {}};
+        case PostOutcome::ignored: co_return Reply{http::status::ok, R"({"status":"ignored"})", {}};
+        case PostOutcome::not_found:
+          co_return error_reply(http::status::not_found, "job " + std::string(route->arg2) + " not found");
+      }
+      break;
+    }
+    case Op::ping: {
+      std::vector<std::string> ids;
+      if (auto list = query_param(route->query, "job_id")) {
+        std::string_view rest = *list;
+        while (!rest.empty()) {
+          const auto comma = rest.find(',');
+          if (comma != 0) ids.emplace_back(rest.substr(0, comma));
+          rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+        }
+      }
+      store.ping(arg1, ids);
+      co_return Reply{http::status::ok, R"({"status":"ok"})", {}};
+    }
+    case Op::job_stop: {
+      WorkerPresence presence(store, arg1);
+      co_return co_await job_stop(*ep, *route);
+    }
+  }
+  co_return error_reply(http::status::internal_server_error, "unhandled route");
+}
+
+awaitable<Reply> Server::Impl::run(EndpointState& ep, Request& req) {
+  NewJob job;
+  try {
+    parse_submission(req.body(), policy_limits_, job);
+  } catch (const JsonError& e) {
+    co_return error_reply(http::status::bad_request, e.what());
+  }
+  job.id = make_uuid();
+  std::string body = id_status_json(job.id, "IN_QUEUE");
+  ep.store->submit(std::move(job));
+  co_return Reply{http::status::ok, std::move(body), {}};
+}
+
+awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Route& route) {
+  Millis wait = options_.runsync_wait_default;
+  if (auto text = query_param(route.query, "wait")) {
+    try {
+      std::size_t used = 0;
+      const long long ms = std::stoll(*text, &used);
+      if (used != text->size()) throw std::invalid_argument("trailing text");
+      wait = Millis(ms);
+    } catch (const std::exception&) {
+      co_return error_reply(http::status::bad_request, "?wait= must be a whole number of milliseconds");
+    }
+  }
+  wait = std::clamp(wait, options_.runsync_wait_min, options_.runsync_wait_max);
+  NewJob job;
+  try {
+    parse_submission(req.body(), policy_limits_, job);
+  } catch (const JsonError& e) {
+    co_return error_reply(http::status::bad_request, e.what());
+  }
+  job.id = "sync-" + make_uuid();
+  job.sync = true;
+  const std::string id = job.id;
+  JobStore& store = *ep.store;
+  store.submit(std::move(job));
+  std::optional<JobSnapshot> snap;
+  co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
+    snap = store.status(id);
+    return !snap || is_terminal(snap->status);
+  });
+  if (!snap) co_return error_reply(http::status::not_found, "job " + id + " no longer exists");
+  if (is_terminal(snap->status)) co_return Reply{http::status::ok, std::move(snap->json), {}};
+  co_return Reply{http::status::ok, id_status_json(id, status_name(snap->status)), {}};
+}
+
+awaitable<Reply> Server::Impl::stream_json(EndpointState& ep, const Route& route) {
+  JobStore& store = *ep.store;
+  const std::string id(route.arg1);
+  std::optional<StreamBatch> batch;
+  co_await wait_for(store, Topic::job, id, Clock::now() + options_.stream_wait, [&] {
+    batch = store.stream(id);
+    return !batch || !batch->chunks.empty() || is_terminal(batch->status);
+  });
+  if (!batch) co_return error_reply(http::status::not_found, "job " + id + " not found");
+  std::string body;
+  std::size_t size = 40;
+  for (const auto& c : batch->chunks) size += c.size() + 12;
+  body.reserve(size);
+  body += R"({"status":")";
+  body += status_name(batch->status);
+  body += R"(","stream":[)";
+  for (std::size_t i = 0; i < batch->chunks.size(); ++i) {
+    if (i != 0) body += ',';
+    body += R"({"output":)";
+    body += batch->chunks[i];
+    body += '}';
+  }
+  body += "]}";
+  co_return Reply{http::status::ok, std::move(body), {}};
+}
+
+// Server-Sent Events: each chunk as `data: {"output": chunk}`, then `event: done` with the final
+// status object; the connection closes after it (the response has no length).
+awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, beast::tcp_stream& stream) {
+  JobStore& store = *ep.store;
+  const std::string id(route.arg1);
+  beast::error_code ec;
+  std::string out =
+      "HTTP/1.1 200 OK\r\nServer: podworker\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+      "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
+  for (;;) {
+    std::optional<StreamBatch> batch;
+    if (!stopping_.load()) {
+      co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&] {
+        batch = store.stream(id);
+        return !batch || !batch->chunks.empty() || is_terminal(batch->status);
+      });
+    }
+    bool done = false;
+    if (stopping_.load()) {
+      out += "event: error\ndata: {\"error\":\"endpoint shutting down\"}\n\n";
+      done = true;
+    } else if (!batch) {
+      out += "event: error\ndata: {\"error\":\"job no longer exists\"}\n\n";
+      done = true;
+    } else {
+      for (const auto& chunk : batch->chunks) {
+        out += "data: {\"output\":";
+        out += chunk;
+        out += "}\n\n";
+      }
+      if (is_terminal(batch->status)) {
+        auto snap = store.status(id);
+        out += "event: done\ndata: ";
+        out += snap ? snap->json : id_status_json(id, status_name(batch->status));
+        out += "\n\n";
+        done = true;
+      } else if (batch->chunks.empty()) {
+        out += ": keep-alive\n\n";
+      }
+    }
+    stream.expires_after(options_.idle_timeout);
+    co_await asio::async_write(stream, asio::buffer(out), redirect(ec));
+    out.clear();
+    if (ec || done) break;
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route) {
+  JobStore& store = *ep.store;
+  std::size_t max_jobs = 1;
+  if (route.op == Op::job_take_batch) {
+    if (auto text = query_param(route.query, "batch_size")) {
+      try {
+        max_jobs = static_cast<std::size_t>(std::clamp(std::stoll(*text), 1LL, 1000LL));
+      } catch (const std::exception&) {
+        max_jobs = 1;  // a worker gets a job rather than an error it would read as "no job"
+      }
+    }
+  }
+  const std::string worker(route.arg1);
+  std::vector<std::string> jobs;
+  co_await wait_for(store, Topic::queue, {}, Clock::now() + options_.take_wait, [&] {
+    jobs = store.take(worker, max_jobs);
+    return !jobs.empty();
+  });
+  if (jobs.empty()) co_return Reply{http::status::no_content, {}, {}};
+  if (route.op == Op::job_take) co_return Reply{http::status::ok, std::move(jobs.front()), {}};
+  std::string body = "[";
+  for (std::size_t i = 0; i < jobs.size(); ++i) {
+    if (i != 0) body += ',';
+    body += jobs[i];
+  }
+  body += ']';
+  co_return Reply{http::status::ok, std::move(body), {}};
+}
+
+awaitable<Reply> Server::Impl::job_stop(EndpointState& ep, const Route& route) {
+  JobStore& store = *ep.store;
+  const std::string worker(route.arg1);
+  std::vector<std::string> ids;
+  co_await wait_for(store, Topic::stop, worker, Clock::now() + options_.stop_wait, [&] {
+    ids = store.take_stop_requests(worker);
+    return !ids.empty();
+  });
+  if (ids.empty()) co_return Reply{http::status::no_content, {}, {}};
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("jobsToStop");
+  w.StartArray();
+  for (const auto& id : ids) write_string(w, id);
+  w.EndArray();
+  w.EndObject();
+  co_return Reply{http::status::ok, std::string(buffer.GetString(), buffer.GetSize()), {}};
+}
+
+Reply Server::Impl::health(EndpointState& ep) {
+  const HealthCounts h = ep.store->health();
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("jobs");
+  w.StartObject();
+  w.Key("completed");
+  w.Uint64(h.completed);
+  w.Key("failed");
+  w.Uint64(h.failed);
+  w.Key("inProgress");
+  w.Uint64(h.in_progress);
+  w.Key("inQueue");
+  w.Uint64(h.in_queue);
+  w.Key("retried");
+  w.Uint64(h.retried);
+  w.EndObject();
+  w.Key("workers");
+  w.StartObject();
+  w.Key("idle");
+  w.Uint64(h.workers_idle);
+  w.Key("running");
+  w.Uint64(h.workers_running);
+  w.EndObject();
+  w.EndObject();
+  return Reply{http::status::ok, std::string(buffer.GetString(), buffer.GetSize()), {}};
+}
+
+// ---- Server
+
+Server::Server(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+Server::~Server() = default;
+std::uint16_t Server::start() { return impl_->start(); }
+void Server::stop() { impl_->stop(); }
+std::uint16_t Server::port() const { return impl_->port_; }
+std::string Server::url() const {
+  const std::string& host = impl_->options_.host;
+  const bool v6 = host.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(impl_->port_);
+}
+const Options& Server::options() const { return impl_->options_; }
+
+}  // namespace podworker::endpoint

@@ -1,0 +1,124 @@
+// The job store: every job of one endpoint, its queue, the workers that hold jobs, and the state
+// machine IN_QUEUE -> IN_PROGRESS -> COMPLETED | FAILED | CANCELLED | TIMED_OUT.
+//
+// The HTTP layer only speaks to this interface. Operations are short and never block on I/O; long
+// polls are built from watch(): a callback fired when something the caller waits for may have
+// changed, after which the caller asks again. A durable or multi-node implementation (Redis lists
+// for the queues, hashes for jobs, pub/sub for watch()) can replace MemoryStore without touching the
+// HTTP layer.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "job.h"
+
+namespace podworker::endpoint {
+
+// Unregisters a watch when destroyed. Move-only.
+class Subscription {
+ public:
+  Subscription() = default;
+  explicit Subscription(std::function<void()> cancel) : cancel_(std::move(cancel)) {}
+  Subscription(Subscription&& other) noexcept : cancel_(std::exchange(other.cancel_, nullptr)) {}
+  Subscription& operator=(Subscription&& other) noexcept {
+    if (this != &other) {
+      reset();
+      cancel_ = std::exchange(other.cancel_, nullptr);
+    }
+    return *this;
+  }
+  Subscription(const Subscription&) = delete;
+  Subscription& operator=(const Subscription&) = delete;
+  ~Subscription() { reset(); }
+  void reset() {
+    if (cancel_) std::exchange(cancel_, nullptr)();
+  }
+
+ private:
+  std::function<void()> cancel_;
+};
+
+// What a watch() waits for: the queue (new or requeued jobs), one job (any change: state, progress,
+// stream chunk), or one worker's stop channel.
+enum class Topic : std::uint8_t { queue, job, stop };
+
+struct JobSnapshot {
+  JobStatus status;
+  std::string json;  // the /status body
+};
+
+struct StreamBatch {
+  JobStatus status;
+  std::vector<std::string> chunks;  // JSON text of each undelivered chunk, now marked delivered
+};
+
+enum class RetryOutcome : std::uint8_t { requeued, not_found, not_retryable };
+// job-done / job-stream: accepted, ignored (job ended or moved on: never overwrite), or unknown job.
+enum class PostOutcome : std::uint8_t { accepted, ignored, not_found };
+
+struct HealthCounts {
+  std::size_t completed = 0, failed = 0, in_progress = 0, in_queue = 0;
+  std::uint64_t retried = 0;
+  std::size_t workers_idle = 0, workers_running = 0;
+};
+
+// Sent when a job reaches a terminal state and has a webhook.
+struct TerminalEvent {
+  std::string webhook;
+  std::string status_json;
+  std::string job_id;
+};
+
+class JobStore {
+ public:
+  virtual ~JobStore() = default;
+
+  // ---- client API
+  virtual void submit(NewJob job) = 0;
+  virtual std::optional<JobSnapshot> status(std::string_view id) = 0;
+  // Takes the chunks not yet delivered (and marks them delivered).
+  virtual std::optional<StreamBatch> stream(std::string_view id) = 0;
+  // The job's status after the request: CANCELLED, or its terminal state if it had already ended.
+  virtual std::optional<JobStatus> cancel(std::string_view id) = 0;
+  virtual RetryOutcome retry(std::string_view id) = 0;
+  virtual std::size_t purge_queue() = 0;
+  virtual HealthCounts health() = 0;
+
+  // ---- worker API. Every worker request counts as a sign of life; begin/end bracket a request so
+  // a worker sitting in a long poll is never taken for lost.
+  virtual void worker_begin(std::string_view worker) = 0;
+  virtual void worker_end(std::string_view worker) = 0;
+  // Up to `max_jobs` queued jobs, each as the JSON object a worker receives ({"id","input",...}).
+  virtual std::vector<std::string> take(std::string_view worker, std::size_t max_jobs) = 0;
+  virtual PostOutcome post_result(std::string_view worker, std::string_view job, WorkerResult result) = 0;
+  virtual PostOutcome post_stream(std::string_view worker, std::string_view job, std::string chunk_json) = 0;
+  // Heartbeat with the ids of the jobs the worker holds.
+  virtual void ping(std::string_view worker, const std::vector<std::string>& job_ids) = 0;
+  // Jobs the worker must stop (cancelled, timed out, expired); taken once.
+  virtual std::vector<std::string> take_stop_requests(std::string_view worker) = 0;
+
+  // ---- time: execution timeouts, TTLs, retention, heartbeat loss. Called periodically.
+  virtual void sweep() = 0;
+
+  // ---- change notification. `notify` may run on any thread, possibly under the store's lock: it
+  // must be quick and must not call back into the store.
+  virtual Subscription watch(Topic topic, std::string_view key, std::function<void()> notify) = 0;
+  // Fires every watch (used at shutdown so long polls end).
+  virtual void wake_all() = 0;
+};
+
+struct StoreOptions {
+  std::chrono::milliseconds retention{30 * 60'000};
+  std::chrono::milliseconds runsync_retention{60'000};
+  std::chrono::milliseconds heartbeat_grace{60'000};
+  int retry_limit = 3;
+};
+
+}  // namespace podworker::endpoint

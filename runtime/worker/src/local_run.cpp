@@ -1,0 +1,48 @@
+// --test-input: one job through the handler with no server, like the SDK's local test mode.
+#include "job_run.h"
+#include "podworker/log.h"
+#include "podworker/worker.h"
+
+namespace podworker {
+namespace {
+
+class LocalSink final : public worker::JobSink {
+ public:
+  explicit LocalSink(std::string id) : id_(std::move(id)) {}
+  std::string post_stream(const std::string& body) override {
+    log::debug("stream: " + body.substr(0, 500), id_);
+    return {};
+  }
+  void post_progress(const std::string& body) override { log::info("progress: " + body, id_); }
+
+ private:
+  std::string id_;
+};
+
+}  // namespace
+
+LocalResult run_local_job(Handler& handler, const json::Value& job, const WorkerOptions& options) {
+  LocalResult result;
+  json::Document doc = json::copy(job);
+  auto& a = doc.GetAllocator();
+  if (!doc.IsObject() || !doc.HasMember("input")) {
+    result.body.SetObject();
+    result.body.AddMember("error", "test input must be a JSON object with an \"input\" member",
+                          result.body.GetAllocator());
+    return result;
+  }
+  if (!doc.HasMember("id")) doc.AddMember("id", "local_test", a);
+  worker::JobRunConfig config;
+  config.max_post_bytes = options.max_post_bytes;
+  config.aggregate_stream = true;  // a local run prints everything the handler produced
+  config.hostname = options.hostname.empty() ? "unknown" : options.hostname;
+  config.worker_id = options.worker_id.empty() ? "local" : options.worker_id;
+  LocalSink sink(json::get_string(doc, "id"));
+  std::stop_source never;
+  const auto outcome = worker::run_job(handler, doc, sink, never.get_token(), config);
+  result.body = json::parse(outcome.body);
+  result.ok = outcome.ok;
+  return result;
+}
+
+}  // namespace podworker

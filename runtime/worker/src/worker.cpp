@@ -1,0 +1,408 @@
+// The job loop: one thread takes jobs (long poll, batch take when several slots are free), a pool
+// of threads runs them, a heartbeat thread pings, a stop-channel thread cancels. Each thread owns
+// its own HttpClient, so every thread keeps its own keep-alive connection to the endpoint.
+#include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <thread>
+
+#include "http_client.h"
+#include "job_run.h"
+#include "podworker/ids.h"
+#include "podworker/log.h"
+#include "podworker/worker.h"
+
+namespace podworker {
+
+using namespace std::chrono_literals;
+using worker::HttpClient;
+using worker::HttpResponse;
+
+namespace {
+
+// Full jitter: a uniformly random wait in [base/2, base], so workers that failed together do not
+// retry together.
+std::chrono::milliseconds jittered(std::chrono::milliseconds base) {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  if (base.count() <= 1) return base;
+  std::uniform_int_distribution<long long> dist(base.count() / 2, base.count());
+  return std::chrono::milliseconds(dist(rng));
+}
+
+// Waits `d` unless `stop` is requested first; returns false when stopped.
+bool wait_for(std::stop_token stop, std::chrono::milliseconds d) {
+  if (d.count() <= 0) return !stop.stop_requested();
+  std::mutex m;
+  std::condition_variable_any cv;
+  std::unique_lock lock(m);
+  return !cv.wait_for(lock, stop, d, [] { return false; }) && !stop.stop_requested();
+}
+
+std::string describe(const HttpResponse& r) {
+  if (r.status == 0) return r.error;
+  std::string text = "HTTP " + std::to_string(r.status);
+  if (!r.body.empty()) text += ": " + r.body.substr(0, 200);
+  return text;
+}
+
+bool success(const HttpResponse& r) { return r.status >= 200 && r.status < 300; }
+
+std::string replace_first(std::string s, std::string_view from, std::string_view to) {
+  if (auto pos = s.find(from); pos != std::string::npos) s.replace(pos, from.size(), to);
+  return s;
+}
+
+}  // namespace
+
+struct Worker::Impl {
+  Impl(WorkerOptions opts, Handler& h) : o(std::move(opts)), handler(h) {
+    if (o.worker_id.empty()) o.worker_id = make_uuid();
+    if (o.hostname.empty()) o.hostname = "unknown";
+    take_url = substitute_url(o.take_url, o.worker_id, o.worker_id);
+    if (take_url.find("/job-take/") != std::string::npos) {
+      stop_url = replace_first(take_url, "/job-take/", "/job-stop/");
+    }
+    if (!o.ping_url.empty()) ping_url = substitute_url(o.ping_url, o.worker_id, o.worker_id);
+    run_config.max_post_bytes = o.max_post_bytes;
+    run_config.stream_coalesce = o.stream_coalesce;
+    run_config.aggregate_stream = o.return_aggregate_stream;
+    run_config.hostname = o.hostname;
+    run_config.worker_id = o.worker_id;
+  }
+
+  WorkerOptions o;
+  Handler& handler;
+  std::string take_url, stop_url, ping_url;
+  worker::JobRunConfig run_config;
+
+  mutable std::mutex mu;
+  std::condition_variable slots_cv;  // a job ended, or stopping
+  std::condition_variable pool_cv;   // a job was queued, or the pool must exit
+  std::map<std::string, std::shared_ptr<std::stop_source>> held;
+  int active = 0;  // taken and not yet reported
+  std::deque<std::pair<std::string, json::Document>> queue;
+  int idle_threads = 0;
+  bool stopping = false;
+  bool pool_exit = false;
+  std::vector<std::jthread> pool;
+  std::stop_source take_stop;  // interrupts the job-take long poll and its backoff waits
+
+  std::string done_url(const std::string& job_id, bool is_stream) const {
+    return append_query(substitute_url(o.done_url, o.worker_id, job_id),
+                        is_stream ? "isStream=true" : "isStream=false");
+  }
+
+  // POSTs with retries on connection errors, 5xx and 429 (exponential backoff with jitter).
+  HttpResponse post_with_retry(HttpClient& client, const std::string& url, const std::string& body,
+                               const std::string& job_id, int attempts, std::stop_token stop) {
+    HttpResponse r;
+    auto delay = o.backoff_initial;
+    for (int attempt = 1;; ++attempt) {
+      r = client.post(url, body, job_id, o.request_timeout, stop);
+      if (success(r) || r.interrupted || !r.retryable() || attempt >= attempts) return r;
+      log::warn("post failed (" + describe(r) + "), attempt " + std::to_string(attempt) + " of " +
+                    std::to_string(attempts),
+                job_id);
+      if (!wait_for(stop, jittered(delay))) return r;
+      delay = std::min(delay * 2, o.backoff_max);
+    }
+  }
+
+  class RemoteSink final : public worker::JobSink {
+   public:
+    RemoteSink(Impl& impl, HttpClient& client, std::string job_id, std::stop_token stop)
+        : impl_(impl), client_(client), job_id_(std::move(job_id)), stop_(std::move(stop)) {
+      stream_url_ = substitute_url(impl_.o.stream_url, impl_.o.worker_id, job_id_);
+    }
+    std::string post_stream(const std::string& body) override {
+      const auto r = impl_.post_with_retry(client_, stream_url_, body, job_id_,
+                                           impl_.o.post_attempts, stop_);
+      return success(r) || r.interrupted ? std::string() : describe(r);
+    }
+    void post_progress(const std::string& body) override {
+      const auto r = impl_.post_with_retry(client_, impl_.done_url(job_id_, false), body, job_id_,
+                                           std::min(impl_.o.post_attempts, 2), stop_);
+      if (!success(r) && !r.interrupted) log::warn("progress update lost: " + describe(r), job_id_);
+    }
+
+   private:
+    Impl& impl_;
+    HttpClient& client_;
+    std::string job_id_;
+    std::stop_token stop_;
+    std::string stream_url_;
+  };
+
+  void execute(HttpClient& client, const std::string& id, const json::Document& job,
+               std::stop_token stop) {
+    log::info("Started.", id);
+    RemoteSink sink(*this, client, id, stop);
+    const auto outcome = worker::run_job(handler, job, sink, stop, run_config);
+    if (outcome.stopped) {
+      log::info("Stopped; nothing posted.", id);
+      return;
+    }
+    const std::string url = done_url(id, outcome.is_stream);
+    const auto r = post_with_retry(client, url, outcome.body, id, o.post_attempts, stop);
+    if (success(r)) {
+      log::info(outcome.ok ? "Finished." : "Finished with an error.", id);
+      return;
+    }
+    if (r.interrupted) return;  // cancelled while delivering: post nothing
+    // Never let an undelivered result pass as success: the job must end FAILED, saying why.
+    const std::string why = "result could not be delivered (" + describe(r) + ")";
+    log::error(why, id);
+    const auto fallback = post_with_retry(client, url, worker::error_result_body(why), id,
+                                          o.post_attempts, stop);
+    if (!success(fallback)) {
+      log::error("error report could not be delivered either (" + describe(fallback) +
+                     "); the endpoint will requeue or fail the job",
+                 id);
+    }
+  }
+
+  void pool_loop() {
+    HttpClient client(o.api_key, o.connect_timeout);
+    std::unique_lock lock(mu);
+    for (;;) {
+      ++idle_threads;
+      pool_cv.wait(lock, [&] { return !queue.empty() || pool_exit; });
+      --idle_threads;
+      if (queue.empty()) return;
+      auto [id, job] = std::move(queue.front());
+      queue.pop_front();
+      const auto stop = held.at(id);
+      lock.unlock();
+      try {
+        execute(client, id, job, stop->get_token());
+      } catch (const std::exception& e) {
+        // Only the runtime's own failures get here (handler exceptions are the job's error).
+        log::error(std::string("job runner failed: ") + e.what(), id);
+      }
+      lock.lock();
+      held.erase(id);
+      --active;
+      slots_cv.notify_all();
+    }
+  }
+
+  // Holds mu. Queues a job and makes sure a thread is there to run it.
+  void dispatch(std::string id, json::Document job) {
+    held[id] = std::make_shared<std::stop_source>();
+    ++active;
+    queue.emplace_back(std::move(id), std::move(job));
+    if (static_cast<std::size_t>(idle_threads) < queue.size()) {
+      pool.emplace_back([this] { pool_loop(); });
+    }
+    pool_cv.notify_one();
+  }
+
+  // Validates one taken job. A job with an id but no input is failed at once (nothing is lost
+  // silently); one without an id cannot be answered and is only logged.
+  void accept(HttpClient& client, const json::Value& job) {
+    const json::Value* id = json::find(job, "id");
+    if (id == nullptr || !id->IsString() || id->GetStringLength() == 0) {
+      log::error("taken job has no string \"id\", dropped: " + json::to_string(job).substr(0, 200));
+      return;
+    }
+    const std::string job_id(id->GetString(), id->GetStringLength());
+    if (json::find(job, "input") == nullptr) {
+      log::error("taken job has no \"input\"", job_id);
+      post_with_retry(client, done_url(job_id, false),
+                      worker::error_result_body("job has no \"input\""), job_id, o.post_attempts,
+                      {});
+      return;
+    }
+    std::lock_guard lock(mu);
+    dispatch(job_id, json::copy(job));
+  }
+
+  void take_loop() {
+    HttpClient client(o.api_key, o.connect_timeout);
+    const auto stop = take_stop.get_token();
+    auto delay = o.backoff_initial;
+    while (!stop.stop_requested()) {
+      int free = 0;
+      bool in_progress = false;
+      {
+        std::unique_lock lock(mu);
+        for (;;) {
+          if (stopping) return;
+          const int want = std::max(1, handler.concurrency(o.concurrency));
+          if (active < want) {
+            free = want - active;
+            break;
+          }
+          slots_cv.wait(lock);
+        }
+        in_progress = active > 0;
+      }
+      std::string url = take_url;
+      if (free > 1) {
+        url = replace_first(url, "/job-take/", "/job-take-batch/");
+        url = append_query(url, "batch_size=" + std::to_string(free));
+      }
+      url = append_query(url, in_progress ? "job_in_progress=1" : "job_in_progress=0");
+      const auto started = std::chrono::steady_clock::now();
+      const auto r = client.get(url, o.long_poll_timeout, stop);
+      if (r.interrupted) return;
+      if (r.status == 200 && !r.body.empty()) {
+        delay = o.backoff_initial;
+        try {
+          const auto doc = json::parse(r.body);
+          if (doc.IsArray()) {
+            for (const auto& job : doc.GetArray()) accept(client, job);
+          } else if (doc.IsObject()) {
+            accept(client, doc);
+          } else {
+            log::error("job-take answered neither an object nor an array");
+          }
+        } catch (const JsonError& e) {
+          log::error(std::string("job-take answered malformed JSON: ") + e.what());
+        }
+        continue;
+      }
+      if (r.status == 204 || r.status == 400 || r.status == 200) {
+        delay = o.backoff_initial;
+        const auto elapsed = std::chrono::steady_clock::now() - started;
+        wait_for(stop, std::chrono::duration_cast<std::chrono::milliseconds>(o.min_poll_interval - elapsed));
+        continue;
+      }
+      if (r.status == 429) {
+        log::warn("job-take rate limited (429); backing off");
+        wait_for(stop, jittered(o.rate_limited_backoff));
+        continue;
+      }
+      log::error("job-take failed (" + describe(r) + "); retrying");
+      wait_for(stop, jittered(delay));
+      delay = std::min(delay * 2, o.backoff_max);
+    }
+  }
+
+  void stop_channel_loop(std::stop_token stop) {
+    HttpClient client(o.api_key, o.connect_timeout);
+    auto delay = o.backoff_initial;
+    while (!stop.stop_requested()) {
+      const auto started = std::chrono::steady_clock::now();
+      const auto r = client.get(stop_url, o.long_poll_timeout, stop);
+      if (r.interrupted) return;
+      if (r.status == 200 && !r.body.empty()) {
+        delay = o.backoff_initial;
+        try {
+          const auto doc = json::parse_object(r.body, 1 << 20);
+          const json::Value* ids = json::find(doc, "jobsToStop");
+          if (ids != nullptr && ids->IsArray()) {
+            std::lock_guard lock(mu);
+            for (const auto& id : ids->GetArray()) {
+              if (!id.IsString()) continue;
+              auto it = held.find(std::string(id.GetString(), id.GetStringLength()));
+              if (it == held.end()) continue;
+              log::info("Stop requested by the endpoint.", it->first);
+              it->second->request_stop();
+            }
+          }
+        } catch (const JsonError& e) {
+          log::warn(std::string("job-stop answered malformed JSON: ") + e.what());
+        }
+        continue;
+      }
+      if (r.status == 204 || r.status == 200) {
+        delay = o.backoff_initial;
+        const auto elapsed = std::chrono::steady_clock::now() - started;
+        wait_for(stop, std::chrono::duration_cast<std::chrono::milliseconds>(o.min_poll_interval - elapsed));
+        continue;
+      }
+      log::debug("job-stop failed (" + describe(r) + "); retrying");
+      wait_for(stop, jittered(r.status == 429 ? o.rate_limited_backoff : delay));
+      delay = std::min(delay * 2, o.backoff_max);
+    }
+  }
+
+  void heartbeat_loop(std::stop_token stop) {
+    HttpClient client(o.api_key, o.connect_timeout);
+    const std::string version = std::string("runpod_version=") + kRunpodProtocolVersion;
+    do {
+      std::string ids;
+      {
+        std::lock_guard lock(mu);
+        for (const auto& [id, _] : held) {
+          if (!ids.empty()) ids += ',';
+          ids += worker::url_escape(id);
+        }
+      }
+      std::string url = ping_url;
+      if (!ids.empty()) url = append_query(url, "job_id=" + ids);
+      url = append_query(url, version);
+      const auto r = client.get(url, std::min(o.request_timeout, o.ping_interval * 2), stop);
+      if (r.interrupted) return;
+      if (!success(r)) log::debug("heartbeat failed (" + describe(r) + ")");
+    } while (wait_for(stop, o.ping_interval));
+  }
+};
+
+Worker::Worker(WorkerOptions options, Handler& handler)
+    : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
+
+Worker::~Worker() {
+  stop();
+}
+
+const std::string& Worker::worker_id() const { return impl_->o.worker_id; }
+
+std::vector<std::string> Worker::held_jobs() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<std::string> ids;
+  for (const auto& [id, _] : impl_->held) ids.push_back(id);
+  return ids;
+}
+
+void Worker::stop() {
+  {
+    std::lock_guard lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->slots_cv.notify_all();
+  impl_->take_stop.request_stop();
+}
+
+void Worker::run() {
+  Impl& s = *impl_;
+  if (s.take_url.empty()) throw std::invalid_argument("no job-take URL (RUNPOD_WEBHOOK_GET_JOB)");
+  s.handler.init();
+  log::info("worker " + s.o.worker_id + " taking jobs (concurrency " +
+            std::to_string(s.o.concurrency) + ")");
+  std::jthread heartbeat, stop_channel;
+  if (!s.ping_url.empty()) heartbeat = std::jthread([&s](std::stop_token st) { s.heartbeat_loop(st); });
+  if (!s.stop_url.empty()) {
+    stop_channel = std::jthread([&s](std::stop_token st) { s.stop_channel_loop(st); });
+  }
+
+  s.take_loop();
+
+  // Draining: jobs already taken finish and report within the grace period; the stop channel and
+  // heartbeat keep running meanwhile so cancels still arrive and the endpoint sees us alive.
+  {
+    std::unique_lock lock(s.mu);
+    if (s.active > 0) log::info("stopping: waiting for " + std::to_string(s.active) + " job(s)");
+    if (!s.slots_cv.wait_for(lock, s.o.shutdown_grace, [&] { return s.active == 0; })) {
+      log::warn("shutdown grace period over: cancelling " + std::to_string(s.active) +
+                " job(s); the endpoint will requeue them");
+      for (auto& [id, source] : s.held) source->request_stop();
+      s.slots_cv.wait(lock, [&] { return s.active == 0; });
+    }
+    s.pool_exit = true;
+  }
+  s.pool_cv.notify_all();
+  for (auto& t : s.pool) t.join();
+  s.pool.clear();
+  heartbeat = {};
+  stop_channel = {};
+  s.handler.finalize();
+  log::info("worker stopped");
+}
+
+}  // namespace podworker

@@ -1,0 +1,174 @@
+// The worker executable's logic: flags and environment → local test run, embedded endpoint, or
+// the job loop against RUNPOD_WEBHOOK_* URLs. SIGTERM/SIGINT stop taking jobs and drain.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <thread>
+
+#include "podworker/log.h"
+#include "podworker/worker.h"
+#include "serve_api.h"
+
+namespace podworker {
+namespace {
+
+constexpr const char* kUsage = R"(usage: worker [flags]
+  --handler NAME            handler to run (default echo; PODWORKER_HANDLER)
+  --concurrency N           jobs at once (default 1; PODWORKER_CONCURRENCY)
+  --test-input JSON         run one job {"input": ...} locally, print the result, exit 0/1
+                            (without flags and RUNPOD_WEBHOOK_GET_JOB: ./test_input.json)
+  --serve-api               serve the job API in this process and take jobs from it
+  --api-host H --api-port P address for --serve-api (default 127.0.0.1:8000; 0 = any free port)
+  -- ENDPOINT-FLAGS         after --: flags for the embedded endpoint (see `endpoint --help`)
+  --log-level LEVEL         ERROR, WARN, INFO, DEBUG, TRACE (RUNPOD_LOG_LEVEL)
+  --return-aggregate-stream a stream's final result holds all its chunks
+  --stream-coalesce-ms MS   merge string chunks yielded within MS into one post (default 0)
+  --shutdown-grace-ms MS    on SIGTERM, how long running jobs may finish (default 30000)
+The SDK's spellings (--test_input, --rp_serve_api, --rp_api_port, ...) are accepted too.
+Environment: RUNPOD_WEBHOOK_GET_JOB, RUNPOD_WEBHOOK_POST_OUTPUT, RUNPOD_WEBHOOK_POST_STREAM,
+RUNPOD_WEBHOOK_PING, RUNPOD_PING_INTERVAL, RUNPOD_AI_API_KEY, RUNPOD_POD_ID, RUNPOD_POD_HOSTNAME,
+RUNPOD_ENDPOINT_ID (JSON logs), RUNPOD_LOG_LEVEL; PODWORKER_* timing overrides (docs/worker.md).
+)";
+
+// Self-pipe: the signal handler only writes a byte; a normal thread reads it and stops the worker.
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void on_signal(int) {
+  const int saved = errno;
+  const char byte = 's';
+  [[maybe_unused]] auto n = ::write(g_signal_pipe[1], &byte, 1);
+  errno = saved;
+}
+
+class SignalWatcher {
+ public:
+  template <typename OnSignal>
+  explicit SignalWatcher(OnSignal on) {
+    if (::pipe2(g_signal_pipe, O_CLOEXEC | O_NONBLOCK) != 0) throw std::runtime_error("pipe2 failed");
+    struct sigaction sa {};
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+    thread_ = std::jthread([this, on](std::stop_token st) {
+      while (!st.stop_requested()) {
+        pollfd p{g_signal_pipe[0], POLLIN, 0};
+        if (::poll(&p, 1, -1) < 0 && errno != EINTR) return;
+        char buf[16];
+        const auto n = ::read(g_signal_pipe[0], buf, sizeof buf);
+        if (n > 0 && !quit_) on();
+      }
+    });
+  }
+  ~SignalWatcher() {
+    quit_ = true;
+    thread_.request_stop();
+    on_signal(0);  // wakes the watcher's poll()
+    thread_.join();
+    struct sigaction sa {};
+    sa.sa_handler = SIG_DFL;
+    ::sigaction(SIGTERM, &sa, nullptr);
+    ::sigaction(SIGINT, &sa, nullptr);
+    ::close(g_signal_pipe[0]);
+    ::close(g_signal_pipe[1]);
+  }
+  SignalWatcher(const SignalWatcher&) = delete;
+  SignalWatcher& operator=(const SignalWatcher&) = delete;
+
+ private:
+  std::atomic<bool> quit_{false};
+  std::jthread thread_;
+};
+
+std::optional<std::string> read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+int run_test_input(Handler& handler, const WorkerOptions& options, const std::string& text) {
+  json::Document job;
+  try {
+    job = json::parse_object(text, 64u << 20);
+  } catch (const JsonError& e) {
+    std::fprintf(stderr, "worker: bad test input: %s\n", e.what());
+    return 1;
+  }
+  handler.init();
+  LocalResult result = run_local_job(handler, job, options);
+  handler.finalize();
+  const std::string out = json::to_string(result.body);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  return result.ok ? 0 : 1;
+}
+
+}  // namespace
+
+int worker_main(int argc, char** argv, HandlerRegistry& registry) {
+  log::configure_from_env();
+  WorkerOptions options;
+  std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
+  for (const auto& a : args) {
+    if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      return 0;
+    }
+  }
+  try {
+    options = options_from_env();
+    apply_flags(options, args);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "worker: %s\n%s", e.what(), kUsage);
+    return 2;
+  }
+  if (!registry.contains(options.handler)) {
+    std::string names;
+    for (const auto& n : registry.names()) names += " " + n;
+    std::fprintf(stderr, "worker: unknown handler \"%s\"; registered:%s\n", options.handler.c_str(),
+                 names.c_str());
+    return 2;
+  }
+
+  try {
+    std::unique_ptr<Handler> handler = registry.create(options.handler);
+    if (!options.test_input && options.take_url.empty() && !options.serve_api) {
+      if (auto text = read_file("test_input.json")) options.test_input = std::move(text);
+    }
+    if (options.test_input) return run_test_input(*handler, options, *options.test_input);
+
+    std::unique_ptr<worker::EmbeddedApi> api;
+    if (options.serve_api) {
+      api = worker::start_embedded_api(options);
+    }
+    if (options.take_url.empty()) {
+      std::fprintf(stderr,
+                   "worker: RUNPOD_WEBHOOK_GET_JOB is not set, so there is no queue to take jobs "
+                   "from; use --test-input JSON, ./test_input.json or --serve-api\n");
+      return 2;
+    }
+    Worker worker(options, *handler);
+    SignalWatcher signals([&worker] {
+      log::info("signal received: finishing running jobs, taking no more");
+      worker.stop();
+    });
+    worker.run();
+    return 0;
+  } catch (const std::exception& e) {
+    log::error(std::string("worker failed: ") + e.what());
+    return 1;
+  }
+}
+
+}  // namespace podworker

@@ -1,0 +1,402 @@
+// The worker against production-shaped URL templates on a recording server: checks the exact
+// requests it makes (paths, query parameters, headers, bodies) and how it reacts to each answer.
+#include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "podworker/json.h"
+#include "recording_server.h"
+#include "test_support.h"
+
+namespace podworker::test {
+namespace {
+
+constexpr const char* kGpu = "gpu=NVIDIA+H100+80GB";
+constexpr const char* kPod = "pod-abc";
+constexpr const char* kKey = "rp_SECRET_key";
+
+// Plays RunPod's job API: job-take and job-stop long-poll until the test queues an answer;
+// job-done answers with queued statuses (200 once they run out).
+class Script {
+ public:
+  void push_take(Reply r) { push(takes_, std::move(r)); }
+  void push_take_job(const std::string& body) { push_take({200, body}); }
+  void push_stop(const std::string& body) { push(stops_, Reply{200, body}); }
+  void push_done_status(int status) { push(done_statuses_, Reply{status, status >= 300 ? "{\"error\":\"no\"}" : ""}); }
+
+  Reply respond(const RecordedRequest& req, std::stop_token stop) {
+    const std::string path = req.path();
+    if (path.find("/job-take") != std::string::npos) return wait_pop(takes_, stop);
+    if (path.find("/job-stop/") != std::string::npos) return wait_pop(stops_, stop);
+    if (path.find("/job-done/") != std::string::npos) {
+      std::lock_guard lock(mu_);
+      if (done_statuses_.empty() || req.body.find("IN_PROGRESS") != std::string::npos) return {200, ""};
+      Reply r = done_statuses_.front();
+      done_statuses_.pop_front();
+      return r;
+    }
+    return {200, ""};
+  }
+
+ private:
+  void push(std::deque<Reply>& q, Reply r) {
+    {
+      std::lock_guard lock(mu_);
+      q.push_back(std::move(r));
+    }
+    cv_.notify_all();
+  }
+  Reply wait_pop(std::deque<Reply>& q, std::stop_token stop) {
+    std::unique_lock lock(mu_);
+    if (!cv_.wait(lock, stop, [&] { return !q.empty(); })) return {204, ""};
+    Reply r = std::move(q.front());
+    q.pop_front();
+    return r;
+  }
+
+  std::mutex mu_;
+  std::condition_variable_any cv_;
+  std::deque<Reply> takes_, stops_, done_statuses_;
+};
+
+struct Fixture {
+  Script script;
+  RecordingServer server{[this](const RecordedRequest& r, std::stop_token st) { return script.respond(r, st); }};
+
+  WorkerOptions options() {
+    WorkerOptions o = fast_options();
+    const std::string v2 = server.url() + "/v2/ep123";
+    o.take_url = v2 + "/job-take/$ID?" + kGpu;
+    o.done_url = v2 + "/job-done/$RUNPOD_POD_ID/$ID?" + kGpu;
+    o.stream_url = v2 + "/job-stream/$RUNPOD_POD_ID/$ID?" + kGpu;
+    o.ping_url = v2 + "/ping/$RUNPOD_POD_ID?" + kGpu;
+    o.worker_id = kPod;
+    o.api_key = kKey;
+    o.hostname = "host-1";
+    return o;
+  }
+
+  static std::string done_path(const std::string& job) {
+    return std::string("/v2/ep123/job-done/") + kPod + "/" + job;
+  }
+  // Final results (not progress updates) posted for `job`.
+  std::vector<RecordedRequest> results(const std::string& job) {
+    std::vector<RecordedRequest> out;
+    for (auto& r : server.requests()) {
+      if (r.path() == done_path(job) && r.body.find("\"IN_PROGRESS\"") == std::string::npos) out.push_back(r);
+    }
+    return out;
+  }
+  bool wait_results(const std::string& job, std::size_t n) {
+    return server.wait_until([&](const std::vector<RecordedRequest>& all) {
+      std::size_t count = 0;
+      for (auto& r : all) {
+        if (r.path() == done_path(job) && r.body.find("\"IN_PROGRESS\"") == std::string::npos) ++count;
+      }
+      return count >= n;
+    });
+  }
+  std::size_t count_path(const std::string& needle) {
+    std::size_t n = 0;
+    for (auto& r : server.requests()) n += r.path().find(needle) != std::string::npos;
+    return n;
+  }
+};
+
+json::Document parse(const std::string& body) { return json::parse(body); }
+
+}  // namespace
+
+TEST_CASE("protocol: job-take, job-done, ping and job-stop requests are shaped like the SDK's") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"job-1","input":{"x":1},"webhook":"http://hook"})");
+  RunningWorker w(f.options(), "echo");
+  REQUIRE(f.wait_results("job-1", 1));
+  REQUIRE(f.server.wait_until([&](auto& all) {
+    int pings = 0, stops = 0;
+    for (auto& r : all) {
+      pings += r.path().find("/ping/") != std::string::npos;
+      stops += r.path().find("/job-stop/") != std::string::npos;
+    }
+    return pings > 0 && stops > 0;
+  }));
+  w.stop();
+
+  const auto all = f.server.requests();
+  bool saw_take = false, saw_ping = false, saw_stop = false;
+  for (const auto& r : all) {
+    CHECK(r.header("authorization") == kKey);  // raw key, no "Bearer"
+    if (r.path().find("/job-take/") != std::string::npos && !saw_take) {
+      saw_take = true;
+      CHECK(r.method == "GET");
+      CHECK(r.target == std::string("/v2/ep123/job-take/pod-abc?") + kGpu + "&job_in_progress=0");
+    }
+    if (r.path().find("/ping/") != std::string::npos && !saw_ping) {
+      saw_ping = true;
+      CHECK(r.method == "GET");
+      CHECK(r.target.rfind(std::string("/v2/ep123/ping/pod-abc?") + kGpu + "&", 0) == 0);
+      CHECK(r.target.find("runpod_version=1.12.0") != std::string::npos);
+    }
+    if (r.path().find("/job-stop/") != std::string::npos && !saw_stop) {
+      saw_stop = true;
+      CHECK(r.method == "GET");
+      CHECK(r.target == std::string("/v2/ep123/job-stop/pod-abc?") + kGpu);
+    }
+  }
+  CHECK(saw_take);
+  CHECK(saw_ping);
+  CHECK(saw_stop);
+
+  const auto done = f.results("job-1");
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].method == "POST");
+  CHECK(done[0].target == std::string("/v2/ep123/job-done/pod-abc/job-1?") + kGpu + "&isStream=false");
+  CHECK(done[0].body == R"({"output":{"x":1}})");
+  CHECK(done[0].header("x-request-id") == "job-1");
+  CHECK(done[0].header("content-type") == "application/json");
+}
+
+TEST_CASE("protocol: a streaming job posts each chunk to job-stream, then isStream=true") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"job-2","input":{"text":"abcdef","chunk_size":2,"progress":false}})");
+  auto o = f.options();
+  o.return_aggregate_stream = true;
+  RunningWorker w(o, "stream_echo");
+  REQUIRE(f.wait_results("job-2", 1));
+  w.stop();
+  std::vector<std::string> chunks;
+  for (const auto& r : f.server.requests()) {
+    if (r.path().find("/job-stream/") == std::string::npos) continue;
+    CHECK(r.target == std::string("/v2/ep123/job-stream/pod-abc/job-2?") + kGpu);
+    CHECK(r.method == "POST");
+    chunks.push_back(r.body);
+  }
+  CHECK(chunks == std::vector<std::string>{R"({"output":"ab"})", R"({"output":"cd"})", R"({"output":"ef"})"});
+  const auto done = f.results("job-2");
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].target == std::string("/v2/ep123/job-done/pod-abc/job-2?") + kGpu + "&isStream=true");
+  CHECK(done[0].body == R"({"output":["ab","cd","ef"]})");
+}
+
+TEST_CASE("protocol: progress updates go to job-done as IN_PROGRESS") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"job-p","input":{"text":"abcd","chunk_size":2}})");
+  RunningWorker w(f.options(), "stream_echo");
+  REQUIRE(f.wait_results("job-p", 1));
+  w.stop();
+  std::vector<std::string> progress;
+  for (const auto& r : f.server.requests()) {
+    if (r.path() == Fixture::done_path("job-p") && r.body.find("IN_PROGRESS") != std::string::npos) {
+      CHECK(r.target.find("isStream=false") != std::string::npos);
+      progress.push_back(r.body);
+    }
+  }
+  CHECK(progress == std::vector<std::string>{R"({"status":"IN_PROGRESS","output":{"sent":2,"total":4}})",
+                                             R"({"status":"IN_PROGRESS","output":{"sent":4,"total":4}})"});
+  CHECK(f.results("job-p")[0].body == R"({"output":[]})");
+}
+
+TEST_CASE("protocol: a handler exception becomes the double-encoded error report") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"job-3","input":{}})");
+  RunningWorker w(f.options(), "throws");
+  REQUIRE(f.wait_results("job-3", 1));
+  w.stop();
+  const auto body = parse(f.results("job-3")[0].body);
+  REQUIRE(body.IsObject());
+  REQUIRE(body["error"].IsString());
+  CHECK_FALSE(body.HasMember("output"));
+  const auto report = parse(body["error"].GetString());
+  CHECK(std::string(report["error_type"].GetString()) == "std::runtime_error");
+  CHECK(std::string(report["error_message"].GetString()) == "boom");
+  CHECK(std::string(report["error_traceback"].GetString()).size() > 0);
+  CHECK(std::string(report["hostname"].GetString()) == "host-1");
+  CHECK(std::string(report["worker_id"].GetString()) == kPod);
+  CHECK(std::string(report["runpod_version"].GetString()) == "1.12.0");
+}
+
+TEST_CASE("protocol: a returned error carries its extra output; refresh adds stopPod") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"job-4","input":{}})");
+  {
+    RunningWorker w(f.options(), "returns_error");
+    REQUIRE(f.wait_results("job-4", 1));
+  }
+  CHECK(f.results("job-4")[0].body == R"({"error":"bad thing","output":{"partial":1}})");
+
+  Fixture g;
+  g.script.push_take_job(R"({"id":"job-5","input":{}})");
+  RunningWorker w(g.options(), "refresh");
+  REQUIRE(g.wait_results("job-5", 1));
+  w.stop();
+  CHECK(g.results("job-5")[0].body == R"({"output":"done","stopPod":true})");
+}
+
+TEST_CASE("protocol: results are retried on 5xx until delivered") {
+  Fixture f;
+  f.script.push_done_status(503);
+  f.script.push_done_status(502);
+  f.script.push_take_job(R"({"id":"job-6","input":"hi"})");
+  RunningWorker w(f.options(), "echo");
+  REQUIRE(f.wait_results("job-6", 3));
+  w.stop();
+  const auto done = f.results("job-6");
+  REQUIRE(done.size() == 3);
+  for (const auto& r : done) CHECK(r.body == R"({"output":"hi"})");
+}
+
+TEST_CASE("protocol: a result the endpoint refuses ends the job FAILED with the reason") {
+  Fixture f;
+  f.script.push_done_status(400);
+  f.script.push_take_job(R"({"id":"job-7","input":"hi"})");
+  RunningWorker w(f.options(), "echo");
+  REQUIRE(f.wait_results("job-7", 2));
+  w.stop();
+  const auto done = f.results("job-7");
+  REQUIRE(done.size() == 2);
+  CHECK(done[0].body == R"({"output":"hi"})");
+  const auto err = parse(done[1].body);
+  REQUIRE(err["error"].IsString());
+  CHECK(std::string(err["error"].GetString()).find("result could not be delivered (HTTP 400") == 0);
+}
+
+TEST_CASE("protocol: the stop channel cancels a running job and nothing is posted for it") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"job-s","input":{"ms":600000,"step_ms":5}})");
+  RunningWorker w(f.options(), "sleep");
+  // Running: its progress arrives, and the heartbeat names it.
+  REQUIRE(f.server.wait_until([&](auto& all) {
+    bool progress = false, pinged = false;
+    for (auto& r : all) {
+      progress |= r.path() == Fixture::done_path("job-s");
+      pinged |= r.path().find("/ping/") != std::string::npos &&
+                r.target.find("job_id=job-s&runpod_version=1.12.0") != std::string::npos;
+    }
+    return progress && pinged;
+  }));
+  CHECK(w.worker().held_jobs() == std::vector<std::string>{"job-s"});
+  f.script.push_stop(R"({"jobsToStop":["job-s","not-mine"]})");
+  // With concurrency 1 the next job-take is only sent once the stopped job has ended.
+  REQUIRE(f.server.wait_until([&](auto& all) {
+    int takes = 0;
+    for (auto& r : all) takes += r.path().find("/job-take/") != std::string::npos;
+    return takes >= 2;
+  }));
+  w.stop();
+  CHECK(f.results("job-s").empty());
+  for (const auto& r : f.server.requests()) {
+    if (r.path().find("/job-take/") != std::string::npos) CHECK(r.target.find("job_in_progress=0") != std::string::npos);
+  }
+}
+
+TEST_CASE("protocol: free slots are filled with one batch take") {
+  Fixture f;
+  f.script.push_take_job(R"([{"id":"b-1","input":1},{"id":"b-2","input":2}])");
+  auto o = f.options();
+  o.concurrency = 3;
+  RunningWorker w(o, "echo");
+  REQUIRE(f.wait_results("b-1", 1));
+  REQUIRE(f.wait_results("b-2", 1));
+  w.stop();
+  const auto all = f.server.requests();
+  const RecordedRequest* first = nullptr;
+  for (const auto& r : all) {
+    if (r.path().find("/job-take") != std::string::npos) {
+      first = &r;
+      break;
+    }
+  }
+  REQUIRE(first != nullptr);
+  CHECK(first->target == std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu +
+                             "&batch_size=3&job_in_progress=0");
+  CHECK(f.results("b-1")[0].body == R"({"output":1})");
+  CHECK(f.results("b-2")[0].body == R"({"output":2})");
+}
+
+TEST_CASE("protocol: 429 and 5xx on job-take back off and retry; a job without input fails") {
+  Fixture f;
+  f.script.push_take({429, ""});
+  f.script.push_take({500, "oops"});
+  f.script.push_take({400, ""});
+  f.script.push_take_job(R"({"id":"job-n"})");
+  f.script.push_take_job(R"({"id":"job-8","input":[1,2]})");
+  RunningWorker w(f.options(), "echo");
+  REQUIRE(f.wait_results("job-8", 1));
+  REQUIRE(f.wait_results("job-n", 1));
+  w.stop();
+  CHECK(f.count_path("/job-take/") >= 5);
+  CHECK(f.results("job-8")[0].body == R"({"output":[1,2]})");
+  CHECK(f.results("job-n")[0].body == R"({"error":"job has no \"input\""})");
+}
+
+TEST_CASE("protocol: a 5 MB yield is split into posts of at most 1 MB that reassemble exactly") {
+  Fixture f;
+  std::string text;
+  for (int i = 0; text.size() < 5u * 1024 * 1024; ++i) text += "line " + std::to_string(i) + " \"quoted\" \\ é\n";
+  json::Document job;
+  job.SetObject();
+  auto& a = job.GetAllocator();
+  json::Value input(rapidjson::kObjectType);
+  input.AddMember("text", json::string_value(text, a), a);
+  input.AddMember("chunk_size", 0, a);
+  input.AddMember("progress", false, a);
+  job.AddMember("id", "job-big", a);
+  job.AddMember("input", input, a);
+  f.script.push_take_job(json::to_string(job));
+  RunningWorker w(f.options(), "stream_echo");
+  REQUIRE(f.wait_results("job-big", 1));
+  w.stop();
+  std::string joined;
+  int posts = 0;
+  for (const auto& r : f.server.requests()) {
+    if (r.path().find("/job-stream/") == std::string::npos) continue;
+    ++posts;
+    CHECK(r.body.size() <= 1024u * 1024);
+    const auto body = parse(r.body);
+    joined.append(body["output"].GetString(), body["output"].GetStringLength());
+  }
+  CHECK(posts >= 5);
+  CHECK(joined == text);
+  CHECK(f.results("job-big")[0].body == R"({"output":[]})");
+}
+
+TEST_CASE("protocol: a chunk that cannot be split fails the job with a clear error") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"job-o","input":{"kind":"object","bytes":1100000}})");
+  f.script.push_take_job(R"({"id":"job-a","input":{"kind":"array","bytes":2500000}})");
+  RunningWorker w(f.options(), "yield_big");
+  REQUIRE(f.wait_results("job-o", 1));
+  REQUIRE(f.wait_results("job-a", 1));
+  w.stop();
+  const auto err = parse(f.results("job-o")[0].body);
+  REQUIRE(err["error"].IsString());
+  CHECK(std::string(err["error"].GetString()).find("cannot be split") != std::string::npos);
+  // The array went out as sub-arrays, each post within the limit, elements in order.
+  std::size_t elements = 0;
+  for (const auto& r : f.server.requests()) {
+    if (r.path() != "/v2/ep123/job-stream/pod-abc/job-a") continue;
+    CHECK(r.body.size() <= 1024u * 1024);
+    elements += parse(r.body)["output"].Size();
+  }
+  CHECK(elements == (2500000 + 1002) / 1003);
+  CHECK(f.results("job-a")[0].body == R"({"output":[]})");
+}
+
+TEST_CASE("protocol: string yields within the coalescing window share one post") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"job-c","input":{"text":"abcdefghij","chunk_size":1,"progress":false}})");
+  auto o = f.options();
+  o.stream_coalesce = std::chrono::milliseconds(600000);  // nothing leaves before the job ends
+  RunningWorker w(o, "stream_echo");
+  REQUIRE(f.wait_results("job-c", 1));
+  w.stop();
+  std::vector<std::string> chunks;
+  for (const auto& r : f.server.requests()) {
+    if (r.path().find("/job-stream/") != std::string::npos) chunks.push_back(r.body);
+  }
+  CHECK(chunks == std::vector<std::string>{R"({"output":"abcdefghij"})"});
+}
+
+}  // namespace podworker::test

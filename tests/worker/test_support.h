@@ -1,0 +1,84 @@
+// Helpers shared by the worker tests: test handlers and a worker running on its own thread.
+#pragma once
+
+#include <stdexcept>
+#include <thread>
+
+#include "podworker/handler.h"
+#include "podworker/handlers/basic.h"
+#include "podworker/worker.h"
+
+namespace podworker::test {
+
+// The built-in handlers plus a few that only tests need.
+inline HandlerRegistry& test_registry() {
+  static HandlerRegistry registry = [] {
+    HandlerRegistry r;
+    handlers::register_basic(r);
+    r.add("throws", plain_handler([](Job&) -> Output { throw std::runtime_error("boom"); }));
+    r.add("returns_error", plain_handler([](Job&) {
+            json::Document extra;
+            extra.SetObject();
+            extra.AddMember("partial", 1, extra.GetAllocator());
+            return Output::error("bad thing", std::move(extra));
+          }));
+    r.add("refresh", plain_handler([](Job& job) {
+            job.request_refresh();
+            return Output::ok("done");
+          }));
+    r.add("yield_big", streaming_handler([](Job& job, Emitter& out) {
+            // input: {"kind": "object" | "array", "bytes": N}
+            const auto kind = json::get_string(job.input(), "kind");
+            const auto bytes = static_cast<std::size_t>(json::get_int(job.input(), "bytes", 0));
+            json::Document v;
+            auto& a = v.GetAllocator();
+            const std::string piece(1000, 'x');
+            if (kind == "array") {
+              v.SetArray();
+              for (std::size_t n = 0; n < bytes; n += piece.size() + 3) v.PushBack(json::string_value(piece, a), a);
+            } else {
+              v.SetObject();
+              v.AddMember("blob", json::string_value(std::string(bytes, 'y'), a), a);
+            }
+            out.yield(v);
+          }));
+    return r;
+  }();
+  return registry;
+}
+
+// Runs Worker::run() on a thread; stops and joins it when destroyed.
+class RunningWorker {
+ public:
+  RunningWorker(WorkerOptions options, const std::string& handler)
+      : handler_(test_registry().create(handler)), worker_(std::move(options), *handler_),
+        thread_([this] { worker_.run(); }) {}
+  ~RunningWorker() { stop(); }
+  void stop() {
+    worker_.stop();
+    if (thread_.joinable()) thread_.join();
+  }
+  Worker& worker() { return worker_; }
+
+ private:
+  std::unique_ptr<Handler> handler_;
+  Worker worker_;
+  std::jthread thread_;
+};
+
+// Test timings: everything short so failures and retries resolve in milliseconds.
+inline WorkerOptions fast_options() {
+  WorkerOptions o;
+  o.connect_timeout = std::chrono::milliseconds(2000);
+  o.request_timeout = std::chrono::milliseconds(5000);
+  o.long_poll_timeout = std::chrono::milliseconds(30000);
+  o.backoff_initial = std::chrono::milliseconds(5);
+  o.backoff_max = std::chrono::milliseconds(40);
+  o.rate_limited_backoff = std::chrono::milliseconds(10);
+  o.min_poll_interval = std::chrono::milliseconds(0);
+  o.ping_interval = std::chrono::milliseconds(50);
+  o.shutdown_grace = std::chrono::milliseconds(20000);
+  return o;
+}
+
+}  // namespace podworker::test
