@@ -69,6 +69,7 @@ ENV PODWORKER_HANDLER=textgen \
 # ---------------------------------------------------------------------------------------------
 FROM image-${MODEL} AS final
 USER 10001:10001
-# An empty working directory: a ./test_input.json here would switch the worker to a local test run.
+# An empty working directory: started without RUNPOD_WEBHOOK_GET_JOB, the worker would run a
+# ./test_input.json found here as a local test.
 WORKDIR /home/podworker
 ENTRYPOINT ["/usr/local/bin/worker"]

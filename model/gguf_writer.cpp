@@ -1,6 +1,7 @@
 // GGUF writer: the same layout the reader accepts, version 3 unless asked otherwise (tests write
 // version 2 files, which differ only in the version field). Tensor data starts at the first
 // multiple of the alignment after the tensor infos, and each tensor is padded to the alignment.
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -33,14 +34,14 @@ struct FileSink {
   }
 };
 
-template <class Sink, class T>
+template <class T, class Sink>
 void put(Sink& s, T v) {
   s.write(&v, sizeof v);
 }
 
 template <class Sink>
 void put_string(Sink& s, const std::string& str) {
-  put<Sink, std::uint64_t>(s, str.size());
+  put<std::uint64_t>(s, str.size());
   s.write(str.data(), str.size());
 }
 
@@ -53,21 +54,21 @@ struct CountingSink {
 template <class Sink>
 void put_value(Sink& s, const MetaValue& v) {
   switch (v.type()) {
-    case MetaType::uint8: put<Sink, std::uint8_t>(s, static_cast<std::uint8_t>(v.as_uint())); break;
-    case MetaType::int8: put<Sink, std::int8_t>(s, static_cast<std::int8_t>(v.as_int())); break;
-    case MetaType::uint16: put<Sink, std::uint16_t>(s, static_cast<std::uint16_t>(v.as_uint())); break;
-    case MetaType::int16: put<Sink, std::int16_t>(s, static_cast<std::int16_t>(v.as_int())); break;
-    case MetaType::uint32: put<Sink, std::uint32_t>(s, static_cast<std::uint32_t>(v.as_uint())); break;
-    case MetaType::int32: put<Sink, std::int32_t>(s, static_cast<std::int32_t>(v.as_int())); break;
-    case MetaType::uint64: put<Sink, std::uint64_t>(s, v.as_uint()); break;
-    case MetaType::int64: put<Sink, std::int64_t>(s, v.as_int()); break;
-    case MetaType::float32: put<Sink, float>(s, static_cast<float>(v.as_float())); break;
-    case MetaType::float64: put<Sink, double>(s, v.as_float()); break;
-    case MetaType::boolean: put<Sink, std::uint8_t>(s, v.as_bool() ? 1 : 0); break;
+    case MetaType::uint8: put<std::uint8_t>(s, static_cast<std::uint8_t>(v.as_uint())); break;
+    case MetaType::int8: put<std::int8_t>(s, static_cast<std::int8_t>(v.as_int())); break;
+    case MetaType::uint16: put<std::uint16_t>(s, static_cast<std::uint16_t>(v.as_uint())); break;
+    case MetaType::int16: put<std::int16_t>(s, static_cast<std::int16_t>(v.as_int())); break;
+    case MetaType::uint32: put<std::uint32_t>(s, static_cast<std::uint32_t>(v.as_uint())); break;
+    case MetaType::int32: put<std::int32_t>(s, static_cast<std::int32_t>(v.as_int())); break;
+    case MetaType::uint64: put<std::uint64_t>(s, v.as_uint()); break;
+    case MetaType::int64: put<std::int64_t>(s, v.as_int()); break;
+    case MetaType::float32: put<float>(s, static_cast<float>(v.as_float())); break;
+    case MetaType::float64: put<double>(s, v.as_float()); break;
+    case MetaType::boolean: put<std::uint8_t>(s, v.as_bool() ? 1 : 0); break;
     case MetaType::string: put_string(s, v.as_string()); break;
     case MetaType::array:
-      put<Sink, std::uint32_t>(s, static_cast<std::uint32_t>(v.array_type()));
-      put<Sink, std::uint64_t>(s, v.size());
+      put<std::uint32_t>(s, static_cast<std::uint32_t>(v.array_type()));
+      put<std::uint64_t>(s, v.size());
       for (const auto& item : v.items()) put_value(s, item);
       break;
   }
@@ -114,21 +115,21 @@ void GgufWriter::emit(Sink& sink) const {
   CountingSink counter;
   auto header = [&](auto& s) {
     s.write("GGUF", 4);
-    put<std::remove_reference_t<decltype(s)>, std::uint32_t>(s, version_);
-    put<std::remove_reference_t<decltype(s)>, std::uint64_t>(s, tensors_.size());
-    put<std::remove_reference_t<decltype(s)>, std::uint64_t>(s, metadata_.size());
+    put<std::uint32_t>(s, version_);
+    put<std::uint64_t>(s, tensors_.size());
+    put<std::uint64_t>(s, metadata_.size());
     for (const auto& [k, v] : metadata_) {
       put_string(s, k);
-      put<std::remove_reference_t<decltype(s)>, std::uint32_t>(s, static_cast<std::uint32_t>(v.type()));
+      put<std::uint32_t>(s, static_cast<std::uint32_t>(v.type()));
       put_value(s, v);
     }
     std::uint64_t offset = 0;
     for (const auto& t : tensors_) {
       put_string(s, t.name);
-      put<std::remove_reference_t<decltype(s)>, std::uint32_t>(s, static_cast<std::uint32_t>(t.shape.size()));
-      for (auto d : t.shape) put<std::remove_reference_t<decltype(s)>, std::uint64_t>(s, static_cast<std::uint64_t>(d));
-      put<std::remove_reference_t<decltype(s)>, std::uint32_t>(s, static_cast<std::uint32_t>(t.type));
-      put<std::remove_reference_t<decltype(s)>, std::uint64_t>(s, offset);
+      put<std::uint32_t>(s, static_cast<std::uint32_t>(t.shape.size()));
+      for (auto d : t.shape) put<std::uint64_t>(s, static_cast<std::uint64_t>(d));
+      put<std::uint32_t>(s, static_cast<std::uint32_t>(t.type));
+      put<std::uint64_t>(s, offset);
       offset = align_up(offset + t.data.size(), alignment_);
     }
   };

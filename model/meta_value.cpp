@@ -1,5 +1,6 @@
 // MetaValue: construction, checked conversions and a short description for dumps and errors.
 #include <cmath>
+#include <cstdio>
 #include <limits>
 
 #include "model/gguf.h"

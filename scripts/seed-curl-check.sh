@@ -68,7 +68,7 @@ check() {
   if ! BODY="$body" python3 -c '
 import json, os, sys
 r = json.loads(os.environ["BODY"])
-sys.exit(0 if eval(sys.argv[1]) else 1)
+sys.exit(0 if eval("(" + sys.argv[1] + ")") else 1)
 ' "$expr" 2>"$work/check.err"; then
     fail "$name: response $body does not satisfy: $expr $(cat "$work/check.err")"
   fi

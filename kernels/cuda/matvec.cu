@@ -46,17 +46,19 @@ __device__ __forceinline__ void load_x(const half_bits* __restrict__ x, XChunk& 
   }
 }
 
-// Reads `N` 32-bit words starting at byte address `p`, which is only 2-byte aligned: loads N + 1
-// aligned words around it and shifts. The extra word lies within the same aligned 4 bytes as the
-// block's last byte or the next block, never past an allocation's 4-byte granule.
+// Reads `N` 32-bit words starting at byte address `p`, which is only 2-byte aligned: loads the aligned
+// words around it and shifts. The extra (N+1)th word is only read when p is misaligned, and then it
+// holds the block's own last two bytes, so nothing past the block is touched.
 template <int N>
 __device__ __forceinline__ void load_words_2aligned(const std::uint8_t* p, std::uint32_t (&out)[N]) {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
   const std::uint32_t* base = reinterpret_cast<const std::uint32_t*>(addr & ~std::uintptr_t{3});
-  const unsigned shift = (addr & 2u) ? 16u : 0u;
+  const bool misaligned = (addr & 2u) != 0;
   std::uint32_t w[N + 1];
 #pragma unroll
-  for (int i = 0; i <= N; ++i) w[i] = __ldg(base + i);
+  for (int i = 0; i < N; ++i) w[i] = __ldg(base + i);
+  w[N] = misaligned ? __ldg(base + N) : 0u;
+  const unsigned shift = misaligned ? 16u : 0u;
 #pragma unroll
   for (int i = 0; i < N; ++i) out[i] = __funnelshift_r(w[i], w[i + 1], shift);
 }
@@ -211,17 +213,31 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     for (int b = 0; b < B; ++b) acc[r][b] = 0.0f;
   }
 
-  for (std::int64_t blk = lane; blk < nb; blk += 32) {
-    WBlock<T> wb[R];
+  // Two blocks per lane per iteration: both are loaded before either is used, which doubles the bytes
+  // each warp has in flight (what a bandwidth-bound kernel needs on a GPU with this much bandwidth).
+  constexpr int U = WBlock<T>::kBytes >= 64 ? 1 : 2;  // F16/F32 blocks are already 64/128 bytes per lane
+  for (std::int64_t blk0 = lane; blk0 < nb; blk0 += 32 * U) {
+    WBlock<T> wb[U][R];
 #pragma unroll
-    for (int r = 0; r < R; ++r) wb[r].load(row_ptr[r] + blk * WBlock<T>::kBytes);
+    for (int u = 0; u < U; ++u) {
+      const std::int64_t blk = blk0 + 32 * u;
+      if (blk < nb) {
 #pragma unroll
-    for (int b = 0; b < B; ++b) {
-      if (b < batch) {
-        XChunk xc;
-        load_x(x + b * k + blk * 32, xc);
+        for (int r = 0; r < R; ++r) wb[u][r].load(row_ptr[r] + blk * WBlock<T>::kBytes);
+      }
+    }
 #pragma unroll
-        for (int r = 0; r < R; ++r) acc[r][b] += wb[r].dot(xc);
+    for (int u = 0; u < U; ++u) {
+      const std::int64_t blk = blk0 + 32 * u;
+      if (blk >= nb) break;
+#pragma unroll
+      for (int b = 0; b < B; ++b) {
+        if (b < batch) {
+          XChunk xc;
+          load_x(x + b * k + blk * 32, xc);
+#pragma unroll
+          for (int r = 0; r < R; ++r) acc[r][b] += wb[u][r].dot(xc);
+        }
       }
     }
   }
@@ -244,23 +260,26 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 template <GgmlType T, int R, int B, class XT>
 void launch(const void* w, std::int64_t rows, std::int64_t k, const XT* x, float* y, int batch, bool accumulate,
             StreamView stream) {
-  const std::int64_t warps = (rows + R - 1) / R;
+  // F16/F32 blocks take 16/32 registers each: more than two rows per warp would spill.
+  constexpr int kR = WBlock<T>::kBytes >= 64 ? (R < 2 ? R : 2) : R;
+  const std::int64_t warps = (rows + kR - 1) / kR;
   const unsigned int blocks = detail::blocks_for(warps, kWarpsPerBlock);
-  matvec_kernel<T, R, B, XT><<<blocks, kWarpsPerBlock * 32, 0, detail::native(stream)>>>(
+  matvec_kernel<T, kR, B, XT><<<blocks, kWarpsPerBlock * 32, 0, detail::native(stream)>>>(
       static_cast<const std::uint8_t*>(w), rows, k, x, y, batch, accumulate);
   detail::check_launch("matvec_kernel");
 }
 
-// Rows per warp shrink as the batch grows: the accumulators R * B must stay in registers.
+// Rows per warp: each x chunk a lane loads serves R rows, so R cuts the activation traffic (from L1/L2)
+// by R; the accumulators (R * B registers) bound it as the batch grows.
 template <GgmlType T, class XT>
 void launch_batch(const void* w, std::int64_t rows, std::int64_t k, const XT* x, float* y, int batch,
                   bool accumulate, StreamView stream) {
   if (batch == 1) return launch<T, 2, 1>(w, rows, k, x, y, batch, accumulate, stream);
   if (batch == 2) return launch<T, 2, 2>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 4) return launch<T, 1, 4>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 8) return launch<T, 1, 8>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 16) return launch<T, 1, 16>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 32) return launch<T, 1, 32>(w, rows, k, x, y, batch, accumulate, stream);
+  if (batch <= 4) return launch<T, 4, 4>(w, rows, k, x, y, batch, accumulate, stream);
+  if (batch <= 8) return launch<T, 4, 8>(w, rows, k, x, y, batch, accumulate, stream);
+  if (batch <= 16) return launch<T, 2, 16>(w, rows, k, x, y, batch, accumulate, stream);
+  if (batch <= 32) return launch<T, 2, 32>(w, rows, k, x, y, batch, accumulate, stream);
   return launch<T, 1, 64>(w, rows, k, x, y, batch, accumulate, stream);
 }
 
@@ -272,6 +291,11 @@ void dispatch(GgmlType wtype, const void* w, std::int64_t rows, std::int64_t k, 
                                 std::to_string(k) + ", batch " + std::to_string(batch) + ")");
   }
   if (rows == 0) return;
+  // Blocks are read as aligned words (F16/F32 rows as 16-byte vectors), activations as 16-byte vectors.
+  const std::uintptr_t w_align = (wtype == GgmlType::f16 || wtype == GgmlType::f32) ? 16 : 4;
+  if (reinterpret_cast<std::uintptr_t>(w) % w_align != 0 || reinterpret_cast<std::uintptr_t>(x) % 16 != 0) {
+    throw std::invalid_argument("cuda::matvec: weights or activations are not aligned");
+  }
   switch (wtype) {
     case GgmlType::q4_0: return launch_batch<GgmlType::q4_0>(w, rows, k, x, y, batch, accumulate, stream);
     case GgmlType::q4_1: return launch_batch<GgmlType::q4_1>(w, rows, k, x, y, batch, accumulate, stream);

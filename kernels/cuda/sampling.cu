@@ -79,6 +79,7 @@ __device__ u64 radix_select(const float* row, int vocab, float max, float temper
                             u64 target) {
   __shared__ u64 hist[256];
   __shared__ u64 s_prefix, s_above;
+  __syncthreads();  // a previous call's result may still be being read
   if (threadIdx.x == 0) {
     s_prefix = 0;
     s_above = 0;
@@ -175,6 +176,10 @@ __global__ void __launch_bounds__(kThreads)
     if (threadIdx.x == 0) tokens[blockIdx.x] = best;
     return;
   }
+  // The fallback is written first, then (after the barrier) overwritten by the one thread whose chunk
+  // holds the draw.
+  if (threadIdx.x == 0) tokens[blockIdx.x] = best;
+  __syncthreads();
   const u64 r = random_u64(p.seed, static_cast<std::uint64_t>(counters[blockIdx.x])) % total;
   const u64 excl = incl - mine;
   if (mine > 0 && excl <= r && r < incl) {

@@ -12,7 +12,7 @@ namespace podworker::llm::cpu {
 namespace {
 // Spin iterations before sleeping: covers the gap between two steps of one token (a few µs) but
 // not the idle time between requests, when the workers sleep.
-constexpr int kSpin = 1 << 15;
+constexpr int kSpin = 1 << 14;
 }  // namespace
 
 ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
@@ -36,11 +36,19 @@ void ThreadPool::run(void (*fn)(void*, int), void* ctx) {
   }
   fn_ = fn;
   ctx_ = ctx;
-  pending_.store(threads_ - 1, std::memory_order_relaxed);
-  generation_.fetch_add(1, std::memory_order_release);
+  closed_.store(false);
+  generation_.fetch_add(1);
   generation_.notify_all();
   fn(ctx, 0);
-  while (pending_.load(std::memory_order_acquire) != 0) PW_CPU_RELAX();
+  // Workers that have not joined yet will see closed_ and stay out; wait for those inside.
+  closed_.store(true);
+  for (int i = 0; in_flight_.load() != 0; ++i) {
+    if (i < 4096) {
+      PW_CPU_RELAX();
+    } else {
+      std::this_thread::yield();
+    }
+  }
 }
 
 void ThreadPool::worker(std::stop_token stop, int tid) {
@@ -58,8 +66,11 @@ void ThreadPool::worker(std::stop_token stop, int tid) {
     }
     seen = now;
     if (stop.stop_requested()) return;
-    fn_(ctx_, tid);
-    pending_.fetch_sub(1, std::memory_order_release);
+    // Join the step only while it is open and still the one we woke for (seq_cst pairs with the
+    // caller's closed_ store and in_flight_ check).
+    in_flight_.fetch_add(1);
+    if (!closed_.load() && generation_.load() == now) fn_(ctx_, tid);
+    in_flight_.fetch_sub(1);
   }
 }
 

@@ -19,8 +19,10 @@ class ThreadPool {
 
   int size() const { return threads_; }
 
-  // Runs fn(ctx, tid) for tid in [0, size()) — tid 0 on the calling thread — and returns when all
-  // have returned. Not reentrant; one caller at a time.
+  // Runs fn(ctx, tid) on the calling thread (tid 0) and on every worker that arrives before the
+  // caller's own call returns; returns when all started calls have returned. fn must therefore
+  // share out its work dynamically (an atomic counter) and be correct with any subset of threads:
+  // on a busy machine a descheduled worker must not hold up the step. Not reentrant.
   void run(void (*fn)(void*, int), void* ctx);
   template <class F>
   void run(F& f) {
@@ -34,7 +36,8 @@ class ThreadPool {
   void (*fn_)(void*, int) = nullptr;
   void* ctx_ = nullptr;
   alignas(64) std::atomic<std::uint32_t> generation_{0};
-  alignas(64) std::atomic<int> pending_{0};
+  alignas(64) std::atomic<int> in_flight_{0};
+  std::atomic<bool> closed_{true};
   std::vector<std::jthread> workers_;
 };
 

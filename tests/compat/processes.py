@@ -142,6 +142,22 @@ def cpp_worker(log_dir: Path, endpoint: EndpointProcess, worker_id: str, handler
     return Child(f"worker-{worker_id}", argv, log_dir, env=env)
 
 
+class ServeApiWorker(Child):
+    """`worker --serve-api`: the endpoint embedded in the worker process, the loop pulling from it."""
+
+    def __init__(self, log_dir: Path, api_key: str, handler: str) -> None:
+        argv = [binary("PODWORKER_WORKER"), "--serve-api", "--api-port", "0", "--handler", handler,
+                "--", "--api-key", api_key]
+        super().__init__("worker-serve-api", argv, log_dir, env=_clean_env(log_dir))
+        match = self.wait_for_line(LISTENING, timeout_s=15)
+        self.origin = match.group(1)
+        self.port = int(match.group(2))
+        self.api_key = api_key
+
+    def v2(self, endpoint_id: str = "local") -> str:
+        return f"{self.origin}/v2/{endpoint_id}"
+
+
 def _clean_env(home: Path) -> dict[str, str]:
     """The test's environment minus anything that would switch a child into another mode.
 

@@ -10,4 +10,4 @@ venv="${PODWORKER_VENV:-$root/.venv}"
 bash "$root/scripts/python-env.sh" "$venv"
 cd "$here"
 export PYTHONDONTWRITEBYTECODE=1
-exec "$venv/bin/python" -m pytest -p no:cacheprovider --timeout=90 -q -rA "$@"
+exec "$venv/bin/python" -m pytest -p no:cacheprovider --timeout=90 -q -rfE "$@"

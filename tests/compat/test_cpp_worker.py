@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 
 import requests
+import runpod
 
-from processes import cpp_worker, wait_until
+from processes import ServeApiWorker, cpp_worker, wait_until
 
 
 def raw_status(endpoint, job_id: str) -> dict:
@@ -72,3 +73,19 @@ def test_cancel_running_job_then_keep_working(tmp_path, endpoint, children, clie
     # The single slot frees once the handler has seen the cancellation: the next job runs.
     assert client.run_sync({"input": {"ms": 10}}, timeout=30) == {"slept_ms": 10}
     assert raw_status(endpoint, job.job_id)["status"] == "CANCELLED"
+
+
+def test_serve_api_mode_serves_the_sdk_client(tmp_path, children):
+    """`worker --serve-api` (the SDK's --rp_serve_api) is a whole endpoint plus worker in one."""
+    worker = ServeApiWorker(tmp_path, "serve-api-key", "stream_echo")
+    children.append(worker)
+    runpod.api_key = "serve-api-key"
+    runpod.endpoint_url_base = f"{worker.origin}/v2"
+    client = runpod.Endpoint("local")
+
+    # Like the SDK worker without return_aggregate_stream, a stream's final output is [].
+    assert client.run_sync({"input": {"text": "abc", "chunk_size": 1}}, timeout=30) == []
+    job = client.run({"text": "served in-process", "chunk_size": 4})
+    assert "".join(job.stream()) == "served in-process"
+    health = client.health()
+    assert health["jobs"]["completed"] == 2

@@ -87,6 +87,9 @@ def test_sdk_worker_stops_cancelled_job(tmp_path, endpoint, children):
     api = Api(endpoint)
     job_id = api.post("run", {"input": {"sleep_s": 120}})["id"]
     wait_until(lambda: api.get(f"status/{job_id}")["status"] == "IN_PROGRESS", 30, "IN_PROGRESS")
+    # The SDK registers a job's task some 100 ms after taking it and ignores a stop signal that
+    # arrives before (JobScaler.stop_job: "No in-progress job"); its "Started." line comes after.
+    worker.wait_for_line(re.compile(re.escape(job_id) + r" \| Started"), timeout_s=20)
 
     assert api.post(f"cancel/{job_id}") == {"id": job_id, "status": "CANCELLED"}
     # The SDK reads job-stop and cancels the handler's task ("Job stopped." in its log).

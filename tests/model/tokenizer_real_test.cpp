@@ -46,6 +46,12 @@ const std::vector<Pinned>& pinned() {
   return cases;
 }
 
+// Loaded once: building the 49,152-token vocabulary is the slow part under sanitizers.
+const Tokenizer& real_tokenizer(const std::string& path) {
+  static const Tokenizer tok = Tokenizer::from_gguf(GgufFile::open(path));
+  return tok;
+}
+
 }  // namespace
 
 TEST_CASE("real model: GGUF header, metadata and tensors as the gguf package reports them") {
@@ -101,7 +107,7 @@ TEST_CASE("real model: fixed strings encode to the pinned ids and decode back") 
     MESSAGE("skipped: SmolLM2-135M-Instruct.Q4_1.gguf is absent (run scripts/fetch-model.sh)");
     return;
   }
-  const Tokenizer tok = Tokenizer::from_gguf(GgufFile::open(*path));
+  const Tokenizer& tok = real_tokenizer(*path);
   CHECK(tok.vocab_size() == 49152);
   CHECK(tok.bos_id() == 1);
   CHECK(tok.eos_id() == 2);
@@ -123,7 +129,7 @@ TEST_CASE("real model: text round-trips through encode and decode") {
     MESSAGE("skipped: SmolLM2-135M-Instruct.Q4_1.gguf is absent (run scripts/fetch-model.sh)");
     return;
   }
-  const Tokenizer tok = Tokenizer::from_gguf(GgufFile::open(*path));
+  const Tokenizer& tok = real_tokenizer(*path);
   // Any UTF-8 text round-trips; SmolLM2's vocabulary has no token for 21 bytes (controls such as
   // 0x04, and bytes that never occur in UTF-8), which are dropped like llama.cpp drops them.
   const char* pieces[] = {"the", " ", "  ", "\n", "\t", "Hello", "42", "3.14", "'s", "'LL", "café", "日本語", "😀",

@@ -157,22 +157,25 @@ TEST_CASE("endpoint: /runsync returns the finished job") {
   Local local;
   Client c(local.server.url());
   RunningWorker w(local.worker_options(), "echo");
-  const auto st = c.post("/v2/local/runsync", R"({"input":[1,2,3]})");
+  const auto st = c.post("/v2/local/runsync", R"({"input":{"v":[1,2,3]}})");
   CHECK(status_of(st) == "COMPLETED");
-  CHECK(json::to_string(st["output"]) == "[1,2,3]");
+  CHECK(json::to_string(st["output"]) == R"({"v":[1,2,3]})");
 }
 
 TEST_CASE("endpoint: a 5 MB stream arrives through /stream in chunks of at most 1 MB") {
   Local local;
   Client c(local.server.url());
   RunningWorker w(local.worker_options(), "stream_echo");
+  // One yield of 5 MB: the handler repeats a short text 400000 times and yields it whole.
+  const std::string unit = "token ünïcode\t\"q\"";
   std::string text;
-  for (int i = 0; text.size() < 5u * 1024 * 1024; ++i) text += "token " + std::to_string(i) + " ünïcode\t";
+  for (int i = 0; i < 400000; ++i) text += unit;
   json::Document job;
   job.SetObject();
   auto& a = job.GetAllocator();
   json::Value input(rapidjson::kObjectType);
-  input.AddMember("text", json::string_value(text, a), a);
+  input.AddMember("text", json::string_value(unit, a), a);
+  input.AddMember("repeat", 400000, a);
   input.AddMember("chunk_size", 0, a);
   input.AddMember("progress", false, a);
   job.AddMember("input", input, a);
@@ -281,6 +284,10 @@ TEST_CASE("endpoint: concurrency N runs N jobs at once") {
 TEST_CASE("worker process: SIGKILL mid-job requeues it and a second worker completes it") {
   auto eo = endpoint_options();
   eo.heartbeat_grace = 400ms;
+  // The endpoint counts a worker alive while one of its long polls is open, and notices a dead
+  // peer only when the poll ends: keep the polls short so the killed worker is declared lost.
+  eo.take_wait = 200ms;
+  eo.stop_wait = 200ms;
   Local local(eo);
   Client c(local.server.url());
   const auto id = c.run(R"({"input":{"ms":600000,"step_ms":5}})");

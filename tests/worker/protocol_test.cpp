@@ -399,4 +399,45 @@ TEST_CASE("protocol: string yields within the coalescing window share one post")
   CHECK(chunks == std::vector<std::string>{R"({"output":"abcdefghij"})"});
 }
 
+TEST_CASE("protocol: the handler's concurrency hook is consulted before each take") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"h-1","input":1})");
+  RunningWorker w(f.options(), "two_at_once");
+  REQUIRE(f.wait_results("h-1", 1));
+  w.stop();
+  for (const auto& r : f.server.requests()) {
+    if (r.path().find("/job-take") == std::string::npos) continue;
+    CHECK(r.target == std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu + "&batch_size=2&job_in_progress=0");
+    break;
+  }
+}
+
+TEST_CASE("protocol: each thread keeps its connection alive across requests") {
+  Fixture f;
+  for (int i = 0; i < 5; ++i) f.script.push_take_job(R"({"id":"k-)" + std::to_string(i) + R"(","input":1})");
+  RunningWorker w(f.options(), "echo");
+  for (int i = 0; i < 5; ++i) REQUIRE(f.wait_results("k-" + std::to_string(i), 1));
+  w.stop();
+  // Taker, job runner, stop channel and heartbeat: one connection each, however many requests.
+  CHECK(f.server.requests().size() >= 11);
+  CHECK(f.server.connections() <= 4);
+}
+
+TEST_CASE("protocol: on stop, a job still running after the grace period is cancelled silently") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"g-1","input":{"ms":600000,"step_ms":5}})");
+  auto o = f.options();
+  o.shutdown_grace = std::chrono::milliseconds(0);
+  RunningWorker w(o, "sleep");
+  REQUIRE(f.server.wait_until([&](auto& all) {
+    for (auto& r : all) {
+      if (r.path() == Fixture::done_path("g-1")) return true;  // progress: it is running
+    }
+    return false;
+  }));
+  w.stop();  // returns once the job was cancelled and the worker finalized
+  CHECK(w.worker().held_jobs().empty());
+  CHECK(f.results("g-1").empty());
+}
+
 }  // namespace podworker::test

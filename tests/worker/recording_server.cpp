@@ -111,6 +111,11 @@ void RecordingServer::stop() {
   threads.clear();  // joins
 }
 
+std::size_t RecordingServer::connections() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->sockets.size();
+}
+
 std::vector<RecordedRequest> RecordingServer::requests() const {
   std::lock_guard lock(impl_->mu);
   return impl_->recorded;

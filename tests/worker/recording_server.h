@@ -51,6 +51,8 @@ class RecordingServer {
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
 
   std::vector<RecordedRequest> requests() const;
+  // TCP connections accepted so far (keep-alive clients reuse theirs).
+  std::size_t connections() const;
   // Waits until `done(requests)` holds; false when `timeout` passes first.
   bool wait_until(const std::function<bool(const std::vector<RecordedRequest>&)>& done,
                   std::chrono::milliseconds timeout = std::chrono::seconds(20)) const;

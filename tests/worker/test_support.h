@@ -26,6 +26,12 @@ inline HandlerRegistry& test_registry() {
             job.request_refresh();
             return Output::ok("done");
           }));
+    // Configured for 1 job at a time, asks for 2: the concurrency hook.
+    struct Two final : Handler {
+      int concurrency(int configured) override { return configured + 1; }
+      Output execute(Job& job, Emitter&) override { return Output::ok(json::copy(job.input())); }
+    };
+    r.add<Two>("two_at_once");
     r.add("yield_big", streaming_handler([](Job& job, Emitter& out) {
             // input: {"kind": "object" | "array", "bytes": N}
             const auto kind = json::get_string(job.input(), "kind");

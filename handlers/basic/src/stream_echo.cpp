@@ -1,10 +1,14 @@
 #include <algorithm>
+#include <cstdint>
 #include <stdexcept>
+#include <string>
 
 #include "basic_handlers.h"
 
 namespace podworker::handlers {
 namespace {
+
+constexpr std::uint64_t kMaxRepeatedBytes = 64u << 20;
 
 // Moves `end` back so a piece never ends inside a UTF-8 sequence (a lone continuation byte would
 // make each piece invalid text, although the concatenation is fine).
@@ -32,6 +36,19 @@ void stream_echo(Job& job, Emitter& out) {
     if (size < 0) throw std::invalid_argument("\"chunk_size\" must be >= 0");
     chunk = static_cast<std::size_t>(size);
     progress = json::get_bool(input, "progress", true);
+  }
+  // "repeat": the text N times over, so a test can stream megabytes from a small request.
+  std::string repeated;
+  if (input.IsObject()) {
+    const auto repeat = json::get_int(input, "repeat", 1);
+    if (repeat < 1 || static_cast<std::uint64_t>(repeat) * text.size() > kMaxRepeatedBytes) {
+      throw std::invalid_argument("\"repeat\" must be >= 1 and the repeated text at most 64 MB");
+    }
+    if (repeat > 1) {
+      repeated.reserve(text.size() * static_cast<std::size_t>(repeat));
+      for (std::int64_t i = 0; i < repeat; ++i) repeated += text;
+      text = repeated;
+    }
   }
   if (chunk == 0) chunk = std::max<std::size_t>(text.size(), 1);
 

@@ -4,6 +4,7 @@
 #include "podworker/endpoint/server.h"
 
 #include <condition_variable>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -368,6 +369,9 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
   while (!stopping_.load()) {
     http::request_parser<http::string_body> parser;
     parser.header_limit(64 * 1024);
+    // The parser checks Content-Length against its body limit while still reading the header; the
+    // real, per-route limit is only known once the target is parsed, so it is set after that.
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
     stream.expires_after(options_.idle_timeout);
     co_await http::async_read_header(stream, buffer, parser, redirect(ec));
     if (ec) break;

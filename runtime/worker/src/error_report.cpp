@@ -27,7 +27,8 @@ std::string backtrace_text() {
   std::unique_ptr<char*, void (*)(void*)> symbols(::backtrace_symbols(frames, n), std::free);
   std::string out = "Traceback (where the exception was caught, innermost first):\n";
   if (!symbols) return out + "  (unavailable)\n";
-  for (int i = 0; i < n; ++i) {
+  // Frame 0 is this function and frame 1 the report builder: start at the catch site.
+  for (int i = 2; i < n; ++i) {
     // "binary(mangled+0x1f) [0x...]": demangle the function name when there is one.
     std::string line = symbols.get()[i];
     const auto open = line.find('(');
@@ -36,6 +37,8 @@ std::string backtrace_text() {
       const std::string name = line.substr(open + 1, plus - open - 1);
       line.replace(open + 1, name.size(), demangle(name.c_str()));
     }
+    // Template-heavy frames (lambdas inside std::thread) run to kilobytes; the start suffices.
+    if (line.size() > 240) line = line.substr(0, 237) + "...";
     out += "  " + line + '\n';
   }
   return out;

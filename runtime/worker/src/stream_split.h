@@ -1,4 +1,4 @@
-// How a yielded stream chunk becomes posts of at most `max_bytes` each (docs/streaming.md).
+// How a yielded stream chunk becomes posts of at most `max_bytes` each (also in the README).
 //
 // A post body is {"output": piece}. A chunk whose body fits is posted as is. Otherwise:
 //  - a string is split into successive strings (never inside a UTF-8 sequence); concatenating

@@ -228,18 +228,18 @@ struct Worker::Impl {
     while (!stop.stop_requested()) {
       int free = 0;
       bool in_progress = false;
-      {
+      for (;;) {
+        // The handler's hook is user code: consult it without holding the lock.
+        const int want = std::max(1, handler.concurrency(o.concurrency));
         std::unique_lock lock(mu);
-        for (;;) {
-          if (stopping) return;
-          const int want = std::max(1, handler.concurrency(o.concurrency));
-          if (active < want) {
-            free = want - active;
-            break;
-          }
-          slots_cv.wait(lock);
+        if (stopping) return;
+        if (active < want) {
+          free = want - active;
+          in_progress = active > 0;
+          break;
         }
-        in_progress = active > 0;
+        // Full: sleep until a job ends (or stop()); the slot is refilled the moment it frees.
+        slots_cv.wait(lock);
       }
       std::string url = take_url;
       if (free > 1) {

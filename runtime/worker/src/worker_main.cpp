@@ -35,7 +35,7 @@ constexpr const char* kUsage = R"(usage: worker [flags]
 The SDK's spellings (--test_input, --rp_serve_api, --rp_api_port, ...) are accepted too.
 Environment: RUNPOD_WEBHOOK_GET_JOB, RUNPOD_WEBHOOK_POST_OUTPUT, RUNPOD_WEBHOOK_POST_STREAM,
 RUNPOD_WEBHOOK_PING, RUNPOD_PING_INTERVAL, RUNPOD_AI_API_KEY, RUNPOD_POD_ID, RUNPOD_POD_HOSTNAME,
-RUNPOD_ENDPOINT_ID (JSON logs), RUNPOD_LOG_LEVEL; PODWORKER_* timing overrides (docs/worker.md).
+RUNPOD_ENDPOINT_ID (JSON logs), RUNPOD_LOG_LEVEL; PODWORKER_* timing overrides (see the worker README).
 )";
 
 // Self-pipe: the signal handler only writes a byte; a normal thread reads it and stops the worker.

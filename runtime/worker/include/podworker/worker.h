@@ -1,5 +1,6 @@
 // The podworker worker runtime: pulls jobs from a RunPod-style queue, runs a registered handler on
-// them and reports results, stream chunks, progress and heartbeats (protocol: docs/protocol.md).
+// them and reports results, stream chunks, progress and heartbeats, speaking RunPod's worker
+// protocol (flags, environment and behaviour: runtime/worker/README.md).
 //
 // An out-of-tree worker's main() is two lines:
 //   podworker::HandlerRegistry::global().add<MyHandler>("mine");
@@ -66,7 +67,8 @@ struct WorkerOptions {
   std::vector<std::string> api_args;  // flags after "--": passed to the endpoint's own parser
 };
 
-// Reads the RUNPOD_* variables (and PODWORKER_* timing overrides, see docs/worker.md) into options.
+// Reads the RUNPOD_* variables, and the PODWORKER_* overrides listed in runtime/worker/README.md,
+// into options.
 WorkerOptions options_from_env();
 
 // Applies command-line flags over `options`. Throws std::invalid_argument on a bad flag.

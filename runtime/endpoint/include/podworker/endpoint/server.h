@@ -106,7 +106,8 @@ class Server {
   // port. Throws std::runtime_error when the address cannot be bound.
   std::uint16_t start();
   // Stops accepting, ends long polls, waits for in-flight requests (bounded by
-  // options.shutdown_timeout), then joins the I/O threads. Idempotent; thread-safe.
+  // options.shutdown_timeout), then joins the I/O threads. Idempotent; thread-safe, but never call
+  // it from one of the server's own I/O threads. A stopped server cannot be started again.
   void stop();
 
   std::uint16_t port() const;

@@ -1,0 +1,9 @@
+#include "podworker/handlers/textgen.h"
+
+#include "textgen_handler.h"
+
+namespace podworker::handlers {
+
+void register_textgen(HandlerRegistry& registry) { registry.add<textgen::TextgenHandler>("textgen"); }
+
+}  // namespace podworker::handlers

@@ -1,0 +1,133 @@
+#include "textgen_handler.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+
+#include "openai.h"
+#include "request.h"
+
+namespace podworker::handlers::textgen {
+
+namespace {
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  try {
+    return std::stoi(v);
+  } catch (const std::exception&) {
+    throw std::invalid_argument(std::string(name) + " must be an integer, got \"" + v + "\"");
+  }
+}
+
+json::Document chunk(std::string_view delta, int output_tokens) {
+  json::Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  d.AddMember("text", json::string_value(delta, a), a);
+  d.AddMember("output_tokens", output_tokens, a);
+  return d;
+}
+
+}  // namespace
+
+void TextgenHandler::init() {
+  if (generator_) return;
+  const char* path_env = std::getenv("PODWORKER_MODEL");
+  const std::string path = path_env && *path_env ? path_env : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  if (!std::filesystem::exists(path)) {
+    throw std::runtime_error("textgen: model file " + path + " not found (scripts/fetch-model.sh downloads it, "
+                             "PODWORKER_MODEL names another)");
+  }
+  const char* backend_env = std::getenv("PODWORKER_BACKEND");
+  llm::BackendOptions options;
+  options.threads = env_int("PODWORKER_THREADS", 0);
+  options.max_sequences = std::clamp(env_int("PODWORKER_MAX_SEQUENCES", 32), 1, 1024);
+  options.max_context = std::max(0, env_int("PODWORKER_CONTEXT", 2048));
+  generator_ = llm::Generator::load(path, llm::parse_backend_kind(backend_env ? backend_env : "auto"), options);
+  model_name_ = std::filesystem::path(path).stem().string();
+}
+
+void TextgenHandler::finalize() { generator_.reset(); }
+
+Output TextgenHandler::execute(Job& job, Emitter& out) {
+  if (!generator_) return Output::error("textgen: the model is not loaded (init() failed or was not called)");
+  Request req;
+  try {
+    const json::Value& input = job.input();
+    const json::Value* route = input.IsObject() ? json::find(input, "openai_route") : nullptr;
+    if (route != nullptr) {
+      if (!route->IsString() || std::string_view(route->GetString()) != "/v1/chat/completions") {
+        return Output::error("unsupported openai_route: only /v1/chat/completions is served");
+      }
+      const json::Value* body = json::find(input, "openai_input");
+      if (body == nullptr) return Output::error("\"openai_input\" is required with \"openai_route\"");
+      req = parse_openai(*body);
+    } else {
+      req = parse_native(input);
+    }
+  } catch (const std::invalid_argument& e) {
+    return Output::error(std::string("bad input: ") + e.what());
+  } catch (const JsonError& e) {
+    return Output::error(std::string("bad input: ") + e.what());
+  }
+
+  llm::TextRequest text_req;
+  text_req.prompt = generator_->tokenizer().encode(req.prompt, true);
+  const int context = generator_->max_context();
+  const int n_prompt = static_cast<int>(text_req.prompt.size());
+  if (n_prompt >= context) {
+    return Output::error("the prompt has " + std::to_string(n_prompt) + " tokens; the model's context holds " +
+                         std::to_string(context) + " (prompt and generated tokens together)");
+  }
+  text_req.sampling = req.sampling;
+  text_req.max_tokens = std::min(req.max_tokens, context - n_prompt);
+  text_req.stop = req.stop;
+
+  OpenAiIds ids{"chatcmpl-" + job.id(), req.model_name.empty() ? model_name_ : req.model_name,
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()};
+  bool sent_role = false;
+  llm::TextCallback on_text;
+  if (!req.openai) {
+    on_text = [&](std::string_view delta, int n) {
+      if (!delta.empty()) out.yield(chunk(delta, n));
+    };
+  } else if (req.stream) {
+    on_text = [&](std::string_view delta, int) {
+      if (delta.empty()) return;
+      out.yield(openai_chunk_event(ids, delta, !sent_role, {}));
+      sent_role = true;
+    };
+  }
+  const llm::TextResult result = generator_->generate_text(text_req, on_text, job.stop_token());
+  const llm::GenerationStats& st = result.stats;
+  if (st.finish_reason == llm::FinishReason::error) return Output::error("generation failed: " + st.error);
+  if (st.finish_reason == llm::FinishReason::cancelled) return Output{};
+  const std::string_view reason = llm::finish_reason_name(st.finish_reason);
+
+  if (req.openai) {
+    if (req.stream) {
+      if (!sent_role) out.yield(openai_chunk_event(ids, {}, true, {}));
+      out.yield(openai_chunk_event(ids, {}, false, reason));
+      out.yield(openai_done_event());
+    } else {
+      out.yield(openai_completion(ids, result.text, reason, st.input_tokens, st.output_tokens));
+    }
+    return Output{};
+  }
+  // The last chunk carries the summary: a streaming job has no separate final output.
+  json::Document last = chunk("", st.output_tokens);
+  auto& a = last.GetAllocator();
+  last.AddMember("done", true, a);
+  last.AddMember("full_text", json::string_value(result.text, a), a);
+  last.AddMember("input_tokens", st.input_tokens, a);
+  last.AddMember("time_to_first_token_ms", st.time_to_first_token_ms, a);
+  last.AddMember("tokens_per_second", st.tokens_per_second, a);
+  last.AddMember("finish_reason", json::string_value(reason, a), a);
+  out.yield(last);
+  return Output{};
+}
+
+}  // namespace podworker::handlers::textgen

@@ -1,0 +1,112 @@
+// The endpoint's pure parts: routing, query strings, auth, webhook URLs, rate limiting, flags.
+#include <doctest/doctest.h>
+
+#include "auth.h"
+#include "podworker/endpoint/server.h"
+#include "rate_limit.h"
+#include "routes.h"
+#include "webhook.h"
+
+namespace pe = podworker::endpoint;
+
+TEST_CASE("routes: prefixed and unprefixed, arguments, query") {
+  auto r = pe::parse_route("/v2/my-ep/job-done/worker-1/job-9?gpu=x&isStream=false");
+  REQUIRE(r);
+  CHECK(r->endpoint == "my-ep");
+  CHECK(r->op == pe::Op::job_done);
+  CHECK(r->arg1 == "worker-1");
+  CHECK(r->arg2 == "job-9");
+  CHECK(pe::query_param(r->query, "isStream") == "false");
+  CHECK_FALSE(pe::query_param(r->query, "missing"));
+
+  r = pe::parse_route("/status/abc");
+  REQUIRE(r);
+  CHECK(r->endpoint.empty());
+  CHECK(r->op == pe::Op::status);
+  CHECK(r->arg1 == "abc");
+  CHECK(pe::parse_route("/v2/ep/health/")->op == pe::Op::health);
+  CHECK(pe::parse_route("/v2/ep/purge-queue")->op == pe::Op::purge_queue);
+
+  CHECK_FALSE(pe::parse_route("/v2/ep/status"));
+  CHECK_FALSE(pe::parse_route("/v2/ep/job-done/w"));
+  CHECK_FALSE(pe::parse_route("/v2/ep/run/extra"));
+  CHECK_FALSE(pe::parse_route("/v2"));
+  CHECK_FALSE(pe::parse_route("v2/ep/run"));
+  CHECK_FALSE(pe::parse_route("/v3/ep/run"));
+
+  CHECK(pe::method_allowed(pe::Op::status, pe::Method::get));
+  CHECK(pe::method_allowed(pe::Op::status, pe::Method::post));
+  CHECK_FALSE(pe::method_allowed(pe::Op::run, pe::Method::get));
+  CHECK(pe::allowed_methods(pe::Op::stream) == "GET, POST");
+  CHECK(pe::query_param("job_id=a%2Cb&x", "job_id") == "a,b");
+  CHECK(pe::query_param("job_id=a%2Cb&x", "x") == "");
+}
+
+TEST_CASE("auth: Bearer or bare key, nothing else") {
+  CHECK(pe::authorized("Bearer k1", "k1"));
+  CHECK(pe::authorized("bearer k1", "k1"));
+  CHECK(pe::authorized("k1", "k1"));
+  CHECK_FALSE(pe::authorized("", "k1"));
+  CHECK_FALSE(pe::authorized("Bearer", "k1"));
+  CHECK_FALSE(pe::authorized("k", "k1"));
+  CHECK_FALSE(pe::authorized("k12", "k1"));
+  CHECK_FALSE(pe::authorized("Basic k1", "k1"));
+}
+
+TEST_CASE("webhook URLs: http only") {
+  auto u = pe::parse_http_url("http://127.0.0.1:9000/hook?a=1");
+  REQUIRE(u);
+  CHECK(u->host == "127.0.0.1");
+  CHECK(u->port == "9000");
+  CHECK(u->target == "/hook?a=1");
+  u = pe::parse_http_url("http://example.test");
+  REQUIRE(u);
+  CHECK(u->port == "80");
+  CHECK(u->target == "/");
+  u = pe::parse_http_url("http://[::1]:81/x");
+  REQUIRE(u);
+  CHECK(u->host == "::1");
+  CHECK(u->port == "81");
+  CHECK_FALSE(pe::parse_http_url("https://example.test/"));
+  CHECK_FALSE(pe::parse_http_url("ftp://x"));
+}
+
+TEST_CASE("rate limiter: requests per window and concurrency") {
+  pe::RateLimiter counted(pe::RateLimit{2, 0}, std::chrono::hours(1));
+  pe::RateLimiter::Permit p1, p2, p3;
+  CHECK(counted.try_acquire(p1));
+  CHECK(counted.try_acquire(p2));
+  CHECK_FALSE(counted.try_acquire(p3));
+
+  pe::RateLimiter concurrent(pe::RateLimit{0, 1}, std::chrono::hours(1));
+  {
+    pe::RateLimiter::Permit held;
+    CHECK(concurrent.try_acquire(held));
+    pe::RateLimiter::Permit second;
+    CHECK_FALSE(concurrent.try_acquire(second));
+  }
+  pe::RateLimiter::Permit after;
+  CHECK(concurrent.try_acquire(after));  // released with `held`
+}
+
+TEST_CASE("command line") {
+  pe::Options o;
+  auto r = pe::parse_cli({"--port", "0", "--endpoint-id=a", "--endpoint-id", "b", "--api-key", "k", "--no-rate-limit",
+                          "--rate-limit", "run=5/2", "--take-wait-ms", "250", "--retry-limit=4"},
+                         o);
+  CHECK(r.error.empty());
+  CHECK(o.port == 0);
+  CHECK(o.endpoint_ids == std::vector<std::string>{"a", "b"});
+  CHECK(o.api_key == "k");
+  CHECK_FALSE(o.rate_limit);
+  CHECK(o.limits.run.requests == 5);
+  CHECK(o.limits.run.concurrent == 2);
+  CHECK(o.take_wait == std::chrono::milliseconds(250));
+  CHECK(o.retry_limit == 4);
+  CHECK_FALSE(pe::parse_cli({"--port", "70000"}, o).error.empty());
+  CHECK_FALSE(pe::parse_cli({"--bogus"}, o).error.empty());
+  CHECK_FALSE(pe::parse_cli({"--rate-limit", "nope=1/1"}, o).error.empty());
+  CHECK_FALSE(pe::parse_cli({"--port"}, o).error.empty());
+  CHECK(pe::parse_cli({"--help"}, o).help);
+  CHECK(pe::cli_help("endpoint").find("--take-wait-ms") != std::string::npos);
+}

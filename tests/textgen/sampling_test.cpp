@@ -1,0 +1,84 @@
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+#include <vector>
+
+#include "llm/sampling.h"
+#include "llm/text_stream.h"
+
+using namespace podworker::llm;
+
+TEST_CASE("greedy sampling is argmax, lowest id on ties") {
+  const std::vector<float> logits = {0.1f, 2.0f, -1.0f, 2.0f};
+  CHECK(sample_token(logits, SampleSpec{}) == 1);
+  SampleSpec s;
+  s.params.temperature = 0.0f;
+  s.params.top_k = 1;
+  CHECK(sample_token(logits, s) == 1);
+}
+
+TEST_CASE("seeded sampling is reproducible and the step picks the draw") {
+  std::vector<float> logits(100);
+  for (std::size_t i = 0; i < logits.size(); ++i) logits[i] = std::sin(static_cast<float>(i));
+  SampleSpec s;
+  s.params = {1.0f, 0, 1.0f, 1234};
+  std::vector<std::int32_t> a, b;
+  for (std::uint64_t step = 0; step < 50; ++step) {
+    s.step = step;
+    a.push_back(sample_token(logits, s));
+    b.push_back(sample_token(logits, s));
+  }
+  CHECK(a == b);
+  std::map<std::int32_t, int> distinct;
+  for (auto t : a) ++distinct[t];
+  CHECK(distinct.size() > 5);  // 50 draws over 100 similar logits are not all one token
+}
+
+TEST_CASE("top-k and top-p keep exactly the intended candidates") {
+  // Probabilities with temperature 1: softmax of log(p) gives p back.
+  const std::vector<float> logits = {std::log(0.1f), std::log(0.5f), std::log(0.15f), std::log(0.25f)};
+  std::map<std::int32_t, int> seen_k, seen_p;
+  for (std::uint64_t step = 0; step < 400; ++step) {
+    SampleSpec k{{1.0f, 2, 1.0f, 99}, step};
+    ++seen_k[sample_token(logits, k)];
+    // top_p 0.7: 0.5 + 0.25 = 0.75 reaches it, so tokens 1 and 3 only.
+    SampleSpec p{{1.0f, 0, 0.7f, 99}, step};
+    ++seen_p[sample_token(logits, p)];
+  }
+  CHECK(seen_k.size() == 2);
+  CHECK(seen_k.count(1) == 1);
+  CHECK(seen_k.count(3) == 1);
+  CHECK(seen_p.size() == 2);
+  CHECK(seen_p.count(1) == 1);
+  CHECK(seen_p.count(3) == 1);
+  // Renormalised 0.5 : 0.25 → about two thirds token 1 (400 draws: well inside 0.55..0.78).
+  CHECK(seen_p[1] > 220);
+  CHECK(seen_p[1] < 312);
+  // A tiny top_p keeps the single most likely token.
+  CHECK(sample_token(logits, SampleSpec{{1.0f, 0, 0.01f, 5}, 0}) == 1);
+}
+
+TEST_CASE("sample_uniform stays in [0, 1)") {
+  for (std::uint64_t i = 0; i < 1000; ++i) {
+    const float u = sample_uniform(7, i);
+    CHECK(u >= 0.0f);
+    CHECK(u < 1.0f);
+  }
+}
+
+TEST_CASE("TextStream holds back partial UTF-8 and partial stop strings") {
+  TextStream s({"END"});
+  CHECK(s.push("caf") == "caf");
+  CHECK(s.push("\xC3") == "");  // first byte of é
+  CHECK(s.push("\xA9 E") == "\xC3\xA9 ");
+  CHECK(s.push("N") == "");     // "EN" may become "END"
+  CHECK(s.push("Dx") == "");
+  CHECK(s.stopped());
+  CHECK(s.text() == "caf\xC3\xA9 ");
+  TextStream t({"END"});
+  CHECK(t.push("EN") == "");
+  CHECK(t.push("O") == "ENO");
+  CHECK(t.push("\xE2\x82") == "");
+  CHECK(t.finish() == "\xEF\xBF\xBD\xEF\xBF\xBD");  // incomplete tail becomes U+FFFD per byte
+}
