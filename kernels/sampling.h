@@ -8,8 +8,10 @@
 //  3. top_k in [1, vocab): keep tokens whose w_i >= the k-th largest w (ties at the boundary kept).
 //  4. top_p in (0, 1): among kept tokens, keep those with w_i >= t, where t is the largest value whose
 //     kept mass sum(w_j >= t) reaches ceil(top_p * total kept mass) (ties at the boundary kept).
-//  5. r = random_u64(seed, counter) mod kept mass; the token is the first index (in vocabulary order)
-//     whose running kept mass exceeds r.
+//  5. u = uniform01(random_u64(seed, counter)) in [0, 1), r = floor(u * kept mass); the token is the
+//     first index (in vocabulary order) whose running kept mass exceeds r. (A fraction of the mass rather
+//     than `random mod mass`, so a last-bit difference between host and device expf moves r by a hair
+//     instead of scrambling the draw.)
 #pragma once
 
 #include <cstddef>
@@ -34,6 +36,15 @@ constexpr std::uint64_t random_u64(std::uint64_t seed, std::uint64_t counter) {
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
   z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
   return z ^ (z >> 31);
+}
+
+// The top 53 bits of a random word as a double in [0, 1).
+constexpr double uniform01(std::uint64_t bits) { return static_cast<double>(bits >> 11) * 0x1p-53; }
+
+// floor(uniform01(bits) * total), kept below total.
+constexpr std::uint64_t draw_below(std::uint64_t bits, std::uint64_t total) {
+  const auto r = static_cast<std::uint64_t>(uniform01(bits) * static_cast<double>(total));
+  return r < total ? r : total - 1;
 }
 
 namespace cpu {

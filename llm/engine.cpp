@@ -78,6 +78,8 @@ GenerationStats Engine::generate(const GenerationRequest& request, const std::fu
   wake_.notify_all();
 
   std::vector<std::int32_t> batch;
+  int delivered = 0;
+  bool cancelled = false;
   while (true) {
     bool finished = false;
     {
@@ -88,13 +90,27 @@ GenerationStats Engine::generate(const GenerationRequest& request, const std::fu
       finished = active->done;
     }
     for (std::int32_t t : batch) {
+      // The scheduler may run ahead of a slow consumer; the consumer's view decides where the
+      // generation ends, so a cancellation takes effect at the next token it would have seen.
       if (active->consumer_done.load(std::memory_order_relaxed)) break;
+      if (stop.stop_requested()) {
+        cancelled = true;
+        active->consumer_done.store(true, std::memory_order_relaxed);
+        break;
+      }
+      ++delivered;
       if (!on_token(t)) active->consumer_done.store(true, std::memory_order_relaxed);
     }
     if (finished) break;
   }
   std::lock_guard lock(active->mutex);
-  return active->stats;
+  GenerationStats stats = active->stats;
+  if (stats.finish_reason != FinishReason::error && delivered < stats.output_tokens) {
+    stats.output_tokens = delivered;
+    stats.finish_reason = cancelled ? FinishReason::cancelled : FinishReason::stop;
+  }
+  if (cancelled) stats.finish_reason = FinishReason::cancelled;
+  return stats;
 }
 
 namespace {

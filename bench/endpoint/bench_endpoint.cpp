@@ -16,6 +16,7 @@
 #include "http_load.h"
 #include "podworker/endpoint/server.h"
 #include "podworker/json.h"
+#include "podworker/log.h"
 
 namespace {
 
@@ -97,6 +98,8 @@ void print_row(const char* route, std::size_t connections, const LoadResult& r) 
 }  // namespace
 
 int main(int argc, char** argv) {
+  // The table is the output; the in-process endpoint's start-up notes would only interleave.
+  podworker::log::set_level(podworker::log::Level::warn);
   try {
     const Args args = parse_args(argc, argv);
     Target target;

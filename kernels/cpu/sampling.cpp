@@ -49,7 +49,7 @@ int sample(const float* logits, int vocab, const SampleParams& params, std::uint
   std::uint64_t total = 0;
   for (std::uint64_t v : w) total += v >= threshold ? v : 0;
   if (total == 0) return best;
-  const std::uint64_t r = random_u64(params.seed, counter) % total;
+  const std::uint64_t r = draw_below(random_u64(params.seed, counter), total);
   std::uint64_t running = 0;
   for (int i = 0; i < vocab; ++i) {
     running += w[i] >= threshold ? w[i] : 0;

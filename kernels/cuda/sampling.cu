@@ -180,7 +180,7 @@ __global__ void __launch_bounds__(kThreads)
   // holds the draw.
   if (threadIdx.x == 0) tokens[blockIdx.x] = best;
   __syncthreads();
-  const u64 r = random_u64(p.seed, static_cast<std::uint64_t>(counters[blockIdx.x])) % total;
+  const u64 r = draw_below(random_u64(p.seed, static_cast<std::uint64_t>(counters[blockIdx.x])), total);
   const u64 excl = incl - mine;
   if (mine > 0 && excl <= r && r < incl) {
     u64 running = excl;

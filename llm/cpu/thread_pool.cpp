@@ -52,7 +52,9 @@ void ThreadPool::run(void (*fn)(void*, int), void* ctx) {
 }
 
 void ThreadPool::worker(std::stop_token stop, int tid) {
-  std::uint32_t seen = generation_.load(std::memory_order_acquire);
+  // Generation 0 is the pool's state at construction (run() cannot have been called yet); starting
+  // from it rather than from a load means a stop signalled before this thread ran is not missed.
+  std::uint32_t seen = 0;
   while (true) {
     std::uint32_t now = seen;
     for (int i = 0; i < kSpin; ++i) {

@@ -8,6 +8,10 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 venv="${PODWORKER_VENV:-$root/.venv}"
 bash "$root/scripts/python-env.sh" "$venv"
+# The executables CTest names (or a developer gives, maybe relative) must survive the cd below.
+for var in PODWORKER_ENDPOINT PODWORKER_WORKER; do
+  if [ -n "${!var:-}" ]; then export "$var=$(realpath "${!var}")"; fi
+done
 cd "$here"
 export PYTHONDONTWRITEBYTECODE=1
 exec "$venv/bin/python" -m pytest -p no:cacheprovider --timeout=90 -q -rfE "$@"

@@ -21,10 +21,13 @@ import runpod  # noqa: E402  (after argv is trimmed: the SDK parses sys.argv on 
 
 async def echo(job):
     """Returns the job's input unchanged: what podworker's `echo` handler does. With `sleep_s` in
-    the input it first waits that long, so a test can cancel it while it runs."""
-    delay = job["input"].get("sleep_s") if isinstance(job["input"], dict) else None
-    if delay:
-        await asyncio.sleep(float(delay))
+    the input it first waits that long, so a test can cancel it while it runs; with `raise` it
+    raises (the SDK reports the exception as the job's error)."""
+    job_input = job["input"] if isinstance(job["input"], dict) else {}
+    if job_input.get("sleep_s"):
+        await asyncio.sleep(float(job_input["sleep_s"]))
+    if job_input.get("raise"):
+        raise ValueError(str(job_input["raise"]))
     return job["input"]
 
 

@@ -5,11 +5,12 @@ plain HTTP, exactly as the seed's curl commands send them.
 
 from __future__ import annotations
 
+import json
 import re
 
 import requests
 
-from processes import sdk_worker, wait_until
+from processes import EndpointProcess, sdk_worker, wait_until
 
 TERMINAL = {"COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
@@ -99,3 +100,31 @@ def test_sdk_worker_stops_cancelled_job(tmp_path, endpoint, children):
     # And it keeps working afterwards.
     follow_up = api.post("run", {"input": {"after": "cancel"}})["id"]
     assert api.wait_terminal(follow_up)["output"] == {"after": "cancel"}
+
+
+def test_sdk_worker_exception_is_failed(tmp_path, endpoint, children):
+    children.append(sdk_worker(tmp_path, endpoint, "sdk-raise", "echo"))
+    api = Api(endpoint)
+    job_id = api.post("run", {"input": {"raise": "no such model"}})["id"]
+    state = api.wait_terminal(job_id)
+    assert state["status"] == "FAILED", state
+    details = json.loads(state["error"])   # the SDK encodes the exception details as JSON text
+    assert details["error_message"] == "no such model"
+    assert details["worker_id"] == "sdk-raise"
+
+
+def test_sdk_worker_execution_timeout(tmp_path, children):
+    endpoint = EndpointProcess(tmp_path, "timeout-key", ["--min-execution-timeout-ms", "200"])
+    children.append(endpoint)
+    worker = sdk_worker(tmp_path, endpoint, "sdk-timeout", "echo")
+    children.append(worker)
+    api = Api(endpoint)
+    job_id = api.post("run", {"input": {"sleep_s": 120}, "policy": {"executionTimeout": 3000}})["id"]
+    state = api.wait_terminal(job_id, timeout_s=40)
+    assert state["status"] == "TIMED_OUT", state
+    # The endpoint tells the worker through the stop channel; the SDK then cancels the handler.
+    # (The SDK drops a stop signal that arrives in the ~100 ms between taking a job and registering
+    # its task; 3 s leaves a wide margin on a loaded machine.)
+    worker.wait_for_line(re.compile(re.escape(job_id) + r" \| Job stopped"), timeout_s=20)
+    follow_up = api.post("run", {"input": {"after": "timeout"}})["id"]
+    assert api.wait_terminal(follow_up)["output"] == {"after": "timeout"}

@@ -236,13 +236,13 @@ TEST_CASE("sampling: greedy, top-k 1, tiny top-p and a fair coin") {
     const int t = k::cpu::sample(logits, 4, topk1, c);
     CHECK((t == 1 || t == 2));
   }
-  // Two equal logits at temperature 1: weights 2^32 each, total 2^33; r = hash % 2^33 picks token 1
-  // when r >= 2^32.
+  // Two equal logits at temperature 1: weights 2^32 each, total 2^33; r = floor(u * 2^33) picks token 1
+  // when r >= 2^32, i.e. when u >= 1/2, i.e. when the hash's top bit is set.
   const float coin[2] = {0.0f, 0.0f};
   k::SampleParams fair{1.0f, 0, 1.0f, 0, 7};
   int ones = 0;
   for (std::uint64_t c = 0; c < 64; ++c) {
-    const int expected = (k::random_u64(7, c) % (std::uint64_t{1} << 33)) >= (std::uint64_t{1} << 32) ? 1 : 0;
+    const int expected = static_cast<int>(k::random_u64(7, c) >> 63);
     const int got = k::cpu::sample(coin, 2, fair, c);
     CHECK(got == expected);
     ones += got;

@@ -2,6 +2,7 @@
 // requests it makes (paths, query parameters, headers, bodies) and how it reacts to each answer.
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -26,9 +27,21 @@ class Script {
   void push_stop(const std::string& body) { push(stops_, Reply{200, body}); }
   void push_done_status(int status) { push(done_statuses_, Reply{status, status >= 300 ? "{\"error\":\"no\"}" : ""}); }
 
+  // The first n job-take requests are held until the server stops and never get a job.
+  void hold_first_takes(int n) { held_takes_ = n; }
+
   Reply respond(const RecordedRequest& req, std::stop_token stop) {
     const std::string path = req.path();
-    if (path.find("/job-take") != std::string::npos) return wait_pop(takes_, stop);
+    if (path.find("/job-take") != std::string::npos) {
+      if (held_takes_.fetch_sub(1) > 0) {
+        std::mutex m;
+        std::condition_variable_any cv;
+        std::unique_lock lock(m);
+        cv.wait(lock, stop, [] { return false; });
+        return {204, ""};
+      }
+      return wait_pop(takes_, stop);
+    }
     if (path.find("/job-stop/") != std::string::npos) return wait_pop(stops_, stop);
     if (path.find("/job-done/") != std::string::npos) {
       std::lock_guard lock(mu_);
@@ -59,6 +72,7 @@ class Script {
   std::mutex mu_;
   std::condition_variable_any cv_;
   std::deque<Reply> takes_, stops_, done_statuses_;
+  std::atomic<int> held_takes_{0};
 };
 
 struct Fixture {
@@ -438,6 +452,19 @@ TEST_CASE("protocol: on stop, a job still running after the grace period is canc
   w.stop();  // returns once the job was cancelled and the worker finalized
   CHECK(w.worker().held_jobs().empty());
   CHECK(f.results("g-1").empty());
+}
+
+TEST_CASE("protocol: a long poll the client gives up on is simply asked again") {
+  Fixture f;
+  f.script.hold_first_takes(3);  // the server sits on three polls past the client's patience
+  f.script.push_take_job(R"({"id":"t-1","input":"late"})");
+  auto o = f.options();
+  o.long_poll_timeout = std::chrono::milliseconds(30);
+  RunningWorker w(o, "echo");
+  REQUIRE(f.wait_results("t-1", 1));
+  w.stop();
+  CHECK(f.count_path("/job-take/") >= 4);
+  CHECK(f.results("t-1")[0].body == R"({"output":"late"})");
 }
 
 }  // namespace podworker::test

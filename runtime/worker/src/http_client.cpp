@@ -184,6 +184,7 @@ HttpResponse HttpClient::perform(const std::string& url, const std::string_view*
     return response;
   }
   if (result != CURLE_OK) {
+    response.timed_out = result == CURLE_OPERATION_TIMEDOUT;
     response.error = curl_easy_strerror(result);
     return response;
   }

@@ -65,7 +65,8 @@ struct HttpResponse {
   std::string body;
   std::string content_type;
   std::string error;        // transport error text when status == 0
-  bool interrupted = false; // stopped through the stop_token / interrupt()
+  bool interrupted = false; // stopped through the stop_token
+  bool timed_out = false;   // no answer within the request's timeout (a long poll ran out)
 
   bool transport_error() const { return status == 0; }
   // Worth another attempt: no response at all, a 5xx, or 429.

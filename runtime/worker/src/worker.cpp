@@ -272,6 +272,7 @@ struct Worker::Impl {
         wait_for(stop, std::chrono::duration_cast<std::chrono::milliseconds>(o.min_poll_interval - elapsed));
         continue;
       }
+      if (r.timed_out) continue;  // the server held the poll longer than we wait: ask again
       if (r.status == 429) {
         log::warn("job-take rate limited (429); backing off");
         wait_for(stop, jittered(o.rate_limited_backoff));
@@ -316,6 +317,7 @@ struct Worker::Impl {
         wait_for(stop, std::chrono::duration_cast<std::chrono::milliseconds>(o.min_poll_interval - elapsed));
         continue;
       }
+      if (r.timed_out) continue;
       log::debug("job-stop failed (" + describe(r) + "); retrying");
       wait_for(stop, jittered(r.status == 429 ? o.rate_limited_backoff : delay));
       delay = std::min(delay * 2, o.backoff_max);
@@ -337,7 +339,7 @@ struct Worker::Impl {
       std::string url = ping_url;
       if (!ids.empty()) url = append_query(url, "job_id=" + ids);
       url = append_query(url, version);
-      const auto r = client.get(url, std::min(o.request_timeout, o.ping_interval * 2), stop);
+      const auto r = client.get(url, o.request_timeout, stop);
       if (r.interrupted) return;
       if (!success(r)) log::debug("heartbeat failed (" + describe(r) + ")");
     } while (wait_for(stop, o.ping_interval));
@@ -372,6 +374,10 @@ void Worker::stop() {
 void Worker::run() {
   Impl& s = *impl_;
   if (s.take_url.empty()) throw std::invalid_argument("no job-take URL (RUNPOD_WEBHOOK_GET_JOB)");
+  if (s.o.done_url.empty()) throw std::invalid_argument("no job-done URL (RUNPOD_WEBHOOK_POST_OUTPUT)");
+  if (s.o.stream_url.empty() && s.handler.streams()) {
+    throw std::invalid_argument("handler streams but there is no job-stream URL (RUNPOD_WEBHOOK_POST_STREAM)");
+  }
   s.handler.init();
   log::info("worker " + s.o.worker_id + " taking jobs (concurrency " +
             std::to_string(s.o.concurrency) + ")");
