@@ -28,7 +28,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --variant) variant=${2:?}; shift 2 ;;
     --model) model=${2:?}; shift 2 ;;
-    --cuda-architectures) cuda_architectures=${2:?}; shift 2 ;;
+    --cuda-architectures) cuda_architectures=${2?}; shift 2 ;;
     --build-dir) build_dir=${2:?}; shift 2 ;;
     --prefix) prefix=${2:?}; shift 2 ;;
     --jobs) jobs=${2:?}; shift 2 ;;
@@ -49,6 +49,7 @@ cmake_args=(
   -DPODWORKER_SERVER=ON -DPODWORKER_TESTS=OFF -DPODWORKER_BENCH=OFF -DPODWORKER_SANITIZE=OFF
 )
 if [ "$variant" = cuda ]; then
+  [ -n "$cuda_architectures" ] || die "--cuda-architectures is empty"
   cmake_args+=(-DPODWORKER_CUDA=ON "-DCMAKE_CUDA_ARCHITECTURES=$cuda_architectures")
 else
   cmake_args+=(-DPODWORKER_CUDA=OFF)
