@@ -127,6 +127,21 @@ else
   fail "installed worker did not complete a local echo job: $output"
 fi
 
+# The model image: its default handler (ENV PODWORKER_HANDLER of stage image-smollm2) must be in
+# the worker and generate from the copied model file.
+if [ "$model" = smollm2 ]; then
+  model_env=$(sed -n '/AS image-smollm2/,/^FROM/p' "$dockerfile" | tr '\\\n' '  ' | tr -s ' ')
+  handler=$(sed -n 's/.*PODWORKER_HANDLER=\([^ ]*\).*/\1/p' <<<"$model_env")
+  model_file=$(sed -n 's/.*PODWORKER_MODEL=\([^ ]*\).*/\1/p' <<<"$model_env")
+  local_model="$prefix/${model_file#"$image_prefix"/}"
+  if output=$(cd "$run_dir" && PODWORKER_HANDLER="$handler" PODWORKER_MODEL="$local_model" \
+                "$worker" --test-input '{"input": {"prompt": "Hello", "max_tokens": 4}}' 2>&1); then
+    echo "ok: handler $handler generates with $local_model"
+  else
+    fail "the model image's handler '$handler' did not complete a job with $local_model: $output"
+  fi
+fi
+
 if [ "$failures" -gt 0 ]; then
   die "$failures check(s) failed"
 fi

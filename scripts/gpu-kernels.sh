@@ -14,6 +14,7 @@ BUILD=${BUILD_DIR:-$ROOT/build-gpu-kernels}
 ARCH=${CUDA_ARCH:-90}
 JOBS=${JOBS:-$(nproc)}
 mkdir -p "$OUT"
+: > "$OUT/summary.txt"
 status=0
 
 step() { printf '\n== %s (%ds)\n' "$1" "$SECONDS" | tee -a "$OUT/summary.txt"; }
@@ -58,6 +59,10 @@ step "tests: gpu suite"
 timeout 180 "$BUILD/tests/kernels/test_kernels" --test-suite=gpu -s > "$OUT/test_gpu.log" 2>&1 || status=1
 grep -E "ERROR|FAILED|MESSAGE: device|skipped" "$OUT/test_gpu.log" | head -40
 tail -4 "$OUT/test_gpu.log" | tee -a "$OUT/summary.txt"
+if grep -q "no CUDA device" "$OUT/test_gpu.log"; then
+  echo "WARNING: no CUDA device was found: the gpu suite skipped every case" | tee -a "$OUT/summary.txt"
+  status=1
+fi
 
 step "bench_kernels"
 timeout 240 "$BUILD/bench/kernels/bench_kernels" --csv "$OUT/bench_kernels.csv" > "$OUT/bench_kernels.txt" 2>&1 || status=1

@@ -61,6 +61,7 @@ RateLimit* rate_limit_for(Options& o, std::string_view route) {
   if (route == "stream") return &o.limits.stream;
   if (route == "cancel") return &o.limits.cancel;
   if (route == "purge-queue") return &o.limits.purge_queue;
+  if (route == "openai") return &o.limits.openai;
   return nullptr;
 }
 
@@ -110,6 +111,10 @@ CliResult parse_cli(const std::vector<std::string>& args, Options& o) {
     } else if (flag == "--api-key") {
       if (!need_value()) return result;
       o.api_key = value;
+    } else if (flag == "--openai-model") {
+      if (!need_value()) return result;
+      if (value.empty()) return bad_value();
+      o.openai_model = value;
     } else if (flag == "--io-threads") {
       if (!need_value()) return result;
       if (!parse_number(value, 1, 64, n)) return bad_value();
@@ -168,8 +173,9 @@ CliResult parse_cli(const std::vector<std::string>& args, Options& o) {
 std::string cli_help(const std::string& program) {
   std::string h = "usage: " + program + " [flags]\n\n"
       "Serves RunPod's job API (/v2/{endpoint_id}/run, runsync, status, stream, cancel, retry,\n"
-      "purge-queue, health; the same routes without /v2/{endpoint_id} for the first endpoint id) and\n"
-      "the worker API (job-take, job-take-batch, job-done, job-stream, ping, job-stop).\n"
+      "purge-queue, health; the same routes without /v2/{endpoint_id} for the first endpoint id),\n"
+      "OpenAI-compatible routes (POST openai/v1/chat/completions runs as a job, GET openai/v1/models)\n"
+      "and the worker API (job-take, job-take-batch, job-done, job-stream, ping, job-stop).\n"
       "Prints \"podworker endpoint listening on http://HOST:PORT\" once it accepts connections;\n"
       "stops gracefully on SIGINT or SIGTERM.\n\n"
       "  --host HOST               listen address (127.0.0.1)\n"
@@ -177,11 +183,13 @@ std::string cli_help(const std::string& program) {
       "  --endpoint-id ID          endpoint id to serve; repeat for several; the first is the default (local)\n"
       "  --api-key KEY             require this key (Bearer or bare) on every route; also from\n"
       "                            PODWORKER_API_KEY; without a key authentication is off\n"
+      "  --openai-model NAME       model id listed by openai/v1/models (podworker)\n"
       "  --io-threads N            I/O threads (2)\n"
       "  --no-rate-limit           turn rate limits off (benchmarks)\n"
       "  --rate-limit ROUTE=R/C    R requests per window, C concurrent (0 = unlimited) for ROUTE:\n"
       "                            run (1000/200), runsync (2000/400), status (2000/400),\n"
-      "                            stream (2000/400), cancel (100/20), purge-queue (2/0)\n"
+      "                            stream (2000/400), cancel (100/20), purge-queue (2/0),\n"
+      "                            openai (2000/400)\n"
       "  --retry-limit N           requeues after heartbeat loss before FAILED (3)\n"
       "  --webhook-retries N       webhook attempts after the first (2)\n"
       "  --max-run-body BYTES      /run body limit (10485760)\n"
@@ -192,7 +200,12 @@ std::string cli_help(const std::string& program) {
     line.resize(std::max<std::size_t>(line.size() + 1, 28), ' ');
     h += line + std::string(f.help) + "\n";
   }
-  h += "  -h, --help                this text\n";
+  h += "  -h, --help                this text\n\n"
+       "environment:\n"
+       "  PODWORKER_API_KEY         the API key when --api-key is not given (keeps it out of the\n"
+       "                            process list); unset and no flag: authentication is off\n"
+       "  RUNPOD_LOG_LEVEL          default log level (--log-level overrides it)\n"
+       "  RUNPOD_ENDPOINT_ID        when set, log lines are JSON\n";
   return h;
 }
 

@@ -24,6 +24,13 @@ void write_raw(Writer& w, std::string_view json_text) {
   w.RawValue(json_text.data(), json_text.size(), rapidjson::kObjectType);
 }
 
+// Caps on per-worker stop bookkeeping; ids come from the worker's requests, so they are bounded.
+constexpr std::size_t kMaxPendingStops = 1024;
+constexpr std::size_t kMaxSentStops = 256;
+// How often job-take's job_in_progress=1 (which names no job) may re-announce one stop; pings,
+// which name the jobs held, re-announce for as long as the worker reports the job.
+constexpr int kMaxTakeReannounce = 3;
+
 }  // namespace
 
 MemoryStore::MemoryStore(StoreOptions options, std::function<void(TerminalEvent)> on_terminal)
@@ -116,8 +123,14 @@ void MemoryStore::finish(Job& job, JobStatus status, Clock::time_point now, Even
 
 void MemoryStore::request_stop(const std::string& worker, const std::string& job_id) {
   if (worker.empty()) return;
-  workers_[worker].stop.push_back(job_id);
-  notify(Topic::stop, worker);
+  queue_stop(workers_[worker], worker, job_id);
+}
+
+void MemoryStore::queue_stop(Worker& worker, std::string_view worker_id, std::string_view job_id) {
+  if (worker.stop.size() >= kMaxPendingStops) return;  // only a misbehaving worker gets here
+  if (std::find(worker.stop.begin(), worker.stop.end(), job_id) != worker.stop.end()) return;
+  worker.stop.emplace_back(job_id);
+  notify(Topic::stop, worker_id);
 }
 
 // ---- client API
@@ -261,6 +274,7 @@ std::vector<std::string> MemoryStore::take(std::string_view worker, std::size_t 
   std::vector<std::string> out;
   std::lock_guard lock(mu_);
   const auto now = Clock::now();
+  auto worker_it = workers_.find(worker);
   for (auto* q : {&queue_, &low_queue_}) {
     while (out.size() < max_jobs && !q->empty()) {
       QueueEntry e = std::move(q->front());
@@ -272,6 +286,12 @@ std::vector<std::string> MemoryStore::take(std::string_view worker, std::size_t 
       job.has_started = true;
       job.worker.assign(worker);
       ++job.queue_seq;
+      if (worker_it != workers_.end()) {
+        // A job retried onto the worker that was told to stop it before: the old stop is void.
+        Worker& w = worker_it->second;
+        std::erase(w.stop, job.spec.id);
+        std::erase_if(w.sent, [&](const SentStop& sent) { return sent.job_id == job.spec.id; });
+      }
 
       rapidjson::StringBuffer buffer;
       Writer w(buffer);
@@ -314,6 +334,9 @@ PostOutcome MemoryStore::post_result(std::string_view worker, std::string_view j
     // A result is accepted from any worker: one whose job was requeued after a heartbeat loss may
     // still finish it, and the work is then not done twice.
     if (job->status == JobStatus::in_progress && job->worker != worker) request_stop(job->worker, job->spec.id);
+    if (auto w = workers_.find(worker); w != workers_.end()) {
+      std::erase_if(w->second.sent, [&](const SentStop& sent) { return sent.job_id == job_id; });
+    }
     if (!job->has_started) {
       job->has_started = true;
       job->started = now;
@@ -343,18 +366,53 @@ PostOutcome MemoryStore::post_stream(std::string_view /*worker*/, std::string_vi
   return PostOutcome::accepted;
 }
 
-void MemoryStore::ping(std::string_view worker, const std::vector<std::string>& /*job_ids*/) {
+void MemoryStore::ping(std::string_view worker, const std::vector<std::string>& job_ids) {
   std::lock_guard lock(mu_);
   auto it = workers_.find(worker);
   if (it == workers_.end()) it = workers_.try_emplace(std::string(worker)).first;
-  it->second.last_seen = Clock::now();
+  Worker& w = it->second;
+  w.last_seen = Clock::now();
+  // A stop whose job the worker no longer lists has been acted on.
+  std::erase_if(w.sent, [&](const SentStop& sent) {
+    return std::find(job_ids.begin(), job_ids.end(), sent.job_id) == job_ids.end();
+  });
+  for (const std::string& id : job_ids) {
+    const auto job = find_job(id);
+    const bool assigned_here = job && job->status == JobStatus::in_progress && job->worker == worker;
+    if (!assigned_here) queue_stop(w, worker, id);
+  }
+}
+
+void MemoryStore::report_in_progress(std::string_view worker, bool holding) {
+  std::lock_guard lock(mu_);
+  auto it = workers_.find(worker);
+  if (it == workers_.end()) return;
+  Worker& w = it->second;
+  if (!holding) {
+    w.sent.clear();
+    return;
+  }
+  for (SentStop& sent : w.sent) {
+    if (sent.reannounced >= kMaxTakeReannounce) continue;
+    const auto job = find_job(sent.job_id);
+    if (job && job->status == JobStatus::in_progress && job->worker == worker) continue;
+    ++sent.reannounced;
+    queue_stop(w, worker, sent.job_id);
+  }
 }
 
 std::vector<std::string> MemoryStore::take_stop_requests(std::string_view worker) {
   std::lock_guard lock(mu_);
   auto it = workers_.find(worker);
   if (it == workers_.end()) return {};
-  return std::exchange(it->second.stop, {});
+  Worker& w = it->second;
+  for (const std::string& id : w.stop) {
+    const bool known = std::any_of(w.sent.begin(), w.sent.end(), [&](const SentStop& s) { return s.job_id == id; });
+    if (known) continue;
+    if (w.sent.size() >= kMaxSentStops) w.sent.pop_front();
+    w.sent.push_back({id, 0});
+  }
+  return std::exchange(w.stop, {});
 }
 
 // ---- time

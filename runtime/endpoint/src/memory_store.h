@@ -40,6 +40,7 @@ class MemoryStore final : public JobStore {
   PostOutcome post_result(std::string_view worker, std::string_view job, WorkerResult result) override;
   PostOutcome post_stream(std::string_view worker, std::string_view job, std::string chunk_json) override;
   void ping(std::string_view worker, const std::vector<std::string>& job_ids) override;
+  void report_in_progress(std::string_view worker, bool holding) override;
   std::vector<std::string> take_stop_requests(std::string_view worker) override;
 
   void sweep() override;
@@ -72,10 +73,17 @@ class MemoryStore final : public JobStore {
     std::shared_ptr<Job> job;
     std::uint64_t seq;
   };
+  // A stop this worker was sent and has not been seen to act on (its ping still lists the job, or
+  // it has not pinged since).
+  struct SentStop {
+    std::string job_id;
+    int reannounced = 0;  // by job-take's job_in_progress=1, which names no job
+  };
   struct Worker {
     Clock::time_point last_seen;
     int active_requests = 0;
-    std::vector<std::string> stop;
+    std::vector<std::string> stop;  // for the next job-stop answer, no duplicates
+    std::deque<SentStop> sent;      // bounded: kMaxSentStops
   };
   struct Watch {
     std::uint64_t token;
@@ -88,6 +96,7 @@ class MemoryStore final : public JobStore {
   void enqueue(const std::shared_ptr<Job>& job, bool front);
   void finish(Job& job, JobStatus status, Clock::time_point now, Events& events);
   void request_stop(const std::string& worker, const std::string& job_id);
+  void queue_stop(Worker& worker, std::string_view worker_id, std::string_view job_id);
   void notify(Topic topic, std::string_view key);
   void emit(Events& events);
   std::shared_ptr<Job> find_job(std::string_view id);

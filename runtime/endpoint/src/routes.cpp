@@ -79,6 +79,17 @@ std::optional<Route> parse_route(std::string_view target) {
     if (route.endpoint.empty()) return std::nullopt;
     first = next_segment(path);
   }
+  if (first == "openai") {
+    // OpenAI-compatible routes: a fixed path after the prefix, no arguments.
+    if (path == "v1/chat/completions") {
+      route.op = Op::openai_chat;
+    } else if (path == "v1/models") {
+      route.op = Op::openai_models;
+    } else {
+      return std::nullopt;
+    }
+    return route;
+  }
   for (const OpInfo& info : kOps) {
     if (info.name != first) continue;
     route.op = info.op;
@@ -97,6 +108,7 @@ bool method_allowed(Op op, Method method) {
     case Op::status:
     case Op::stream: return method == Method::get || method == Method::post;
     case Op::health:
+    case Op::openai_models:
     case Op::job_take:
     case Op::job_take_batch:
     case Op::job_stop: return method == Method::get;
@@ -107,7 +119,8 @@ bool method_allowed(Op op, Method method) {
     case Op::retry:
     case Op::purge_queue:
     case Op::job_done:
-    case Op::job_stream: return method == Method::post;
+    case Op::job_stream:
+    case Op::openai_chat: return method == Method::post;
   }
   return false;
 }

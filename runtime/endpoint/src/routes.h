@@ -24,6 +24,8 @@ enum class Op : std::uint8_t {
   job_stream,
   ping,
   job_stop,
+  openai_chat,    // POST openai/v1/chat/completions
+  openai_models,  // GET openai/v1/models
 };
 
 enum class Method : std::uint8_t { get, post, other };

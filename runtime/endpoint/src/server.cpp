@@ -26,6 +26,7 @@
 
 #include "auth.h"
 #include "memory_store.h"
+#include "openai.h"
 #include "podworker/ids.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
@@ -132,11 +133,31 @@ struct EndpointState {
         status(o.limits.status, o.rate_window),
         stream(o.limits.stream, o.rate_window),
         cancel(o.limits.cancel, o.rate_window),
-        purge_queue(o.limits.purge_queue, o.rate_window) {}
+        purge_queue(o.limits.purge_queue, o.rate_window),
+        openai(o.limits.openai, o.rate_window) {}
   std::string id;
   std::unique_ptr<JobStore> store;
-  RateLimiter run, runsync, status, stream, cancel, purge_queue;
+  RateLimiter run, runsync, status, stream, cancel, purge_queue, openai;
 };
+
+bool is_openai_route(const std::optional<Route>& route) {
+  return route && (route->op == Op::openai_chat || route->op == Op::openai_models);
+}
+
+// The job ids a ping reports (?job_id=a,b,...), capped: they come from the worker.
+std::vector<std::string> ping_job_ids(std::string_view query) {
+  constexpr std::size_t kMaxIds = 1024;
+  std::vector<std::string> ids;
+  if (auto list = query_param(query, "job_id")) {
+    std::string_view rest = *list;
+    while (!rest.empty() && ids.size() < kMaxIds) {
+      const auto comma = rest.find(',');
+      if (comma != 0) ids.emplace_back(rest.substr(0, comma));
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  }
+  return ids;
+}
 
 }  // namespace
 
@@ -193,6 +214,8 @@ class Server::Impl {
   awaitable<Reply> stream_json(EndpointState& ep, const Route& route);
   awaitable<void> stream_sse(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   awaitable<Reply> job_take(EndpointState& ep, const Route& route);
+  awaitable<Reply> openai_chat(EndpointState& ep, Request& req, beast::tcp_stream& stream, bool& consumed);
+  awaitable<void> openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream);
   awaitable<Reply> job_stop(EndpointState& ep, const Route& route);
   Reply health(EndpointState& ep);
   template <class Check>
@@ -355,7 +378,8 @@ std::size_t Server::Impl::body_limit(const std::optional<Route>& route) const {
   if (!route) return options_.max_other_body;
   switch (route->op) {
     case Op::run: return options_.max_run_body;
-    case Op::runsync: return options_.max_runsync_body;
+    case Op::runsync:
+    case Op::openai_chat: return options_.max_runsync_body;
     case Op::job_done:
     case Op::job_stream: return options_.max_worker_body;
     default: return options_.max_other_body;
@@ -398,6 +422,7 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     if (too_large) {
       Reply reply = error_reply(http::status::payload_too_large,
                                 "request body exceeds the limit of " + std::to_string(limit) + " bytes for this route");
+      if (is_openai_route(route)) reply.body = openai_shaped_error(413, reply.body);
       http::response<http::string_body> res{reply.status, req.version()};
       res.set(http::field::content_type, "application/json");
       res.keep_alive(false);
@@ -411,6 +436,10 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     bool consumed = false;
     Reply reply = co_await dispatch(req, route, stream, consumed);
     if (consumed) co_return;  // an SSE response owned the connection and closed it
+    // OpenAI clients read errors from {"error": {"message", "type"}}.
+    if (is_openai_route(route) && static_cast<int>(reply.status) >= 400) {
+      reply.body = openai_shaped_error(static_cast<int>(reply.status), reply.body);
+    }
     const bool keep_alive = req.keep_alive() && !stopping_.load();
     http::response<http::string_body> res{reply.status, req.version()};
     res.set(http::field::server, "podworker");
@@ -449,6 +478,8 @@ RateLimiter* Server::Impl::limiter(EndpointState& ep, Op op) {
     case Op::stream: return &ep.stream;
     case Op::cancel: return &ep.cancel;
     case Op::purge_queue: return &ep.purge_queue;
+    case Op::openai_chat:
+    case Op::openai_models: return &ep.openai;
     default: return nullptr;
   }
 }
@@ -571,23 +602,15 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       }
       break;
     }
-    case Op::ping: {
-      std::vector<std::string> ids;
-      if (auto list = query_param(route->query, "job_id")) {
-        std::string_view rest = *list;
-        while (!rest.empty()) {
-          const auto comma = rest.find(',');
-          if (comma != 0) ids.emplace_back(rest.substr(0, comma));
-          rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
-        }
-      }
-      store.ping(arg1, ids);
+    case Op::ping:
+      store.ping(arg1, ping_job_ids(route->query));
       co_return Reply{http::status::ok, R"({"status":"ok"})", {}};
-    }
     case Op::job_stop: {
       WorkerPresence presence(store, arg1);
       co_return co_await job_stop(*ep, *route);
     }
+    case Op::openai_chat: co_return co_await openai_chat(*ep, req, stream, consumed);
+    case Op::openai_models: co_return Reply{http::status::ok, openai_models_json(options_.openai_model), {}};
   }
   co_return error_reply(http::status::internal_server_error, "unhandled route");
 }
@@ -713,6 +736,103 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
+// OpenAI chat completions: the request becomes a job. Without "stream": true the answer waits like
+// /runsync and is the job's output; with it, the handler's chunks (SSE text already) are forwarded
+// as they arrive.
+awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beast::tcp_stream& stream,
+                                           bool& consumed) {
+  OpenAiRequest parsed;
+  try {
+    parsed = parse_openai_request(req.body(), policy_limits_);
+  } catch (const JsonError& e) {
+    co_return error_reply(http::status::bad_request, e.what());
+  }
+  parsed.job.id = "sync-" + make_uuid();
+  parsed.job.sync = true;  // the requester gets the result directly: the short retention applies
+  const std::string id = parsed.job.id;
+  JobStore& store = *ep.store;
+  store.submit(std::move(parsed.job));
+  if (parsed.stream) {
+    consumed = true;
+    co_await openai_stream(ep, id, stream);
+    co_return Reply{};
+  }
+  const Millis wait = options_.runsync_wait_default;
+  std::optional<JobSnapshot> snap;
+  co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
+    snap = store.status(id);
+    return !snap || is_terminal(snap->status);
+  });
+  if (!snap) {
+    co_return Reply{http::status::internal_server_error,
+                    openai_error_json("job " + id + " no longer exists", "server_error", id), {}};
+  }
+  if (!is_terminal(snap->status)) {
+    co_return Reply{http::status::gateway_timeout,
+                    openai_error_json("job " + id + " did not finish within " + std::to_string(wait.count()) +
+                                          " ms; it is still " + std::string(status_name(snap->status)) +
+                                          " and its result will be at /status/" + id,
+                                      "timeout", id),
+                    {}};
+  }
+  std::vector<std::string> chunks;
+  if (auto batch = store.stream(id)) chunks = std::move(batch->chunks);
+  OpenAiResponse response = openai_response(id, snap->json, chunks);
+  co_return Reply{static_cast<http::status>(response.http_status), std::move(response.body), {}};
+}
+
+awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream) {
+  JobStore& store = *ep.store;
+  beast::error_code ec;
+  std::string out =
+      "HTTP/1.1 200 OK\r\nServer: podworker\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+      "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
+  bool streamed_any = false;
+  // A keep-alive comment may only go between events; a handler's chunk could end mid-event.
+  bool at_boundary = true;
+  bool done = false;
+  while (!done) {
+    std::optional<StreamBatch> batch;
+    if (!stopping_.load()) {
+      co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&] {
+        batch = store.stream(id);
+        return !batch || !batch->chunks.empty() || is_terminal(batch->status);
+      });
+    }
+    if (stopping_.load()) {
+      out += "data: " + openai_error_json("endpoint shutting down", "server_error", id) + "\n\n";
+      done = true;
+    } else if (!batch) {
+      out += "data: " + openai_error_json("job " + id + " no longer exists", "server_error", id) + "\n\n";
+      done = true;
+    } else {
+      for (const auto& chunk : batch->chunks) append_sse_chunk(out, chunk);
+      if (!batch->chunks.empty()) {
+        streamed_any = true;
+        at_boundary = out.ends_with("\n\n");
+      }
+      if (is_terminal(batch->status)) {
+        if (auto snap = store.status(id)) out += openai_stream_tail(id, snap->json, streamed_any);
+        done = true;
+      } else if (batch->chunks.empty() && at_boundary) {
+        out += ": keep-alive\n\n";
+      }
+    }
+    stream.expires_after(options_.idle_timeout);
+    co_await asio::async_write(stream, asio::buffer(out), redirect(ec));
+    out.clear();
+    if (ec) {
+      // The client is gone and nobody else reads this stream: stop the work instead of finishing it.
+      if (!done && !stopping_.load()) {
+        log::info("endpoint: OpenAI stream client disconnected; cancelling the job", id);
+        store.cancel(id);
+      }
+      break;
+    }
+  }
+  stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
 awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route) {
   JobStore& store = *ep.store;
   std::size_t max_jobs = 1;
@@ -726,6 +846,9 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route) {
     }
   }
   const std::string worker(route.arg1);
+  // Once per request, before the wait: a worker that holds jobs is told again about stops it may
+  // have dropped.
+  if (auto held = query_param(route.query, "job_in_progress")) store.report_in_progress(worker, *held == "1" || *held == "true");
   std::vector<std::string> jobs;
   co_await wait_for(store, Topic::queue, {}, Clock::now() + options_.take_wait, [&] {
     jobs = store.take(worker, max_jobs);

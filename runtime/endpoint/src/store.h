@@ -99,9 +99,15 @@ class JobStore {
   virtual std::vector<std::string> take(std::string_view worker, std::size_t max_jobs) = 0;
   virtual PostOutcome post_result(std::string_view worker, std::string_view job, WorkerResult result) = 0;
   virtual PostOutcome post_stream(std::string_view worker, std::string_view job, std::string chunk_json) = 0;
-  // Heartbeat with the ids of the jobs the worker holds.
+  // Heartbeat with the ids of the jobs the worker holds. A held job that has ended, is gone or is no
+  // longer assigned to this worker is queued for its stop channel again: a worker can drop a stop
+  // request that arrives before it has registered the job (the runpod SDK does so for ~100 ms after
+  // taking one), and the job would then run to its end. Each ping re-announces an id at most once.
   virtual void ping(std::string_view worker, const std::vector<std::string>& job_ids) = 0;
-  // Jobs the worker must stop (cancelled, timed out, expired); taken once.
+  // job-take's job_in_progress flag: holding, stops this worker was sent and has not been seen to
+  // act on are queued again (at most a few times each); not holding, they are forgotten.
+  virtual void report_in_progress(std::string_view worker, bool holding) = 0;
+  // Jobs the worker must stop (cancelled, timed out, expired, reported after they ended).
   virtual std::vector<std::string> take_stop_requests(std::string_view worker) = 0;
 
   // ---- time: execution timeouts, TTLs, retention, heartbeat loss. Called periodically.

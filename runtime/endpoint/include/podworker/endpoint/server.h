@@ -1,6 +1,6 @@
 // The local endpoint: RunPod's client job API (/run, /runsync, /status, /stream, /cancel, /retry,
-// /purge-queue, /health under /v2/{endpoint_id}/ and without the prefix for the default endpoint)
-// and the worker API (job-take, job-take-batch, job-done, job-stream, ping, job-stop) on one
+// /purge-queue, /health under /v2/{endpoint_id}/ and without the prefix for the default endpoint),
+// OpenAI-compatible routes (/openai/v1/chat/completions as a job, /openai/v1/models) and the worker API (job-take, job-take-batch, job-done, job-stream, ping, job-stop) on one
 // HTTP server, so a RunPod worker pointed at it with RUNPOD_WEBHOOK_* variables works unchanged.
 //
 // Embedding API (used by the `endpoint` executable and by `worker --serve-api`):
@@ -44,6 +44,7 @@ struct RateLimits {
   RateLimit stream{2000, 400};
   RateLimit cancel{100, 20};
   RateLimit purge_queue{2, 0};
+  RateLimit openai{2000, 400};  // every /openai/... route
 };
 
 struct Options {
@@ -54,6 +55,8 @@ struct Options {
   // Empty: authentication is off (the server says so at start).
   std::string api_key;
   unsigned io_threads = 2;
+  // The model id /openai/v1/models lists (the handler decides what actually runs).
+  std::string openai_model = "podworker";
 
   bool rate_limit = true;
   RateLimits limits;

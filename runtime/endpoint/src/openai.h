@@ -1,0 +1,58 @@
+// The OpenAI-compatible routes' translation, free of HTTP: a chat-completions request becomes a job
+// whose input is {"openai_route": "/v1/chat/completions", "openai_input": <request>}; the finished
+// job becomes the response (its output), an OpenAI-style error, or the SSE bytes of its stream.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "job.h"
+
+namespace podworker::endpoint {
+
+inline constexpr std::string_view kOpenAiChatRoute = "/v1/chat/completions";
+
+struct OpenAiRequest {
+  NewJob job;  // input and default policy filled; id and sync left to the caller
+  bool stream = false;
+};
+
+// Parses a chat-completions body. Throws JsonError with a message for the client when it is not
+// JSON, not an object, or `stream` is not a boolean.
+OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits);
+
+// {"error": {"message", "type", "job_id"?}}: the shape OpenAI clients read errors from.
+std::string openai_error_json(std::string_view message, std::string_view type, std::string_view job_id = {});
+// The OpenAI error type for an HTTP status (invalid_request_error, authentication_error, ...).
+std::string_view openai_error_type(int http_status);
+// Rewrites this server's own {"error": "<text>"} body into the OpenAI shape; other bodies unchanged.
+std::string openai_shaped_error(int http_status, const std::string& body);
+
+// Appends one stream chunk (JSON text) as SSE bytes: a string chunk is SSE text already and goes
+// verbatim; anything else is framed as `data: <json>\n\n`.
+void append_sse_chunk(std::string& out, std::string_view chunk_json);
+
+// A job's `error` text made readable: a worker's exception report is a JSON string holding
+// {"error_type", "error_message", ...}; its error_message is the message.
+std::string job_error_message(std::string_view error);
+
+struct OpenAiResponse {
+  int http_status = 200;
+  std::string body;
+};
+// The response to a non-streaming request for an ended job, from its /status JSON and the stream
+// chunks it produced: COMPLETED ⇒ 200 with the output (or, for a handler that yielded its result,
+// the single chunk; an aggregated one-element list is unwrapped); FAILED / CANCELLED ⇒ 500;
+// TIMED_OUT ⇒ 504; each error OpenAI-shaped.
+OpenAiResponse openai_response(std::string_view job_id, std::string_view status_json,
+                               const std::vector<std::string>& chunks);
+
+// The SSE bytes that end a stream after the job ended: nothing for COMPLETED unless no chunk was
+// streamed (then the output's items, as chunks); an OpenAI-shaped error event otherwise.
+std::string openai_stream_tail(std::string_view job_id, std::string_view status_json, bool streamed_any);
+
+// GET /openai/v1/models.
+std::string openai_models_json(std::string_view model);
+
+}  // namespace podworker::endpoint
