@@ -31,50 +31,152 @@ std::int32_t argmax(std::span<const float> logits) {
   return static_cast<std::int32_t>(best);
 }
 
+namespace {
+
+// The candidate order: descending logit, lower id first on ties (a strict total order, so any
+// partial selection agrees with the full sort on every position it fixes).
+struct Before {
+  const float* logits;
+  bool operator()(std::int32_t a, std::int32_t b) const {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  }
+};
+
+// ids[0, sorted) is the start of the full order; ids[sorted, k) holds the remaining candidates in
+// no particular order. extend(m) fixes the first m positions with one selection and one small sort.
+class OrderedPrefix {
+ public:
+  OrderedPrefix(std::vector<std::int32_t>& ids, std::size_t k, Before before) : ids_(ids), k_(k), before_(before) {}
+  std::size_t sorted() const { return sorted_; }
+  std::size_t size() const { return k_; }
+  std::int32_t operator[](std::size_t i) const { return ids_[i]; }
+  void extend(std::size_t m) {
+    m = std::min(m, k_);
+    if (m <= sorted_) return;
+    const auto base = ids_.begin();
+    if (m < k_) {
+      std::nth_element(base + static_cast<std::ptrdiff_t>(sorted_), base + static_cast<std::ptrdiff_t>(m),
+                       base + static_cast<std::ptrdiff_t>(k_), before_);
+    }
+    std::sort(base + static_cast<std::ptrdiff_t>(sorted_), base + static_cast<std::ptrdiff_t>(m), before_);
+    sorted_ = m;
+  }
+
+ private:
+  std::vector<std::int32_t>& ids_;
+  std::size_t k_;
+  Before before_;
+  std::size_t sorted_ = 0;
+};
+
+std::size_t candidate_count(const SamplingParams& p, std::size_t n) {
+  return p.top_k > 0 && static_cast<std::size_t>(p.top_k) < n ? static_cast<std::size_t>(p.top_k) : n;
+}
+
+}  // namespace
+
 std::int32_t sample_token(std::span<const float> logits, const SampleSpec& spec, std::vector<std::int32_t>& ids) {
   const SamplingParams& p = spec.params;
   if (p.greedy()) return argmax(logits);
   const std::size_t n = logits.size();
   if (n == 0) throw std::invalid_argument("sampling from no logits");
-
-  // Candidates ordered by logit, descending, lower id first on ties; only the top k are sorted.
+  const Before before{logits.data()};
+  const std::size_t k = candidate_count(p, n);
   ids.resize(n);
   for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<std::int32_t>(i);
-  const auto before = [&](std::int32_t a, std::int32_t b) {
-    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
-  };
-  std::size_t k = n;
-  if (p.top_k > 0 && static_cast<std::size_t>(p.top_k) < n) k = static_cast<std::size_t>(p.top_k);
-  std::partial_sort(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end(), before);
+  // With a top-k cut, one selection splits the candidates from the rest; the k-th candidate then
+  // decides membership by comparison.
+  std::int32_t last_candidate = -1;
+  if (k < n) {
+    std::nth_element(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(k - 1), ids.end(), before);
+    last_candidate = ids[k - 1];
+  }
+  OrderedPrefix order(ids, k, before);
 
-  // Softmax of logit/T over the k candidates, in sorted order (probabilities are non-increasing).
+  // Probabilities of every candidate, and their total in id order (a single pass, no sorting).
+  thread_local std::vector<float> probs;
+  probs.resize(n);
   const float inv_t = 1.0f / p.temperature;
-  const float top = logits[ids[0]] * inv_t;
-  std::vector<float> probs(k);
+  const float top = logits[static_cast<std::size_t>(argmax(logits))] * inv_t;
   double total = 0;
-  for (std::size_t i = 0; i < k; ++i) {
-    probs[i] = std::exp(logits[ids[i]] * inv_t - top);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (last_candidate >= 0 && before(last_candidate, static_cast<std::int32_t>(i))) continue;
+    probs[i] = std::exp(logits[i] * inv_t - top);
     total += probs[i];
   }
-  // Nucleus: the shortest prefix whose probability reaches top_p.
+
+  // Order only as far as the walks need, growing the sorted prefix geometrically.
+  std::size_t chunk = 64;
+  const auto reach = [&](std::size_t i) {
+    if (i >= order.sorted()) {
+      order.extend(i + chunk);
+      chunk *= 2;
+    }
+    return order[i];
+  };
   std::size_t keep = k;
+  double kept = total;
   if (p.top_p < 1.0f) {
     const double target = static_cast<double>(std::max(p.top_p, 0.0f)) * total;
     double mass = 0;
     for (std::size_t i = 0; i < k; ++i) {
-      mass += probs[i];
+      mass += probs[static_cast<std::size_t>(reach(i))];
       if (mass >= target) {
         keep = i + 1;
+        kept = mass;
         break;
       }
     }
   }
-  double kept = 0;
-  for (std::size_t i = 0; i < keep; ++i) kept += probs[i];
   const double u = static_cast<double>(sample_uniform(p.seed, spec.step)) * kept;
   double cdf = 0;
   for (std::size_t i = 0; i < keep; ++i) {
-    cdf += probs[i];
+    const std::int32_t id = reach(i);
+    cdf += probs[static_cast<std::size_t>(id)];
+    if (u < cdf) return id;
+  }
+  return reach(keep - 1);
+}
+
+std::int32_t sample_token_reference(std::span<const float> logits, const SampleSpec& spec) {
+  const SamplingParams& p = spec.params;
+  if (p.greedy()) return argmax(logits);
+  const std::size_t n = logits.size();
+  if (n == 0) throw std::invalid_argument("sampling from no logits");
+  std::vector<std::int32_t> ids(n);
+  for (std::size_t i = 0; i < n; ++i) ids[i] = static_cast<std::int32_t>(i);
+  std::sort(ids.begin(), ids.end(), Before{logits.data()});
+  const std::size_t k = candidate_count(p, n);
+  std::vector<bool> candidate(n, false);
+  for (std::size_t i = 0; i < k; ++i) candidate[static_cast<std::size_t>(ids[i])] = true;
+
+  const float inv_t = 1.0f / p.temperature;
+  const float top = logits[static_cast<std::size_t>(ids[0])] * inv_t;
+  std::vector<float> probs(n, 0.0f);
+  double total = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    if (!candidate[i]) continue;
+    probs[i] = std::exp(logits[i] * inv_t - top);
+    total += probs[i];
+  }
+  std::size_t keep = k;
+  double kept = total;
+  if (p.top_p < 1.0f) {
+    const double target = static_cast<double>(std::max(p.top_p, 0.0f)) * total;
+    double mass = 0;
+    for (std::size_t i = 0; i < k; ++i) {
+      mass += probs[static_cast<std::size_t>(ids[i])];
+      if (mass >= target) {
+        keep = i + 1;
+        kept = mass;
+        break;
+      }
+    }
+  }
+  const double u = static_cast<double>(sample_uniform(p.seed, spec.step)) * kept;
+  double cdf = 0;
+  for (std::size_t i = 0; i < keep; ++i) {
+    cdf += probs[static_cast<std::size_t>(ids[i])];
     if (u < cdf) return ids[i];
   }
   return ids[keep - 1];

@@ -27,14 +27,24 @@ struct SampleSpec {
 // Uniform in [0, 1) from (seed, step): splitmix64 of the pair, top 24 bits. Identical on any device.
 float sample_uniform(std::uint64_t seed, std::uint64_t step);
 
-// The reference sampler. Steps: greedy → argmax. Otherwise scale by 1/temperature; keep the top_k
-// largest logits (ties: lower id first); softmax over them; sort by probability (descending, ties:
-// lower id); keep the shortest prefix whose mass reaches top_p (at least one token); draw with
-// u = sample_uniform(seed, step) by inverse CDF over that prefix, renormalised.
-// `scratch` avoids allocation per call; it may be empty.
+// Sampling semantics (both functions below implement exactly these). Greedy → argmax. Otherwise:
+//  1. order the vocabulary by logit, descending, lower id first on ties; the candidates are the
+//     first top_k of that order (all of it when top_k <= 0 or >= n_vocab);
+//  2. p_i = expf(logit_i / temperature - max_logit / temperature) for each candidate (float);
+//  3. total = Σ p_i over the candidates, summed in ascending id order, in double;
+//  4. nucleus (top_p < 1): keep the shortest prefix of the order whose mass (summed in that order,
+//     in double) reaches top_p * total, at least one token; kept = that mass. With top_p >= 1, or
+//     when rounding never lets the mass reach the target, keep every candidate and kept = total;
+//  5. u = sample_uniform(seed, step) * kept; walk the kept prefix in order accumulating p_i (double)
+//     and return the first token whose running sum exceeds u (the last kept token if none does).
+// sample_token only orders as much of the vocabulary as the nucleus and the draw reach (usually a
+// few dozen tokens, not all 49,152). `scratch` avoids allocation per call; it may be empty.
 std::int32_t sample_token(std::span<const float> logits, const SampleSpec& spec,
                           std::vector<std::int32_t>& scratch);
 std::int32_t sample_token(std::span<const float> logits, const SampleSpec& spec);
+// The same semantics by the direct route (sorts the whole vocabulary): the reference the fast
+// path is tested against.
+std::int32_t sample_token_reference(std::span<const float> logits, const SampleSpec& spec);
 std::int32_t argmax(std::span<const float> logits);
 
 }  // namespace podworker::llm

@@ -311,27 +311,8 @@ class CpuBackend final : public Backend {
         const float* vc = s.v[static_cast<std::size_t>(l)].data() + static_cast<std::size_t>(g) * hd;
         thread_local std::vector<float> scores;
         scores.resize(static_cast<std::size_t>(len));
-        float mx = -INFINITY;
-        for (int p = 0; p < len; ++p) {
-          const float* kp = kc + static_cast<std::size_t>(p) * kvd;
-          float dot = 0;
-          for (int e = 0; e < hd; ++e) dot += q[e] * kp[e];
-          scores[static_cast<std::size_t>(p)] = dot * att_scale;
-          mx = std::max(mx, scores[static_cast<std::size_t>(p)]);
-        }
-        float sum = 0;
-        for (int p = 0; p < len; ++p) {
-          scores[static_cast<std::size_t>(p)] = std::exp(scores[static_cast<std::size_t>(p)] - mx);
-          sum += scores[static_cast<std::size_t>(p)];
-        }
         float* o = att_.data() + static_cast<std::size_t>(i) * d + static_cast<std::size_t>(h) * hd;
-        for (int e = 0; e < hd; ++e) o[e] = 0;
-        const float inv = 1.0f / sum;
-        for (int p = 0; p < len; ++p) {
-          const float pw = scores[static_cast<std::size_t>(p)] * inv;
-          const float* vp = vc + static_cast<std::size_t>(p) * kvd;
-          for (int e = 0; e < hd; ++e) o[e] += pw * vp[e];
-        }
+        kernels_.attend(q, kc, vc, len, static_cast<std::size_t>(kvd), hd, att_scale, scores.data(), o);
       });
       quantize_rows(att_.data(), n, d, acts_);
       matmuls({{&w.wo, acts_.data(), att_.data(), tmp_.data(), static_cast<std::size_t>(d)}}, n);

@@ -24,6 +24,11 @@ using MatmulFn = void (*)(const std::byte* w, std::size_t row_bytes, int nblocks
                           const ActBlock* acts, int ncols, float* out, std::size_t out_stride);
 // Quantizes n (a multiple of 32) floats into n / 32 blocks.
 using QuantizeFn = void (*)(const float* x, ActBlock* out, int n);
+// One attention head over `len` cached positions: scores[p] = scale * q · k_p, softmax over p,
+// out = Σ_p softmax_p v_p. Position p's key is k + p * kv_stride (same for v); `scores` holds len
+// floats of scratch.
+using AttendFn = void (*)(const float* q, const float* k, const float* v, int len, std::size_t kv_stride,
+                          int head_dim, float scale, float* scores, float* out);
 
 struct CpuKernels {
   const char* name = "none";
@@ -31,6 +36,7 @@ struct CpuKernels {
   MatmulFn q4_1 = nullptr;
   MatmulFn q8_0 = nullptr;
   QuantizeFn quantize = nullptr;
+  AttendFn attend = nullptr;
 };
 
 CpuKernels scalar_kernels();

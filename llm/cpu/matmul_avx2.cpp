@@ -6,7 +6,7 @@
 #include "llm/cpu/matmul_simd.inc"
 
 namespace podworker::llm::cpu {
-CpuKernels avx2_kernels() { return {"avx2", matmul_q4_0, matmul_q4_1, matmul_q8_0, quantize}; }
+CpuKernels avx2_kernels() { return {"avx2", matmul_q4_0, matmul_q4_1, matmul_q8_0, quantize, attend}; }
 }  // namespace podworker::llm::cpu
 #else
 namespace podworker::llm::cpu {

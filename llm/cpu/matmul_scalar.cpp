@@ -95,9 +95,33 @@ void quantize_scalar(const float* x, ActBlock* out, int n) {
   }
 }
 
+void attend_scalar(const float* q, const float* k, const float* v, int len, std::size_t kv_stride, int head_dim,
+                   float scale, float* scores, float* out) {
+  float mx = -INFINITY;
+  for (int p = 0; p < len; ++p) {
+    const float* kp = k + static_cast<std::size_t>(p) * kv_stride;
+    float dot = 0;
+    for (int e = 0; e < head_dim; ++e) dot += q[e] * kp[e];
+    scores[p] = dot * scale;
+    mx = std::fmax(mx, scores[p]);
+  }
+  float sum = 0;
+  for (int p = 0; p < len; ++p) {
+    scores[p] = std::exp(scores[p] - mx);
+    sum += scores[p];
+  }
+  const float inv = 1.0f / sum;
+  for (int e = 0; e < head_dim; ++e) out[e] = 0;
+  for (int p = 0; p < len; ++p) {
+    const float w = scores[p] * inv;
+    const float* vp = v + static_cast<std::size_t>(p) * kv_stride;
+    for (int e = 0; e < head_dim; ++e) out[e] += w * vp[e];
+  }
+}
+
 }  // namespace
 
-CpuKernels scalar_kernels() { return {"scalar", matmul_q4_0, matmul_q4_1, matmul_q8_0, quantize_scalar}; }
+CpuKernels scalar_kernels() { return {"scalar", matmul_q4_0, matmul_q4_1, matmul_q8_0, quantize_scalar, attend_scalar}; }
 
 bool cpu_supports_avx2() {
 #if defined(PODWORKER_LLM_X86)

@@ -5,77 +5,20 @@
 #include <atomic>
 #include <string>
 #include <thread>
+#include <vector>
 
+#include "endpoint_fixture.h"
 #include "http_client.h"
 #include "podworker/endpoint/server.h"
 #include "podworker/json.h"
 
-namespace pe = podworker::endpoint;
-namespace pj = podworker::json;
-using podworker::test::eventually;
-using podworker::test::HttpClient;
-using podworker::test::Response;
-using podworker::test::SseReader;
-using podworker::test::WebhookReceiver;
-using namespace std::chrono_literals;
-
-namespace {
-
-// Short timings so every wait in a test ends in milliseconds.
-pe::Options fast_options() {
-  pe::Options o;
-  o.port = 0;
-  o.io_threads = 2;
-  o.rate_limit = false;
-  o.take_wait = 200ms;
-  o.stop_wait = 200ms;
-  o.stream_wait = 100ms;
-  o.sse_keepalive = 200ms;
-  o.sweep_interval = 10ms;
-  o.runsync_wait_min = 1ms;
-  o.execution_timeout_min = 1ms;
-  o.ttl_min = 1ms;
-  o.webhook_retry_delay = 50ms;
-  o.webhook_timeout = 5s;
-  o.shutdown_timeout = 5s;
-  return o;
-}
-
-struct Endpoint {
-  explicit Endpoint(pe::Options o = fast_options()) : server(std::move(o)) { port = server.start(); }
-  pe::Server server;
-  std::uint16_t port = 0;
-};
-
-std::string str(const pj::Value& doc, const char* key) { return pj::get_string(doc, key); }
-
-std::string job_id(const Response& r) {
-  REQUIRE(r.status == 200);
-  return str(r.json(), "id");
-}
-
-// The worker side: takes a job, waiting through 204s (the long poll is short in tests).
-pj::Document take(HttpClient& c, const std::string& worker, const std::string& prefix = "/v2/local") {
-  pj::Document job;
-  REQUIRE(eventually([&] {
-    Response r = c.get(prefix + "/job-take/" + worker + "?gpu=x&job_in_progress=0");
-    if (r.status != 200) return false;
-    job = r.json();
-    return true;
-  }));
-  return job;
-}
-
-std::string status_of(HttpClient& c, const std::string& id) {
-  Response r = c.get("/v2/local/status/" + id);
-  if (r.status == 404) return "GONE";
-  REQUIRE(r.status == 200);
-  return str(r.json(), "status");
-}
-
-const podworker::test::Headers kFormHeader{{"Content-Type", "application/x-www-form-urlencoded"}};
-
-}  // namespace
+using podworker::test::Endpoint;
+using podworker::test::fast_options;
+using podworker::test::job_id;
+using podworker::test::kFormHeader;
+using podworker::test::status_of;
+using podworker::test::str;
+using podworker::test::take;
 
 TEST_CASE("a job runs: run, status, job-take, progress, job-done, health") {
   Endpoint ep;
@@ -277,6 +220,54 @@ TEST_CASE("cancel: a queued job is removed, a running one is stopped through job
   // Cancelling an ended job reports its state; an unknown one is 404.
   CHECK(str(c.post("/v2/local/cancel/" + running).json(), "status") == "CANCELLED");
   CHECK(c.post("/v2/local/cancel/nope").status == 404);
+}
+
+// The runpod SDK drops a stop request that arrives before it has registered the job it just took;
+// the worker's pings (and job-takes while it holds jobs) get the stop announced again.
+TEST_CASE("stop re-announcement: a job a worker still reports after it ended is announced again") {
+  Endpoint ep;
+  HttpClient c(ep.port);
+  const std::string id = job_id(c.post("/v2/local/run", R"({"input":{}})"));
+  take(c, "w1");
+  CHECK(str(c.post("/v2/local/cancel/" + id).json(), "status") == "CANCELLED");
+  auto stops = [&](const std::string& worker) {
+    std::vector<std::string> ids;
+    Response r = c.get("/v2/local/job-stop/" + worker + "?gpu=x");
+    if (r.status == 204) return ids;
+    REQUIRE(r.status == 200);
+    pj::Document d = r.json();
+    for (const auto& v : d["jobsToStop"].GetArray()) ids.emplace_back(v.GetString());
+    return ids;
+  };
+  CHECK(stops("w1") == std::vector<std::string>{id});  // the answer the SDK drops
+  CHECK(stops("w1").empty());
+
+  // The worker still reports the job: announced again, once per ping however many pings came.
+  CHECK(c.get("/v2/local/ping/w1?job_id=" + id + "&runpod_version=1.12.0").status == 200);
+  CHECK(c.get("/v2/local/ping/w1?job_id=" + id + "&runpod_version=1.12.0").status == 200);
+  CHECK(stops("w1") == std::vector<std::string>{id});
+  CHECK(stops("w1").empty());
+
+  // A job-take while holding jobs re-announces a stop the worker has not been seen to act on.
+  CHECK(c.get("/v2/local/job-take/w1?gpu=x&job_in_progress=1").status == 204);
+  CHECK(stops("w1") == std::vector<std::string>{id});
+  // A ping without the job means the worker dropped it: job-take no longer re-announces it.
+  c.get("/v2/local/ping/w1?runpod_version=1.12.0");
+  CHECK(c.get("/v2/local/job-take/w1?gpu=x&job_in_progress=1").status == 204);
+  CHECK(stops("w1").empty());
+
+  // A job running on this worker is never stopped; one that belongs to another worker, or that
+  // no longer exists, is; the other worker is not disturbed.
+  const std::string mine = job_id(c.post("/v2/local/run", R"({"input":{}})"));
+  take(c, "w1");
+  const std::string theirs = job_id(c.post("/v2/local/run", R"({"input":{}})"));
+  take(c, "w2");
+  c.get("/v2/local/ping/w1?job_id=" + mine + "," + theirs + ",no-such-job");
+  CHECK(stops("w1") == std::vector<std::string>{theirs, "no-such-job"});
+  c.get("/v2/local/ping/w2?job_id=" + theirs);
+  CHECK(stops("w2").empty());
+  CHECK(status_of(c, mine) == "IN_PROGRESS");
+  CHECK(status_of(c, theirs) == "IN_PROGRESS");
 }
 
 TEST_CASE("executionTimeout ends a job as TIMED_OUT; retry requeues it") {

@@ -87,13 +87,19 @@ Response HttpClient::request(const std::string& method, const std::string& targe
   }
 }
 
-SseReader::SseReader(std::uint16_t port, std::string target) {
-  thread_ = std::jthread([this, port, target = std::move(target)] {
+SseReader::SseReader(std::uint16_t port, std::string target)
+    : SseReader(port, std::move(target), std::string{}, Headers{}) {}
+
+SseReader::SseReader(std::uint16_t port, std::string target, std::string post_body, Headers headers) {
+  std::string req = (post_body.empty() ? "GET " : "POST ") + target +
+                    " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n";
+  for (const auto& [k, v] : headers) req += k + ": " + v + "\r\n";
+  if (!post_body.empty()) req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(post_body.size()) + "\r\n";
+  req += "\r\n" + post_body;
+  thread_ = std::jthread([this, port, req = std::move(req)] {
     try {
       asio::io_context ioc;
       tcp::socket s = connect_loopback(ioc, port);
-      const std::string req = "GET " + target +
-                              " HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n";
       asio::write(s, asio::buffer(req));
       char chunk[4096];
       for (;;) {

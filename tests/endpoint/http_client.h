@@ -47,10 +47,12 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-// Reads a text/event-stream response on its own thread; text() is what arrived so far.
+// Reads a text/event-stream response on its own thread; text() is what arrived so far (the status
+// line and headers included). A GET with Accept: text/event-stream, or a POST of `post_body`.
 class SseReader {
  public:
   SseReader(std::uint16_t port, std::string target);
+  SseReader(std::uint16_t port, std::string target, std::string post_body, Headers headers = {});
   ~SseReader();
   // Waits (bounded) until the received text contains `needle`.
   bool wait_for(const std::string& needle);

@@ -109,4 +109,31 @@ TEST_CASE("command line") {
   CHECK_FALSE(pe::parse_cli({"--port"}, o).error.empty());
   CHECK(pe::parse_cli({"--help"}, o).help);
   CHECK(pe::cli_help("endpoint").find("--take-wait-ms") != std::string::npos);
+  CHECK(pe::cli_help("endpoint").find("PODWORKER_API_KEY") != std::string::npos);
+
+  CHECK(o.openai_model == "podworker");
+  CHECK(o.limits.openai.requests == 2000);
+  CHECK(o.limits.openai.concurrent == 400);
+  CHECK(pe::parse_cli({"--openai-model", "smollm2", "--rate-limit", "openai=7/3"}, o).error.empty());
+  CHECK(o.openai_model == "smollm2");
+  CHECK(o.limits.openai.requests == 7);
+  CHECK(o.limits.openai.concurrent == 3);
+  CHECK_FALSE(pe::parse_cli({"--openai-model="}, o).error.empty());
+}
+
+TEST_CASE("routes: the OpenAI-compatible paths") {
+  auto r = pe::parse_route("/openai/v1/chat/completions");
+  REQUIRE(r);
+  CHECK(r->op == pe::Op::openai_chat);
+  CHECK(r->endpoint.empty());
+  r = pe::parse_route("/v2/my-ep/openai/v1/models/");
+  REQUIRE(r);
+  CHECK(r->op == pe::Op::openai_models);
+  CHECK(r->endpoint == "my-ep");
+  CHECK(pe::method_allowed(pe::Op::openai_chat, pe::Method::post));
+  CHECK_FALSE(pe::method_allowed(pe::Op::openai_chat, pe::Method::get));
+  CHECK(pe::method_allowed(pe::Op::openai_models, pe::Method::get));
+  CHECK_FALSE(pe::parse_route("/openai/v1/completions/extra"));
+  CHECK_FALSE(pe::parse_route("/openai"));
+  CHECK_FALSE(pe::parse_route("/openai/v2/chat/completions"));
 }

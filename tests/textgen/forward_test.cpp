@@ -1,6 +1,7 @@
 // The CPU backend against the naive f32 reference, and against itself under different batchings.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -209,6 +210,49 @@ TEST_CASE("SIMD matmul kernels match the scalar kernels") {
       pick(k)(w.data(), row_bytes, nb, 0, rows, acts.data(), ncols, got.data(), rows);
       INFO(k.name << " " << kernels::type_name(type));
       CHECK(max_abs_diff(got, expect) < 1e-3);
+    }
+  }
+}
+
+TEST_CASE("SIMD attention matches the scalar attention") {
+  using namespace podworker::llm::cpu;
+  std::mt19937 rng(7);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<CpuKernels> sets;
+  if (cpu_supports_avx2() && avx2_kernels().attend) sets.push_back(avx2_kernels());
+  if (cpu_supports_avx512() && avx512_kernels().attend) sets.push_back(avx512_kernels());
+  if (sets.empty()) MESSAGE("no SIMD kernel set runs on this CPU; only the scalar one is tested");
+  // Head sizes with and without 8- and 32-float tails; lengths with and without an 8-position tail.
+  for (int head_dim : {64, 40, 12, 3}) {
+    for (int len : {1, 7, 33}) {
+      const std::size_t stride = static_cast<std::size_t>(head_dim) * 3 + 5;
+      std::vector<float> q(static_cast<std::size_t>(head_dim)), k(stride * static_cast<std::size_t>(len)),
+          v(k.size());
+      for (auto& x : q) x = dist(rng);
+      for (auto& x : k) x = dist(rng);
+      for (auto& x : v) x = dist(rng);
+      std::vector<float> scores(static_cast<std::size_t>(len)), expect(q.size());
+      scalar_kernels().attend(q.data(), k.data(), v.data(), len, stride, head_dim, 0.125f, scores.data(), expect.data());
+      // The scalar version against a direct softmax in double precision.
+      std::vector<double> w(static_cast<std::size_t>(len));
+      double mx = -1e30, total = 0;
+      for (int p = 0; p < len; ++p) {
+        double dot = 0;
+        for (int e = 0; e < head_dim; ++e) dot += static_cast<double>(q[static_cast<std::size_t>(e)]) * k[static_cast<std::size_t>(p) * stride + static_cast<std::size_t>(e)];
+        w[static_cast<std::size_t>(p)] = dot * 0.125;
+        mx = std::max(mx, w[static_cast<std::size_t>(p)]);
+      }
+      for (auto& x : w) total += (x = std::exp(x - mx));
+      double o0 = 0;
+      for (int p = 0; p < len; ++p) o0 += w[static_cast<std::size_t>(p)] / total * v[static_cast<std::size_t>(p) * stride];
+      INFO("head_dim " << head_dim << " len " << len);
+      CHECK(std::fabs(expect[0] - o0) < 1e-4);
+      for (const CpuKernels& set : sets) {
+        std::vector<float> got(q.size());
+        set.attend(q.data(), k.data(), v.data(), len, stride, head_dim, 0.125f, scores.data(), got.data());
+        INFO(set.name);
+        CHECK(max_abs_diff(got, expect) < 1e-4);
+      }
     }
   }
 }

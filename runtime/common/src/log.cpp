@@ -92,9 +92,12 @@ void write(Level lvl, std::string_view message, std::string_view job_id) {
     char stamp[32];
     std::snprintf(stamp, sizeof stamp, "%02d:%02d:%02d.%03d", tm.tm_hour, tm.tm_min, tm.tm_sec,
                   static_cast<int>(ms));
-    line = std::string(stamp) + " " + std::string(level_name(lvl)) + " ";
-    if (!job_id.empty()) line += "[" + std::string(job_id) + "] ";
-    line += message;
+    // Appends only: GCC 12 at -O3 misreports chained `std::string + ...` as -Wrestrict.
+    const auto name = level_name(lvl);
+    line.reserve(sizeof stamp + name.size() + job_id.size() + message.size() + 8);
+    line.append(stamp).append(" ").append(name).append(" ");
+    if (!job_id.empty()) line.append("[").append(job_id).append("] ");
+    line.append(message);
   }
   line += '\n';
   std::lock_guard lock(g_write_mutex);

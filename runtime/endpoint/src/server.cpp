@@ -140,8 +140,15 @@ struct EndpointState {
   RateLimiter run, runsync, status, stream, cancel, purge_queue, openai;
 };
 
-bool is_openai_route(const std::optional<Route>& route) {
-  return route && (route->op == Op::openai_chat || route->op == Op::openai_models);
+// Whether a request is for the OpenAI-compatible routes (a known one or not), whose errors take
+// OpenAI's shape.
+bool is_openai_request(std::string_view target, const std::optional<Route>& route) {
+  if (route) return route->op == Op::openai_chat || route->op == Op::openai_models;
+  if (target.starts_with("/v2/")) {
+    const auto slash = target.find('/', 4);
+    target = slash == std::string_view::npos ? std::string_view{} : target.substr(slash);
+  }
+  return target == "/openai" || target.starts_with("/openai/") || target.starts_with("/openai?");
 }
 
 // The job ids a ping reports (?job_id=a,b,...), capped: they come from the worker.
@@ -401,6 +408,7 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     if (ec) break;
     InFlight in_flight(*this);
     const std::optional<Route> route = parse_route(sv(parser.get().target()));
+    const bool openai = is_openai_request(sv(parser.get().target()), route);
     const std::size_t limit = body_limit(route);
     const auto content_length = parser.content_length();
     bool too_large = content_length && *content_length > limit;
@@ -422,7 +430,7 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     if (too_large) {
       Reply reply = error_reply(http::status::payload_too_large,
                                 "request body exceeds the limit of " + std::to_string(limit) + " bytes for this route");
-      if (is_openai_route(route)) reply.body = openai_shaped_error(413, reply.body);
+      if (openai) reply.body = openai_shaped_error(413, reply.body);
       http::response<http::string_body> res{reply.status, req.version()};
       res.set(http::field::content_type, "application/json");
       res.keep_alive(false);
@@ -437,7 +445,7 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     Reply reply = co_await dispatch(req, route, stream, consumed);
     if (consumed) co_return;  // an SSE response owned the connection and closed it
     // OpenAI clients read errors from {"error": {"message", "type"}}.
-    if (is_openai_route(route) && static_cast<int>(reply.status) >= 400) {
+    if (openai && static_cast<int>(reply.status) >= 400) {
       reply.body = openai_shaped_error(static_cast<int>(reply.status), reply.body);
     }
     const bool keep_alive = req.keep_alive() && !stopping_.load();
