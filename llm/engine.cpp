@@ -89,6 +89,14 @@ GenerationStats Engine::generate(const GenerationRequest& request, const std::fu
       active->tokens.clear();
       finished = active->done;
     }
+    // A full queue paused this request's decoding; now that it is empty the scheduler may resume it.
+    if (!finished && options_.max_queued_tokens > 0 && static_cast<int>(batch.size()) >= options_.max_queued_tokens) {
+      {
+        std::lock_guard lock(mutex_);
+        ++resumed_;
+      }
+      wake_.notify_all();
+    }
     for (std::int32_t t : batch) {
       // The scheduler may run ahead of a slow consumer; the consumer's view decides where the
       // generation ends, so a cancellation takes effect at the next token it would have seen.
@@ -158,6 +166,7 @@ void Engine::run(std::stop_token stop) {
     {
       std::lock_guard lock(a.mutex);
       a.tokens.push_back(token);
+      a.stats.peak_queued_tokens = std::max(a.stats.peak_queued_tokens, static_cast<int>(a.tokens.size()));
     }
     a.cv.notify_all();
     if (a.generated >= a.request.max_tokens || backend_->sequence_length(a.seq) + 1 > backend_->max_context()) {
@@ -170,11 +179,29 @@ void Engine::run(std::stop_token stop) {
     return a.stop.stop_requested() ? FinishReason::cancelled : FinishReason::stop;
   };
 
+  // Whether a's consumer has max_queued_tokens undelivered tokens (it then sits out decode steps).
+  const auto paused = [&](Active& a) {
+    if (options_.max_queued_tokens <= 0) return false;
+    std::lock_guard lock(a.mutex);
+    return static_cast<int>(a.tokens.size()) >= options_.max_queued_tokens;
+  };
+  std::vector<std::shared_ptr<Active>> decoding;  // the running requests in this step
+
   while (!stop.stop_requested()) {
     {
       std::unique_lock lock(mutex_);
-      if (running.empty() && admitting.empty()) {
-        wake_.wait(lock, stop, [&] { return !waiting_.empty(); });
+      // Read before looking at the queues: a consumer that drains after this read changes it, so
+      // the wait below cannot miss the wake-up.
+      const std::uint64_t resumed = resumed_;
+      lock.unlock();
+      const bool all_paused = !running.empty() && std::all_of(running.begin(), running.end(), [&](const auto& a) {
+        return paused(*a) && !a->wants_out();
+      });
+      lock.lock();
+      if ((running.empty() || all_paused) && admitting.empty()) {
+        // While every running request is paused, a waiting one can only start if a slot is free.
+        const bool slot_free = static_cast<int>(running.size()) < backend_->max_sequences();
+        wake_.wait(lock, stop, [&] { return (!waiting_.empty() && slot_free) || (all_paused && resumed_ != resumed); });
         if (stop.stop_requested()) break;
       }
       // Requests that gave up while waiting for a slot end now; others take free slots.
@@ -222,21 +249,22 @@ void Engine::run(std::stop_token stop) {
         finish(*a, end_reason(*a));
         return true;
       });
-      if (!running.empty()) {
+      decoding.clear();
+      for (const auto& a : running) {
+        if (!paused(*a)) decoding.push_back(a);
+      }
+      if (!decoding.empty()) {
         steps.clear();
         specs.clear();
-        for (const auto& a : running) {
+        for (const auto& a : decoding) {
           steps.push_back({a->seq, a->last});
           specs.push_back({a->request.sampling, static_cast<std::uint64_t>(a->generated)});
         }
         out.resize(steps.size());
         backend_->decode_sample(steps, specs, out);
-        std::vector<std::shared_ptr<Active>> still;
-        still.reserve(running.size());
-        for (std::size_t i = 0; i < running.size(); ++i) {
-          if (deliver(*running[i], out[i])) still.push_back(std::move(running[i]));
+        for (std::size_t i = 0; i < decoding.size(); ++i) {
+          if (!deliver(*decoding[i], out[i])) std::erase(running, decoding[i]);
         }
-        running = std::move(still);
       }
     } catch (const std::exception& e) {
       // A backend failure ends every request in flight (their caches may be inconsistent) but

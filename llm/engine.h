@@ -3,7 +3,9 @@
 // One scheduler thread owns the backend. Each iteration it admits waiting requests (prefilling
 // their prompts in chunks, so a long prompt does not stall running streams for long), then runs ONE
 // decode_sample() over every running sequence. Tokens travel to the requesting thread through a
-// per-request queue, so a slow consumer (a network post) never stalls the batch.
+// per-request queue, so a slow consumer (a network post) never stalls the batch; a sequence whose
+// queue holds max_queued_tokens undelivered tokens sits out the decode steps until its consumer
+// catches up, so a stalled consumer costs no compute beyond that bound.
 #pragma once
 
 #include <atomic>
@@ -40,11 +42,13 @@ struct GenerationStats {
   double tokens_per_second = 0;  // output tokens after the first, per second of decoding
   FinishReason finish_reason = FinishReason::stop;
   std::string error;  // set when finish_reason is error
+  int peak_queued_tokens = 0;  // most tokens ever waiting for the consumer (<= max_queued_tokens)
 };
 
 struct EngineOptions {
   std::vector<std::int32_t> end_tokens;  // end the generation (not passed to the callback)
   int prefill_chunk = 256;               // prompt tokens prefilled per scheduler iteration
+  int max_queued_tokens = 64;            // undelivered tokens per request before it pauses; 0: no bound
 };
 
 class Engine {
@@ -75,6 +79,7 @@ class Engine {
   std::mutex mutex_;
   std::condition_variable_any wake_;
   std::deque<std::shared_ptr<Active>> waiting_;
+  std::uint64_t resumed_ = 0;  // under mutex_: bumped when a consumer drains a paused request's queue
   std::jthread scheduler_;  // last: starts after, and stops before, the members it uses
 };
 

@@ -4,6 +4,11 @@
 # llama-cpp-python (vendor/llama.cpp); this downloads that sdist with pip, builds llama-bench
 # (CPU only) outside the source tree, and runs it with -p 64 -n 64.
 #
+# The build is what a user of llama.cpp gets on this machine: Release, -DGGML_NATIVE=ON (-march=native,
+# so the same AVX2/AVX512-VNNI paths as ours), no BLAS, its default OpenMP threading. OpenMP threads
+# meet at a barrier after every operation, so on a machine busy with other work (more runnable
+# threads than cores) llama.cpp with 2+ threads collapses; compare on a quiet machine (check uptime).
+#
 # Usage: scripts/bench-llama-cpp.sh [model.gguf]
 #   THREADS=2                      threads for llama-bench (-t)
 #   LLAMA_CPP_DIR=build/llama-cpp  where the sdist is unpacked and built (kept between runs)
@@ -36,10 +41,10 @@ if [[ ! -x "$bench" ]]; then
   fi
   # Native CPU code (as a user of llama.cpp would build it on this machine); no GPU, no curl.
   cmake -S "$src/vendor/llama.cpp" -B "$dir/build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-    -DGGML_NATIVE=ON -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_OPENMP=ON -DLLAMA_CURL=OFF \
+    -DGGML_NATIVE=ON -DGGML_BLAS=OFF -DGGML_CUDA=OFF -DGGML_METAL=OFF -DGGML_OPENMP=ON -DLLAMA_CURL=OFF \
     -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TOOLS=ON
   cmake --build "$dir/build" --target llama-bench -j "$jobs"
 fi
 
-echo "llama.cpp (llama-cpp-python $version vendor/llama.cpp), $threads thread(s), $model"
+echo "llama.cpp (llama-cpp-python $version vendor/llama.cpp), $threads thread(s), $model; load: $(cut -d" " -f1-3 /proc/loadavg)"
 "$bench" -m "$model" -t "$threads" -p 64 -n 64 -r 3

@@ -1,11 +1,12 @@
 // The `worker` program: the built-in handlers, then the shared worker runtime.
 #include "podworker/handlers/basic.h"
+#include "podworker/handlers/textgen.h"
 #include "podworker/worker.h"
 
 int main(int argc, char** argv) {
   auto& registry = podworker::HandlerRegistry::global();
   podworker::handlers::register_basic(registry);
-  // Text generation: podworker::handlers::register_textgen(registry) goes here once
-  // handlers/textgen exists (its header: podworker/handlers/textgen.h).
+  // Registering is cheap: the model loads in the handler's init(), only when --handler textgen.
+  podworker::handlers::register_textgen(registry);
   return podworker::worker_main(argc, argv, registry);
 }

@@ -3,7 +3,7 @@
 // generated model of the same shapes. Prints a table.
 //
 // Usage: bench_textgen [--model PATH] [--backend cpu|cuda|all] [--threads N] [--prompt N] [--gen N]
-//                      [--streams 1,8,32] [--no-generated]
+//                      [--streams 1,8,32] [--no-generated] [--no-sampling]
 // PATH defaults to $PODWORKER_MODEL, then models/SmolLM2-135M-Instruct.Q4_1.gguf.
 #include <chrono>
 #include <cstdio>
@@ -33,6 +33,7 @@ struct Options {
   int gen = 64;
   std::vector<int> streams = {1, 8, 32};
   bool generated = true;
+  bool sampling = true;
 };
 
 struct Row {
@@ -83,6 +84,35 @@ Row measure(const std::string& label, std::shared_ptr<const llm::LlamaWeights> w
           static_cast<double>(streams) * opt.gen / decode_s};
 }
 
+volatile std::int64_t bench_sink = 0;
+
+// Host sampling cost per token over one row of logits, for the parameter sets the handler sees most.
+void bench_sampling(const std::vector<float>& logits, const char* what) {
+  struct Case {
+    const char* name;
+    llm::SamplingParams params;
+  };
+  const Case cases[] = {{"greedy", {0.0f, 0, 1.0f, 1}},
+                        {"temperature 0.8", {0.8f, 0, 1.0f, 1}},
+                        {"top_k 40", {0.8f, 40, 1.0f, 1}},
+                        {"top_p 0.9", {0.8f, 0, 0.9f, 1}},
+                        {"top_k 40 + top_p 0.9", {0.8f, 40, 0.9f, 1}}};
+  std::printf("\nhost sampling over %zu logits (%s)\n%-24s %14s %18s\n", logits.size(), what, "params", "us/token", "reference us/token");
+  std::vector<std::int32_t> scratch;
+  for (const Case& c : cases) {
+    const int reps = 200;
+    std::int64_t sink = 0;  // uses the results, so the calls cannot be dropped
+    auto t = Clock::now();
+    for (int i = 0; i < reps; ++i) sink += llm::sample_token(logits, {c.params, static_cast<std::uint64_t>(i)}, scratch);
+    const double fast_us = seconds_since(t) * 1e6 / reps;
+    t = Clock::now();
+    for (int i = 0; i < reps / 10; ++i) sink -= llm::sample_token_reference(logits, {c.params, static_cast<std::uint64_t>(i)});
+    const double ref_us = seconds_since(t) * 1e6 / (reps / 10);
+    std::printf("%-24s %14.1f %18.1f\n", c.name, fast_us, ref_us);
+    bench_sink = sink;
+  }
+}
+
 std::vector<int> parse_list(const std::string& s) {
   std::vector<int> out;
   std::stringstream ss(s);
@@ -113,6 +143,7 @@ int main(int argc, char** argv) {
     else if (a == "--gen") opt.gen = std::stoi(next());
     else if (a == "--streams") opt.streams = parse_list(next());
     else if (a == "--no-generated") opt.generated = false;
+    else if (a == "--no-sampling") opt.sampling = false;
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -152,6 +183,34 @@ int main(int argc, char** argv) {
   for (const Row& r : rows) {
     std::printf("%-26s %-8s %8d %16.1f %18.1f %16.1f\n", r.model.c_str(), r.backend.c_str(), r.streams, r.prefill_tps,
                 r.decode_tps, r.decode_tps / r.streams);
+  }
+  if (opt.sampling) {
+    // Real next-token logits (the first model after the bench prompt), and a flat synthetic row:
+    // logits normal with sd 3 need thousands of tokens for top_p 0.9 (a worst case).
+    if (!models.empty()) {
+      llm::BackendOptions bo;
+      bo.max_sequences = 1;
+      bo.threads = opt.threads;
+      auto backend = llm::make_backend(models.front().second, llm::BackendKind::cpu, bo);
+      std::vector<float> logits(static_cast<std::size_t>(backend->config().n_vocab));
+      std::vector<std::int32_t> prompt(16);
+      for (int i = 0; i < 16; ++i) prompt[static_cast<std::size_t>(i)] = (i * 7919 + 13) % backend->config().n_vocab;
+      backend->prefill(backend->alloc_sequence(), prompt, logits);
+      bench_sampling(logits, (models.front().first + ", after the bench prompt").c_str());
+    }
+    std::vector<float> flat(49152);
+    std::uint64_t x = 88172645463325252ull;
+    for (auto& v : flat) {
+      float sum = 0;  // sum of 12 uniforms - 6: roughly standard normal, without <random>
+      for (int i = 0; i < 12; ++i) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        sum += static_cast<float>(x >> 40) / 16777216.0f;
+      }
+      v = (sum - 6.0f) * 3.0f;
+    }
+    bench_sampling(flat, "synthetic, normal with sd 3");
   }
   return 0;
 }

@@ -33,7 +33,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int warp = static_cast<int>(threadIdx.x / 32);
   const int slot = lens != nullptr ? (slots != nullptr ? slots[query] : query) : fixed_slot;
-  const int len = lens != nullptr ? lens[query] : start_pos + query + 1;
+  // Clamped to the slot: a bad length from device memory must not read another slot or past the cache.
+  const int len = static_cast<int>(
+      min(static_cast<std::int64_t>(lens != nullptr ? lens[query] : start_pos + query + 1), g.max_ctx));
   const int kv_head = head / (g.n_q_heads / g.n_kv_heads);
   const std::int64_t kv_dim = static_cast<std::int64_t>(g.n_kv_heads) * g.head_dim;
   const float* kbase = k_cache + static_cast<std::int64_t>(slot) * g.max_ctx * kv_dim + kv_head * g.head_dim;

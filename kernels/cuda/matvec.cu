@@ -47,8 +47,9 @@ __device__ __forceinline__ void load_x(const half_bits* __restrict__ x, XChunk& 
 }
 
 // Reads `N` 32-bit words starting at byte address `p`, which is only 2-byte aligned: loads the aligned
-// words around it and shifts. The extra (N+1)th word is only read when p is misaligned, and then it
-// holds the block's own last two bytes, so nothing past the block is touched.
+// words around it and shifts. When p is misaligned the last two bytes wanted sit at base + 4N, read
+// with a 16-bit load: a 32-bit load there would touch two bytes past the block (past the end of the
+// buffer for the last block of a tensor whose rows have an odd number of blocks).
 template <int N>
 __device__ __forceinline__ void load_words_2aligned(const std::uint8_t* p, std::uint32_t (&out)[N]) {
   const auto addr = reinterpret_cast<std::uintptr_t>(p);
@@ -57,7 +58,7 @@ __device__ __forceinline__ void load_words_2aligned(const std::uint8_t* p, std::
   std::uint32_t w[N + 1];
 #pragma unroll
   for (int i = 0; i < N; ++i) w[i] = __ldg(base + i);
-  w[N] = misaligned ? __ldg(base + N) : 0u;
+  w[N] = misaligned ? static_cast<std::uint32_t>(__ldg(reinterpret_cast<const std::uint16_t*>(base + N))) : 0u;
   const unsigned shift = misaligned ? 16u : 0u;
 #pragma unroll
   for (int i = 0; i < N; ++i) out[i] = __funnelshift_r(w[i], w[i + 1], shift);

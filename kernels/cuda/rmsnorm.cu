@@ -8,7 +8,9 @@ namespace podworker::kernels::cuda {
 namespace {
 
 template <bool Vec4>
-__global__ void rmsnorm_kernel(const float* __restrict__ x, const float* __restrict__ weight, float* y,
+// x is not __restrict__: y may alias x (kernels/rmsnorm.h), and a restrict-qualified x would let the
+// compiler read it through the non-coherent read-only path while the same kernel writes it.
+__global__ void rmsnorm_kernel(const float* x, const float* __restrict__ weight, float* y,
                                std::int64_t dim, float eps) {
   const float* xr = x + blockIdx.x * dim;
   float* yr = y + blockIdx.x * dim;

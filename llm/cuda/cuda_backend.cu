@@ -122,8 +122,15 @@ struct Matrix {
 
 std::size_t matrix_bytes(const TensorView& t) { return static_cast<std::size_t>(t.rows) * t.row_bytes(); }
 
-// Concatenates the rows of `parts` (same width) into one device matrix. Parts of one type stay in it;
-// mixed types fall back to F16 for the mat-vec too. `with_f16` adds the dequantized copy.
+// The weight types kernels::cuda::matvec reads directly; any other (Q6_K, BF16, ...) goes through F16.
+bool matvec_reads(GgmlType t) {
+  return t == GgmlType::q4_0 || t == GgmlType::q4_1 || t == GgmlType::q8_0 || t == GgmlType::f16 ||
+         t == GgmlType::f32;
+}
+
+// Concatenates the rows of `parts` (same width) into one device matrix. Parts of one type that the
+// mat-vec reads stay in it; mixed or other types fall back to F16 for the mat-vec too. `with_f16` adds
+// the dequantized copy.
 Matrix upload_rows(std::initializer_list<const TensorView*> parts, bool with_f16, kc::Stream& stream) {
   Matrix m;
   const TensorView& first = **parts.begin();
@@ -136,7 +143,8 @@ Matrix upload_rows(std::initializer_list<const TensorView*> parts, bool with_f16
     m.rows += p->rows;
     bytes += matrix_bytes(*p);
   }
-  if (same_type) {
+  const bool direct = same_type && matvec_reads(first.type);
+  if (direct) {
     m.quant = kc::DeviceBuffer<std::byte>(bytes);
     std::size_t at = 0;
     for (const TensorView* p : parts) {
@@ -146,13 +154,13 @@ Matrix upload_rows(std::initializer_list<const TensorView*> parts, bool with_f16
     m.type = first.type;
     m.data = m.quant.get();
   }
-  if (with_f16 || !same_type) {
+  if (with_f16 || !direct) {
     m.f16_copy = kc::DeviceBuffer<half_bits>(static_cast<std::size_t>(m.rows * m.cols));
     std::int64_t row = 0;
     std::size_t at = 0;
     for (const TensorView* p : parts) {
       const std::int64_t n = p->rows * p->cols;
-      if (same_type) {
+      if (direct) {
         kc::dequantize_to_f16(p->type, m.quant.get() + at, m.f16_copy.get() + row * m.cols, n, stream);
       } else {
         kc::DeviceBuffer<std::byte> staging(matrix_bytes(*p));
@@ -164,7 +172,7 @@ Matrix upload_rows(std::initializer_list<const TensorView*> parts, bool with_f16
       at += matrix_bytes(*p);
     }
     m.f16 = m.f16_copy.get();
-    if (!same_type) {
+    if (!direct) {
       m.type = GgmlType::f16;
       m.data = m.f16;
     }
@@ -375,10 +383,11 @@ class CudaBackend final : public Backend {
     embd_type_ = e.type;
     embd_ = kc::DeviceBuffer<std::byte>(matrix_bytes(e));
     kc::copy_to_device(embd_.get(), e.data, matrix_bytes(e), stream_);
-    if (weights_->tied_output()) {
+    if (weights_->tied_output() && matvec_reads(embd_type_)) {
       output_type_ = embd_type_;
       output_data_ = embd_.get();
     } else {
+      // An output matrix of its own, or a tied table the mat-vec cannot read (then an F16 copy).
       output_ = upload_rows({&weights_->output()}, false, stream_);
       output_type_ = output_.type;
       output_data_ = output_.data;

@@ -2,6 +2,8 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <stop_token>
 #include <thread>
 #include <vector>
@@ -14,7 +16,7 @@ using namespace podworker;
 
 namespace {
 
-std::unique_ptr<llm::Engine> small_engine(int max_sequences = 4) {
+std::unique_ptr<llm::Engine> small_engine(int max_sequences = 4, int max_queued_tokens = 64) {
   const auto weights = testing::load_weights(testing::generated_model_path(testing::small_spec(), "q4_1"));
   llm::BackendOptions o;
   o.threads = 2;
@@ -22,6 +24,7 @@ std::unique_ptr<llm::Engine> small_engine(int max_sequences = 4) {
   o.max_context = 128;
   llm::EngineOptions e;
   e.prefill_chunk = 5;  // several chunks per prompt, so prefill interleaves with decoding
+  e.max_queued_tokens = max_queued_tokens;
   return std::make_unique<llm::Engine>(llm::make_cpu_backend(weights, o), e);
 }
 
@@ -90,4 +93,47 @@ TEST_CASE("engine rejects impossible requests") {
   CHECK_THROWS_AS(engine->generate(huge, [](std::int32_t) { return true; }), std::invalid_argument);
   llm::GenerationRequest zero = request(0, 0);
   CHECK_THROWS_AS(engine->generate(zero, [](std::int32_t) { return true; }), std::invalid_argument);
+}
+
+TEST_CASE("a stalled consumer pauses only its own sequence, at max_queued_tokens") {
+  auto engine = small_engine(2, 3);
+  const auto alone_slow = run(*engine, request(3, 40));
+  const auto alone_fast = run(*engine, request(2, 30));
+  REQUIRE(alone_slow.size() == 40);
+
+  std::mutex m;
+  std::condition_variable cv;
+  bool first_seen = false, release = false;
+  std::vector<std::int32_t> slow;
+  llm::GenerationStats slow_stats;
+  std::jthread consumer([&] {
+    slow_stats = engine->generate(request(3, 40), [&](std::int32_t t) {
+      slow.push_back(t);
+      if (slow.size() == 1) {
+        // Stall on the first token until the other request has run to its end.
+        std::unique_lock lock(m);
+        first_seen = true;
+        cv.notify_all();
+        cv.wait(lock, [&] { return release; });
+      }
+      return true;
+    });
+  });
+  {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return first_seen; });
+  }
+  // 30 decode steps for this request while the stalled one may only run 3 tokens ahead.
+  llm::GenerationStats fast_stats;
+  CHECK(run(*engine, request(2, 30), &fast_stats) == alone_fast);
+  CHECK(fast_stats.peak_queued_tokens <= 3);
+  {
+    std::lock_guard lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  consumer.join();
+  CHECK(slow == alone_slow);  // pausing and resuming changes nothing in the output
+  CHECK(slow_stats.finish_reason == llm::FinishReason::length);
+  CHECK(slow_stats.peak_queued_tokens == 3);
 }

@@ -312,7 +312,7 @@ TEST_CASE("worker process: SIGTERM lets the running job finish and post its resu
   Local local;
   Client c(local.server.url());
   ChildProcess worker(PODWORKER_WORKER_BINARY, {"--handler", "sleep"}, local.worker_env());
-  const auto id = c.run(R"({"input":{"ms":1000,"step_ms":5}})");
+  const auto id = c.run(R"({"input":{"ms":2000,"step_ms":5}})");
   const auto running = c.status_until(id, [](const json::Document& d) {
     return status_of(d) == "IN_PROGRESS" && d.HasMember("output");
   });
@@ -321,7 +321,7 @@ TEST_CASE("worker process: SIGTERM lets the running job finish and post its resu
   CHECK(worker.wait() == 0);
   const auto st = c.get("/v2/local/status/" + id);
   CHECK(status_of(st) == "COMPLETED");
-  CHECK(json::to_string(st["output"]) == R"({"slept_ms":1000})");
+  CHECK(json::to_string(st["output"]) == R"({"slept_ms":2000})");
 }
 
 TEST_CASE("worker process: --serve-api serves the job API and runs the jobs itself") {
