@@ -123,7 +123,7 @@ std::vector<int> parse_list(const std::string& s) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   Options opt;
   const char* env_model = std::getenv("PODWORKER_MODEL");
   opt.model = env_model ? env_model : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -213,4 +213,14 @@ int main(int argc, char** argv) {
     bench_sampling(flat, "synthetic, normal with sd 3");
   }
   return 0;
+}
+
+int main(int argc, char** argv) {
+  // A missing device, a bad model file or a bad flag ends the run with its message, not an abort.
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_textgen: %s\n", e.what());
+    return 1;
+  }
 }
