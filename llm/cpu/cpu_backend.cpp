@@ -4,7 +4,6 @@
 // each weight row reused for all N activation columns), so concurrent streams share one pass
 // over the weights.
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -149,9 +148,11 @@ class CpuBackend final : public Backend {
   }
   const Sequence& slot(SeqId seq) const { return const_cast<CpuBackend*>(this)->slot(seq); }
 
-  // Runs the matrix products of `jobs` in one parallel step; threads claim chunks of rows.
+  // Runs the matrix products of `jobs` in one parallel step. The work units are chunks of rows of
+  // the jobs laid end to end; WorkSplit gives each thread a contiguous share of them.
   void matmuls(std::initializer_list<MatJob> jobs, int ncols) {
-    // Chunk size: enough rows that claiming a chunk costs little next to computing it.
+    // Chunk size: 16 rows is one cache line of outputs per column (no two threads write one line
+    // at batch 1) and small enough that a thread's early finish leaves little for the other.
     const int chunk = ncols >= 8 ? 4 : 16;
     MatJob list[4];
     int starts[5] = {0, 0, 0, 0, 0};
@@ -162,17 +163,20 @@ class CpuBackend final : public Backend {
       ++count;
     }
     const int total = starts[count];
-    std::atomic<int> next{0};
-    auto body = [&](int) {
+    auto unit = [&](int c) {
       int job = 0;
-      for (int c = next.fetch_add(1, std::memory_order_relaxed); c < total; c = next.fetch_add(1, std::memory_order_relaxed)) {
-        while (c >= starts[job + 1]) ++job;
-        const MatJob& j = list[job];
-        const int r0 = (c - starts[job]) * chunk;
-        const int r1 = std::min<int>(r0 + chunk, static_cast<int>(j.w->rows));
-        run_rows(j, r0, r1, ncols);
-      }
+      while (c >= starts[job + 1]) ++job;
+      const MatJob& j = list[job];
+      const int r0 = (c - starts[job]) * chunk;
+      const int r1 = std::min<int>(r0 + chunk, static_cast<int>(j.w->rows));
+      run_rows(j, r0, r1, ncols);
     };
+    if (pool_.size() == 1) {
+      for (int c = 0; c < total; ++c) unit(c);
+      return;
+    }
+    split_.reset(total);
+    auto body = [&](int tid) { split_.run(tid, unit); };
     pool_.run(body);
   }
 
@@ -240,15 +244,13 @@ class CpuBackend final : public Backend {
 
   template <class F>
   void parallel_for(int n, F&& f) {
-    std::atomic<int> next{0};
-    auto body = [&](int) {
-      for (int i = next.fetch_add(1, std::memory_order_relaxed); i < n; i = next.fetch_add(1, std::memory_order_relaxed)) f(i);
-    };
-    if (n == 1) {
-      f(0);
-    } else {
-      pool_.run(body);
+    if (n == 1 || pool_.size() == 1) {
+      for (int i = 0; i < n; ++i) f(i);
+      return;
     }
+    split_.reset(n);
+    auto body = [&](int tid) { split_.run(tid, f); };
+    pool_.run(body);
   }
 
   void forward(float* logits) {
@@ -349,6 +351,7 @@ class CpuBackend final : public Backend {
   LlamaConfig config_;
   cpu::CpuKernels kernels_;
   cpu::ThreadPool pool_;
+  cpu::WorkSplit split_{pool_.size()};
   int max_sequences_ = 1;
   int max_context_ = 0;
   std::vector<Sequence> sequences_;

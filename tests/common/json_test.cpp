@@ -71,3 +71,16 @@ TEST_CASE("handler registry creates registered handlers and rejects unknown name
   CHECK(e.error_message() == "bad");
   CHECK(Output::ok("t").value().GetString() == std::string("t"));
 }
+
+TEST_CASE("clone and copy own every string, StringRef ones included") {
+  std::string text = "temporary";
+  json::Value arr(rapidjson::kArrayType);
+  json::Document holder;
+  arr.PushBack(json::Value(rapidjson::StringRef(text.c_str(), text.size())), holder.GetAllocator());
+  json::Document target;
+  json::Value cloned = json::clone(arr, target.GetAllocator());
+  json::Document copied = json::copy(arr);
+  text.assign(text.size(), 'X');  // the original storage changes under the shared pointer
+  CHECK(std::string(cloned[0].GetString()) == "temporary");
+  CHECK(std::string(copied[0].GetString()) == "temporary");
+}

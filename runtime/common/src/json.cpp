@@ -35,8 +35,27 @@ std::string to_string(const Value& value) {
 
 Document copy(const Value& value) {
   Document doc;
-  doc.CopyFrom(value, doc.GetAllocator());
+  Value v = clone(value, doc.GetAllocator());
+  static_cast<Value&>(doc) = v;  // moves: RapidJSON assignment transfers ownership
   return doc;
+}
+
+Value clone(const Value& value, Document::AllocatorType& alloc) {
+  if (value.IsString()) return Value(value.GetString(), value.GetStringLength(), alloc);
+  if (value.IsArray()) {
+    Value out(rapidjson::kArrayType);
+    out.Reserve(value.Size(), alloc);
+    for (const auto& item : value.GetArray()) out.PushBack(clone(item, alloc), alloc);
+    return out;
+  }
+  if (value.IsObject()) {
+    Value out(rapidjson::kObjectType);
+    for (const auto& m : value.GetObject()) {
+      out.AddMember(clone(m.name, alloc), clone(m.value, alloc), alloc);
+    }
+    return out;
+  }
+  return Value(value, alloc);  // null, bool, number: nothing to share
 }
 
 const Value* find(const Value& object, std::string_view key) {

@@ -35,7 +35,7 @@ class RunningJob final : public Job {
     body.SetObject();
     auto& a = body.GetAllocator();
     body.AddMember("status", "IN_PROGRESS", a);
-    body.AddMember("output", json::Value(update, a), a);
+    body.AddMember("output", json::clone(update, a), a);
     const std::string text = json::to_string(body);
     if (text.size() > max_post_bytes_) {
       log::warn("progress update of " + std::to_string(text.size()) + " bytes dropped: over the " +
@@ -89,7 +89,7 @@ class StreamEmitter final : public Emitter {
         throw;
       }
     }
-    if (config_.aggregate_stream) aggregate_.PushBack(json::Value(chunk, aggregate_.GetAllocator()), aggregate_.GetAllocator());
+    if (config_.aggregate_stream) aggregate_.PushBack(json::clone(chunk, aggregate_.GetAllocator()), aggregate_.GetAllocator());
     if (!sender_.joinable()) {
       for (const auto& body : bodies) {
         if (stop_.stop_requested()) return;
@@ -255,14 +255,14 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, std:
       body.AddMember("error", json::string_value(output.error_message(), a), a);
       const auto& extra = output.value();
       if (!extra.IsNull() && !(extra.IsObject() && extra.MemberCount() == 0)) {
-        body.AddMember("output", json::Value(extra, a), a);
+        body.AddMember("output", json::clone(extra, a), a);
       }
     } else if (outcome.is_stream) {
       json::Value chunks(rapidjson::kArrayType);
       if (config.aggregate_stream) chunks.CopyFrom(emitter.aggregate(), a);
       body.AddMember("output", chunks, a);
     } else {
-      body.AddMember("output", json::Value(output.value(), a), a);
+      body.AddMember("output", json::clone(output.value(), a), a);
     }
   } catch (...) {
     emitter.finish();

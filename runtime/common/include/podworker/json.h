@@ -51,6 +51,11 @@ std::string to_string(const Value& value);
 // Deep copy into a fresh document (RapidJSON values are move-only and bound to an allocator).
 Document copy(const Value& value);
 
+// Deep copy owned by `alloc`, strings included. RapidJSON's own copy constructor shares "const"
+// strings (those made with StringRef) instead of copying them, which dangles once the original's
+// storage is gone — e.g. a chunk a handler yielded from a temporary std::string.
+Value clone(const Value& value, Document::AllocatorType& alloc);
+
 // Type-checked member lookups: nullptr (or the fallback) when absent, JsonError when present with
 // the wrong type. `what` names the member in the error message.
 const Value* find(const Value& object, std::string_view key);
