@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates (or refreshes) the Python environment the compatibility tests and the end-to-end benchmark
-# use: a virtual environment with the official RunPod SDK, pinned so a new SDK release cannot change
+# Creates (or refreshes) the Python environment the compatibility tests, the model reference checks
+# and the end-to-end benchmark use: a virtual environment with the official RunPod SDK, pinned so a new SDK release cannot change
 # what "compatible" means under our feet. Idempotent: a venv that already has the pinned versions is
 # left alone. Prints nothing but errors unless something is installed.
 #
@@ -17,6 +17,9 @@ requirements=(
   "pytest==8.3.4"
   "pytest-timeout==2.3.1"
   "requests>=2.31"
+  # Reference implementations the model tests compare our GGUF reader and tokenizer against.
+  "gguf==0.19.0"
+  "tokenizers==0.23.3"
 )
 stamp="$venv/.podworker-requirements"
 wanted="$(printf '%s\n' "${requirements[@]}")"

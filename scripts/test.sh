@@ -10,6 +10,8 @@ mode=normal
 if [ "${1:-}" = "--sanitize" ]; then mode=sanitize; fi
 
 bash scripts/setup.sh
+# The venv with the official runpod SDK and the reference readers (gguf, tokenizers) the tests use.
+bash scripts/python-env.sh
 if ! bash scripts/fetch-model.sh; then
   echo "warning: the SmolLM2 model could not be fetched; tests that need it will be skipped" >&2
 fi

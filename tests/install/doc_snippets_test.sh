@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Code in the docs is copied from code CI builds and runs: every fenced block right after a
-# `<!-- from PATH -->` line in docs/*.md must appear verbatim, as consecutive lines, in PATH.
+# `<!-- from PATH -->` line in README.md and docs/*.md must appear verbatim, as consecutive lines, in PATH.
 #   doc_snippets_test.sh <source dir>
 set -euo pipefail
 exec python3 - "$1" <<'PY'
@@ -9,7 +9,7 @@ import pathlib, re, sys
 root = pathlib.Path(sys.argv[1])
 marker = re.compile(r"<!--\s*from\s+(\S+)\s*-->")
 failures = checked = 0
-for doc in sorted((root / "docs").glob("*.md")):
+for doc in [root / "README.md", *sorted((root / "docs").glob("*.md"))]:
     lines = doc.read_text(encoding="utf-8").splitlines()
     i = 0
     while i < len(lines):
