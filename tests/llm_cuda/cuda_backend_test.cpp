@@ -68,7 +68,8 @@ model::TestModelSpec small_spec() {
   return s;
 }
 
-model::TestModelSpec untied_q4_0_spec() {
+// [[maybe_unused]]: without CUDA the gpu cases that use these helpers are compiled out.
+[[maybe_unused]] model::TestModelSpec untied_q4_0_spec() {
   model::TestModelSpec s = small_spec();
   s.weight_type = kernels::GgmlType::q4_0;
   s.tied_output = false;
@@ -101,7 +102,7 @@ bool all_finite(std::span<const float> v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
 }
 
-std::vector<std::int32_t> prompt_tokens(int n, int vocab, int salt) {
+[[maybe_unused]] std::vector<std::int32_t> prompt_tokens(int n, int vocab, int salt) {
   std::vector<std::int32_t> t(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) t[static_cast<std::size_t>(i)] = (i * 131 + salt * 17 + 5) % vocab;
   return t;
@@ -122,7 +123,7 @@ std::unique_ptr<Backend> gpu_backend(const std::shared_ptr<const llm::LlamaWeigh
 }
 #endif
 
-void check_rows_close(std::span<const float> got, std::span<const float> want, std::size_t vocab,
+[[maybe_unused]] void check_rows_close(std::span<const float> got, std::span<const float> want, std::size_t vocab,
                       const std::string& what) {
   REQUIRE(got.size() == want.size());
   for (std::size_t r = 0; r * vocab < got.size(); ++r) {
