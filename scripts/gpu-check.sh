@@ -1,25 +1,103 @@
 #!/usr/bin/env bash
-# The prepared GPU run: on a bare CUDA machine (nvcc, cuBLAS, CMake; no network, no Boost or curl),
-# builds the CUDA targets for one architecture, runs the `gpu` test suites of the kernels and of the
-# CUDA model backend, then the kernel and text-generation benchmarks. Results: $OUT/summary.txt and
-# every log in $OUT/results.tar.gz. Budget: under 5 minutes on an H200.
+# The prepared GPU run, for a bare CUDA machine (nvcc, cuBLAS, CMake; no network, no Boost or curl;
+# RapidJSON and doctest headers come from the system or .deps/include). One build with the server
+# parts off, then:
+#   1. the kernels: CPU and `gpu` suites of test_kernels, bench_kernels (table + CSV);
+#   2. the CUDA model backend: CPU and `gpu` suites of test_llm_cuda (CUDA logits against the CPU
+#      backend), then bench_textgen on the GPU at 1, 8 and 32 streams — on a generated model with
+#      SmolLM2-135M's exact shapes, and on the real file when models/SmolLM2-135M-Instruct.Q4_1.gguf
+#      (or $PODWORKER_MODEL) is present — and once more sending decode batches of 8+ through cuBLAS
+#      on the F16 weight copies instead of the quantized mat-vec, to compare the two paths.
+# $OUT/summary.txt holds the results; every log travels in $OUT/results.tar.gz. Budget: under
+# 5 minutes on an H200 (about 2 of them building).
 #
-# Environment: OUT (results folder, default ./gpu-check-out), CUDA_ARCH (default 90), JOBS.
+# Environment: OUT (default ./gpu-check-out), BUILD_DIR, CUDA_ARCH (default 90), JOBS, GEN (decode
+# steps per textgen run, default 256).
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 OUT=${OUT:-$ROOT/gpu-check-out}
-mkdir -p "$OUT/kernels" "$OUT/textgen"
-export BUILD_DIR=${BUILD_DIR:-$ROOT/build-gpu-check}
+BUILD=${BUILD_DIR:-$ROOT/build-gpu-check}
+ARCH=${CUDA_ARCH:-90}
+JOBS=${JOBS:-$(nproc)}
+GEN=${GEN:-256}
+LOGS="$OUT/logs"
+mkdir -p "$LOGS"
+: > "$OUT/summary.txt"
 status=0
 
-OUT="$OUT/kernels" bash "$ROOT/scripts/gpu-kernels.sh" || status=1
-OUT="$OUT/textgen" bash "$ROOT/scripts/gpu-textgen.sh" || status=1
+say() { printf '%s\n' "$*" | tee -a "$OUT/summary.txt"; }
+step() { say ""; say "== $1 (${SECONDS}s)"; }
+finish() {
+  step "done (status $status)"
+  # The results channel takes few files: the logs travel as one archive beside the summary.
+  tar -C "$OUT" -czf "$OUT/results.tar.gz" logs && rm -rf "$LOGS"
+  exit "$status"
+}
+# run NAME LIMIT_S CMD...: runs one stage with a time limit, its output in logs/NAME.log.
+run() {
+  local name=$1 limit=$2
+  shift 2
+  local rc=0
+  timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1 || rc=$?
+  if [[ $rc -ne 0 ]]; then
+    status=1
+    say "FAILED: $name (exit $rc)"
+  fi
+}
 
-{
-  echo "== kernels"; cat "$OUT/kernels/summary.txt"; cat "$OUT/kernels/bench_kernels.txt" 2>/dev/null
-  echo "== textgen"; cat "$OUT/textgen/summary.txt"; cat "$OUT/textgen/bench_textgen"*.txt 2>/dev/null
-} > "$OUT/summary.txt"
-# The results channel takes few files: everything travels as one archive beside the summary.
-tar -C "$OUT" -czf "$OUT/results.tar.gz" kernels textgen && rm -rf "$OUT/kernels" "$OUT/textgen"
-exit $status
+step "machine"
+{ nvidia-smi || true; nvcc --version || true; cmake --version | head -1; } > "$LOGS/machine.log" 2>&1
+head -20 "$LOGS/machine.log" | tee -a "$OUT/summary.txt"
+
+if [[ -z "${CUDACXX:-}" ]] && ! command -v nvcc > /dev/null && [[ -x /usr/local/cuda/bin/nvcc ]]; then
+  export CUDACXX=/usr/local/cuda/bin/nvcc
+fi
+generator=()
+command -v ninja > /dev/null && generator=(-G Ninja)
+
+step "configure and build"
+if ! cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPODWORKER_SERVER=OFF \
+    -DPODWORKER_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" > "$LOGS/configure.log" 2>&1 ||
+  ! cmake --build "$BUILD" -j "$JOBS" \
+    --target test_kernels bench_kernels test_llm_cuda bench_textgen > "$LOGS/build.log" 2>&1; then
+  cat "$LOGS/configure.log" "$LOGS/build.log" 2> /dev/null | grep -E "rror" -A3 | head -40 |
+    tee -a "$OUT/summary.txt"
+  status=1
+  finish
+fi
+
+step "kernels: tests"
+run kernels_test_cpu 120 "$BUILD/tests/kernels/test_kernels" --test-suite-exclude=gpu
+run kernels_test_gpu 180 "$BUILD/tests/kernels/test_kernels" --test-suite=gpu -s
+for f in kernels_test_cpu kernels_test_gpu; do tail -n 3 "$LOGS/$f.log"; done | tee -a "$OUT/summary.txt"
+grep -E "ERROR|FAILED" "$LOGS/kernels_test_gpu.log" | head -30 | tee -a "$OUT/summary.txt"
+if grep -q "no CUDA device" "$LOGS/kernels_test_gpu.log"; then
+  say "WARNING: no CUDA device was found: the gpu suites skipped every case"
+  status=1
+fi
+
+step "kernels: benchmark"
+run bench_kernels 240 "$BUILD/bench/kernels/bench_kernels" --csv "$OUT/bench_kernels.csv"
+cat "$LOGS/bench_kernels.log" >> "$OUT/summary.txt"
+
+step "model backend: tests"
+run llm_test_cpu 120 "$BUILD/tests/llm_cuda/test_llm_cuda" --test-suite-exclude=gpu
+run llm_test_gpu 180 "$BUILD/tests/llm_cuda/test_llm_cuda" --test-suite=gpu -s
+for f in llm_test_cpu llm_test_gpu; do tail -n 3 "$LOGS/$f.log"; done | tee -a "$OUT/summary.txt"
+grep -E "ERROR|FAILED|near-tie" "$LOGS/llm_test_gpu.log" | head -40 | tee -a "$OUT/summary.txt"
+
+model="${PODWORKER_MODEL:-$ROOT/models/SmolLM2-135M-Instruct.Q4_1.gguf}"
+[[ -f "$model" ]] || model="$ROOT/models/absent.gguf"  # the bench then runs the generated model only
+
+step "textgen benchmark: CUDA, quantized mat-vec decode"
+run bench_textgen 150 "$BUILD/bench/textgen/bench_textgen" --backend cuda --streams 1,8,32 \
+  --prompt 64 --gen "$GEN" --model "$model"
+cat "$LOGS/bench_textgen.log" >> "$OUT/summary.txt"
+
+step "textgen benchmark: CUDA, cuBLAS decode from batch 8 (generated model)"
+run bench_textgen_gemm 90 env PODWORKER_CUDA_DECODE_GEMM_FROM=8 "$BUILD/bench/textgen/bench_textgen" \
+  --backend cuda --streams 8,32 --prompt 64 --gen "$GEN" --model "$ROOT/models/absent.gguf"
+cat "$LOGS/bench_textgen_gemm.log" >> "$OUT/summary.txt"
+
+finish
