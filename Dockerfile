@@ -63,8 +63,10 @@ FROM runtime AS image-none
 
 FROM runtime AS image-smollm2
 COPY --from=build /opt/podworker/models/ /opt/podworker/models/
+# textgen streams tokens; aggregating them makes /runsync and /status return the chunks too.
 ENV PODWORKER_HANDLER=textgen \
-    PODWORKER_MODEL=/opt/podworker/models/SmolLM2-135M-Instruct.Q4_1.gguf
+    PODWORKER_MODEL=/opt/podworker/models/SmolLM2-135M-Instruct.Q4_1.gguf \
+    PODWORKER_RETURN_AGGREGATE_STREAM=1
 
 # ---------------------------------------------------------------------------------------------
 FROM image-${MODEL} AS final

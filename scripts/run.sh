@@ -16,5 +16,7 @@ cmake -S . -B "$build" -G Ninja "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release \
 cmake --build "$build" -j"$(nproc)" --target worker
 
 export PODWORKER_MODEL=${PODWORKER_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+# --return-aggregate-stream: /runsync and /status also return the streamed chunks, not only /stream.
 exec "$build/apps/worker/worker" --handler textgen --concurrency "${CONCURRENCY:-8}" \
+  --return-aggregate-stream \
   --serve-api --api-host "${HOST:-127.0.0.1}" --api-port "${PORT:-8000}" "$@"
