@@ -72,6 +72,9 @@ template <class T>
 kc::DeviceBuffer<T> upload(const std::vector<T>& host) {
   kc::DeviceBuffer<T> d(host.size());
   d.upload(host);
+  // The copy runs on the legacy default stream and the kernels on the bench's non-blocking stream,
+  // which are not ordered with each other: finish the copy before anything reads the buffer.
+  kc::device_synchronize();
   return d;
 }
 
