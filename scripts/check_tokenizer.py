@@ -7,7 +7,7 @@ Digits(individual_digits) + ByteLevel(GPT-2 regex, no prefix space), and the con
 as special tokens. That is the tokenizer llama.cpp's `smollm` pre-tokenizer reproduces.
 
 usage: check_tokenizer.py MAKE_TEST_MODEL MODEL.gguf [--print-pins]
-  --print-pins  print C++ initializers of the pinned cases (tests/model/tokenizer_real_test.cpp)
+  --print-pins  print C++ initializers for these strings' ids under this reference
 Exit status: 0 match, 1 mismatch, 77 skipped (model file, gguf or tokenizers missing).
 """
 import json
@@ -19,7 +19,8 @@ import tempfile
 
 SKIP = 77
 
-# The strings pinned in tests/model/tokenizer_real_test.cpp.
+# The first 19 strings pinned in tests/model/tokenizer_real_test.cpp (whose ids were checked against
+# llama.cpp's llama-tokenize; the test file holds more pins than this list).
 PINNED = [
     "Hello world",
     "Hello, world! How are you today?",

@@ -17,6 +17,8 @@ requirements=(
   "pytest==8.3.4"
   "pytest-timeout==2.3.1"
   "requests>=2.31"
+  # The official OpenAI client, pointed at the endpoint's OpenAI-compatible routes.
+  "openai==1.109.1"
   # Reference implementations the model tests compare our GGUF reader and tokenizer against.
   "gguf==0.19.0"
   "tokenizers==0.23.3"

@@ -145,10 +145,13 @@ def cpp_worker(log_dir: Path, endpoint: EndpointProcess, worker_id: str, handler
 class ServeApiWorker(Child):
     """`worker --serve-api`: the endpoint embedded in the worker process, the loop pulling from it."""
 
-    def __init__(self, log_dir: Path, api_key: str, handler: str) -> None:
+    def __init__(self, log_dir: Path, api_key: str, handler: str, endpoint_args: Sequence[str] = (),
+                 env: Mapping[str, str] | None = None) -> None:
         argv = [binary("PODWORKER_WORKER"), "--serve-api", "--api-port", "0", "--handler", handler,
-                "--", "--api-key", api_key]
-        super().__init__("worker-serve-api", argv, log_dir, env=_clean_env(log_dir))
+                "--", "--api-key", api_key, *endpoint_args]
+        child_env = _clean_env(log_dir)
+        child_env.update(env or {})
+        super().__init__("worker-serve-api", argv, log_dir, env=child_env)
         match = self.wait_for_line(LISTENING, timeout_s=15)
         self.origin = match.group(1)
         self.port = int(match.group(2))

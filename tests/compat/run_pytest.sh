@@ -9,7 +9,7 @@ root="$(cd "$here/../.." && pwd)"
 venv="${PODWORKER_VENV:-$root/.venv}"
 bash "$root/scripts/python-env.sh" "$venv"
 # The executables CTest names (or a developer gives, maybe relative) must survive the cd below.
-for var in PODWORKER_ENDPOINT PODWORKER_WORKER; do
+for var in PODWORKER_ENDPOINT PODWORKER_WORKER PODWORKER_MAKE_TEST_MODEL; do
   if [ -n "${!var:-}" ]; then export "$var=$(realpath "${!var}")"; fi
 done
 cd "$here"

@@ -144,7 +144,7 @@ TEST_CASE("openai: a failed job is a 500 with an OpenAI error; a timeout is a 50
   CHECK(error_message(r) == "ValueError: bad temperature");
 
   // Streaming: the failure arrives as an error event after what was already streamed.
-  SseReader sse(ep.port, kChatPath, R"({"stream":true,"messages":[]})");
+  SseReader sse(ep.port, kChatPath, R"({"stream":true,"messages":[{"role":"user","content":"Hi"}]})");
   id = str(take(worker, "w1"), "id");
   worker.post("/v2/local/job-stream/w1/" + id, R"({"output":"data: {\"partial\":true}\n\n"})");
   worker.post("/v2/local/job-done/w1/" + id, R"({"error":"out of memory"})");
@@ -168,7 +168,12 @@ TEST_CASE("openai: bad bodies are 400 and queue nothing; wrong routes and method
   o.openai_model = "smollm2-135m";
   Endpoint ep(o);
   HttpClient c(ep.port);
-  for (const char* bad : {R"({"messages": [)", "[1, 2]", R"("text")", R"({"stream":"yes"})"}) {
+  for (const char* bad : {R"({"messages": [)", "[1, 2]", R"("text")", R"({"stream":"yes"})",
+                          R"({"messages":"not a list"})", R"({"messages":[]})", R"({"messages":[1]})",
+                          R"({"messages":[{"content":"no role"}]})",
+                          R"({"messages":[{"role":"user","content":"x"}],"n":2})",
+                          R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})",
+                          R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})"}) {
     CAPTURE(bad);
     Response r = c.post(kChatPath, bad);
     CHECK(r.status == 400);

@@ -1,11 +1,15 @@
 // The real SmolLM2-135M-Instruct tokenizer: pinned ids and round trips. Skipped, with a message,
 // when models/SmolLM2-135M-Instruct.Q4_1.gguf (or $PODWORKER_MODEL) is absent.
 //
-// How the ids were obtained: scripts/check_tokenizer.py --print-pins, which builds an independent
-// reference with Hugging Face `tokenizers` from this file's own vocabulary and merges, configured as
-// SmolLM2's tokenizer.json (Digits(individual_digits) + ByteLevel GPT-2 regex, no prefix space,
-// control tokens as special tokens). llama.cpp's `smollm` pre-tokenizer (\p{N} split first, then the
-// GPT-2 pattern) and BPE reproduce that tokenizer; the same script checks 3,000 random strings.
+// How the ids were obtained: llama.cpp's own tokenizer, `llama-tokenize -m MODEL -f FILE --ids --no-bos
+// --no-escape` (special tokens parsed, as encode() does by default), built from the llama.cpp source
+// vendored in llama-cpp-python 0.3.36 (llama.cpp commit 0c1e570). The GGUF's pre-tokenizer is `smollm`:
+// each \p{N} split off alone, then the GPT-2 pattern, then byte-level BPE, with control tokens such as
+// <|im_start|> matched verbatim. Beyond these pins, ~860 more strings (code, numbers, contractions,
+// whitespace runs, many scripts, emoji, control tokens mid-text, random code points) gave the same ids
+// from llama-tokenize and from `make_test_model tokenize`, with and without special-token parsing;
+// scripts/check_tokenizer.py compares against Hugging Face `tokenizers` configured as SmolLM2's
+// tokenizer.json, which agrees with llama.cpp on this vocabulary.
 #include <doctest/doctest.h>
 
 #include "model/gguf.h"
@@ -41,6 +45,15 @@ const std::vector<Pinned>& pinned() {
     {"<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n", {1, 4093, 198, 1780, 314, 216, 34, 27, 34, 47, 2, 198, 1, 520, 9531, 198}},
     {"<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n", {1, 9690, 198, 2683, 359, 253, 5356, 5646, 11173, 3365, 3511, 308, 34519, 28, 7018, 411, 407, 19712, 8182, 2, 198}},
     {"def f(x):\n    return x ** 2  # square\n", {1604, 275, 24, 104, 727, 472, 1003, 1792, 1903, 216, 34, 216, 907, 5222, 198}},
+    // Control tokens other than the chat ones, one glued to text, and an unfinished one left as text.
+    {"text<|im_end|>text <|endoftext|><repo_name>r<file_sep>f <|im_start", {2692, 2, 2692, 216, 0, 3, 98, 5, 86, 2067, 108, 306, 79, 3738}},
+    // CR LF, and Unicode spaces (no-break, ideographic, em): \s runs, never the ' ' a word may take along.
+    {"Windows\r\nline\u00a0nbsp\u3000ideographic\u2003em\t \n", {25283, 201, 198, 1311, 15442, 94, 32093, 12109, 218, 489, 4551, 321, 221, 391, 197, 3717}},
+    // \p{N} beyond ASCII digits (Arabic-Indic, vulgar fraction, Roman numeral, superscripts), split one by one.
+    {"\u0661\u0662\u0663 \u00bd \u216b x\u00b2\u00b3 1234567 0.5e-3", {164, 111, 164, 112, 164, 113, 216, 16738, 216, 173, 223, 121, 1792, 19133, 39050, 216, 33, 34, 35, 36, 37, 38, 39, 216, 32, 30, 37, 85, 29, 35}},
+    // Cyrillic, a combining accent (\p{M}, not a letter), a curly apostrophe (no contraction), ZWJ emoji.
+    {"Русский текст, привет! e\u0301 don\u2019t 👨\u200d👩\u200d👧\u200d👦", {155, 250, 14714, 9382, 39511, 7872, 24958, 38106, 6643, 13760, 24674, 28, 21985, 46879, 16464, 32547, 17, 297, 151, 219, 1326, 417, 100, 15107, 235, 118, 321, 231, 10813, 235, 119, 321, 231, 10813, 235, 117, 321, 231, 10813, 235, 116}},
+    {"std::vector<int> v{1,2,3}; // x+=1\n\tif (a != b) return;", {10491, 9533, 16714, 44, 591, 46, 386, 107, 33, 28, 34, 28, 35, 48781, 13241, 1792, 32657, 33, 198, 197, 342, 365, 81, 6541, 278, 25, 1003, 43}},
     {"", {}},
   };
   return cases;

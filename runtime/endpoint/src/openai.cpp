@@ -21,6 +21,30 @@ std::string frame_error(std::string_view job_id, std::string_view status, std::s
   return openai_error_json("job " + std::string(job_id) + " ended as " + std::string(status), "server_error", job_id);
 }
 
+// Checks the request's shape before a job exists, so that a malformed request is the client's
+// 400 (OpenAI clients do not retry those) rather than a failed job's 500 (which they retry).
+// The handler still validates everything it uses: this only covers what every chat model needs.
+void validate_chat_request(const json::Value& doc) {
+  const json::Value* messages = json::find(doc, "messages");
+  if (messages == nullptr || !messages->IsArray() || messages->Empty()) {
+    throw JsonError("\"messages\" must be a non-empty array");
+  }
+  for (const auto& m : messages->GetArray()) {
+    if (!m.IsObject()) throw JsonError("each message must be an object with \"role\" and \"content\"");
+    const json::Value* role = json::find(m, "role");
+    if (role == nullptr || !role->IsString() || role->GetStringLength() == 0) {
+      throw JsonError("each message needs a \"role\" string");
+    }
+  }
+  if (json::get_int(doc, "n", 1) != 1) throw JsonError("only n = 1 is supported");
+  for (const char* key : {"temperature", "top_p", "frequency_penalty", "presence_penalty"}) {
+    (void)json::get_number(doc, key, 0.0);  // throws when present with the wrong type
+  }
+  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
+    if (json::get_int(doc, key, 1) < 1) throw JsonError(std::string("\"") + key + "\" must be at least 1");
+  }
+}
+
 }  // namespace
 
 OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits) {
@@ -31,6 +55,7 @@ OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& li
     if (!stream->IsBool()) throw JsonError("\"stream\" must be a boolean");
     req.stream = stream->GetBool();
   }
+  validate_chat_request(doc);
   const std::string request_json = json::to_string(doc);
   rapidjson::StringBuffer buffer;
   Writer w(buffer);

@@ -1,0 +1,123 @@
+"""The official OpenAI Python client (PyPI `openai`, pinned in scripts/python-env.sh) pointed at the
+endpoint's OpenAI-compatible routes, served by our worker's textgen handler (`worker --serve-api`)
+on a small random-weights model that make_test_model writes into the test's directory.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import openai
+import pytest
+
+from processes import ServeApiWorker, binary
+
+API_KEY = "openai-compat-key"
+MODEL_ID = "podworker-test-model"   # what GET /openai/v1/models lists (--openai-model)
+MESSAGES = [
+    {"role": "system", "content": "You are a test."},
+    {"role": "user", "content": "Hello there, how are you?"},
+]
+
+
+@pytest.fixture
+def served(tmp_path: Path, children) -> ServeApiWorker:
+    model = tmp_path / "test-model.gguf"
+    subprocess.run([binary("PODWORKER_MAKE_TEST_MODEL"), "write", str(model)], check=True,
+                   capture_output=True, timeout=60)
+    worker = ServeApiWorker(tmp_path, API_KEY, "textgen", endpoint_args=["--openai-model", MODEL_ID],
+                            env={"PODWORKER_MODEL": str(model), "PODWORKER_BACKEND": "cpu"})
+    children.append(worker)
+    return worker
+
+
+def make_client(worker: ServeApiWorker, api_key: str = API_KEY) -> openai.OpenAI:
+    # No retries: a retried request would submit another job and hide the first answer's status.
+    return openai.OpenAI(base_url=f"{worker.origin}/openai/v1", api_key=api_key, max_retries=0,
+                         timeout=30)
+
+
+@pytest.fixture
+def client(served: ServeApiWorker) -> openai.OpenAI:
+    return make_client(served)
+
+
+def test_models_list_names_the_served_model(client):
+    models = client.models.list()
+    assert [m.id for m in models.data] == [MODEL_ID]
+    assert all(m.object == "model" for m in models.data)
+
+
+def test_chat_completion(client):
+    completion = client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, max_tokens=8,
+                                                temperature=0, seed=11)
+    assert completion.object == "chat.completion"
+    assert completion.id
+    assert completion.model == MODEL_ID
+    assert isinstance(completion.created, int)
+    assert len(completion.choices) == 1
+    choice = completion.choices[0]
+    assert choice.index == 0
+    assert choice.message.role == "assistant"
+    assert isinstance(choice.message.content, str)
+    assert choice.finish_reason in {"stop", "length"}
+    usage = completion.usage
+    assert usage is not None
+    assert all(isinstance(n, int) for n in (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens))
+    assert usage.prompt_tokens > 0
+    assert 0 < usage.completion_tokens <= 8 or choice.finish_reason == "stop"
+    assert usage.total_tokens == usage.prompt_tokens + usage.completion_tokens
+    if choice.finish_reason == "length":
+        assert usage.completion_tokens == 8
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_stream_equals_the_non_stream_answer(client, temperature):
+    """With the same seed (and greedy decoding for temperature 0), streaming changes only the framing."""
+    args = dict(model=MODEL_ID, messages=MESSAGES, max_tokens=8, temperature=temperature, seed=1234)
+    whole = client.chat.completions.create(**args)
+
+    chunks = list(client.chat.completions.create(stream=True, **args))  # ends at data: [DONE]
+    assert chunks, "the stream held no chunks"
+    assert all(c.object == "chat.completion.chunk" for c in chunks)
+    assert len({c.id for c in chunks}) == 1
+    assert all(c.model == MODEL_ID for c in chunks)
+    assert all(len(c.choices) == 1 and c.choices[0].index == 0 for c in chunks)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    # Only the last chunk says why generation ended, and it agrees with the non-stream answer.
+    assert [c.choices[0].finish_reason for c in chunks[:-1]] == [None] * (len(chunks) - 1)
+    assert chunks[-1].choices[0].finish_reason == whole.choices[0].finish_reason
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == whole.choices[0].message.content
+
+
+def test_wrong_api_key_is_authentication_error(served):
+    wrong = make_client(served, api_key="not-the-key")
+    with pytest.raises(openai.AuthenticationError) as models_error:
+        wrong.models.list()
+    assert models_error.value.status_code == 401
+    assert "API key" in models_error.value.message
+    with pytest.raises(openai.AuthenticationError):
+        wrong.chat.completions.create(model=MODEL_ID, messages=MESSAGES, max_tokens=4)
+    # The right key still works on the same endpoint.
+    assert [m.id for m in make_client(served).models.list().data] == [MODEL_ID]
+
+
+def bad_request(client: openai.OpenAI) -> openai.APIStatusError:
+    with pytest.raises(openai.APIStatusError) as error:
+        client.chat.completions.create(model=MODEL_ID, messages="not a list", max_tokens=4)  # type: ignore[arg-type]
+    return error.value
+
+
+def test_bad_request_error_carries_the_reason(client):
+    error = bad_request(client)
+    assert '"messages" must be a non-empty array' in error.message
+    assert isinstance(error.body, dict) and "messages" in error.body["message"]
+
+
+def test_bad_request_is_a_client_error(client):
+    error = bad_request(client)
+    assert isinstance(error, openai.BadRequestError)
+    assert error.status_code == 400
+    assert error.body["type"] == "invalid_request_error"
