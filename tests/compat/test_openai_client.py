@@ -49,6 +49,26 @@ def test_models_list_names_the_served_model(client):
     assert all(m.object == "model" for m in models.data)
 
 
+def test_models_retrieve(client):
+    model = client.models.retrieve(MODEL_ID)
+    assert model.id == MODEL_ID
+    assert model.object == "model"
+    assert isinstance(model.created, int)
+    assert model.created == client.models.list().data[0].created
+    with pytest.raises(openai.NotFoundError) as error:
+        client.models.retrieve("no-such-model")
+    assert error.value.status_code == 404
+    assert "no-such-model" in error.value.message
+
+
+def test_reply_names_the_listed_model_when_the_request_names_none(client):
+    """A request without a model is answered as the model GET /models lists, streamed or not."""
+    completion = client.chat.completions.create(model="", messages=MESSAGES, max_tokens=2)
+    assert completion.model == MODEL_ID
+    chunks = list(client.chat.completions.create(model="", messages=MESSAGES, max_tokens=2, stream=True))
+    assert chunks and all(c.model == MODEL_ID for c in chunks)
+
+
 def test_chat_completion(client):
     completion = client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, max_tokens=8,
                                                 temperature=0, seed=11)
@@ -90,6 +110,29 @@ def test_stream_equals_the_non_stream_answer(client, temperature):
     assert chunks[-1].choices[0].finish_reason == whole.choices[0].finish_reason
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == whole.choices[0].message.content
+
+
+def test_stream_include_usage(client):
+    """stream_options.include_usage: the last chunk has no choices and the whole request's usage;
+    every other chunk has usage None."""
+    args = dict(model=MODEL_ID, messages=MESSAGES, max_tokens=8, temperature=0, seed=5)
+    whole = client.chat.completions.create(**args)
+    chunks = list(client.chat.completions.create(stream=True, stream_options={"include_usage": True}, **args))
+    assert len(chunks) >= 3
+    *content, last = chunks
+    assert all(c.usage is None and len(c.choices) == 1 for c in content)
+    assert content[-1].choices[0].finish_reason == whole.choices[0].finish_reason
+    assert last.choices == []
+    assert last.usage is not None
+    assert last.usage.completion_tokens == whole.usage.completion_tokens
+    assert last.usage.prompt_tokens == whole.usage.prompt_tokens
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+    assert "".join(c.choices[0].delta.content or "" for c in content) == whole.choices[0].message.content
+
+    # A malformed stream_options is the client's error, before any job runs.
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(stream=True, stream_options={"include_usage": "yes"}, **args)  # type: ignore[typeddict-item]
+    assert "include_usage" in error.value.message
 
 
 def test_wrong_api_key_is_authentication_error(served):

@@ -118,6 +118,41 @@ TEST_CASE("openai: stream=true forwards the handler's SSE chunks live, byte for 
   CHECK(body_of(raw) == chunk1 + chunk2 + "data: {\"note\":1}\n\n" + done);
 }
 
+TEST_CASE("openai: a request without a model gets the endpoint's model; a named one is kept") {
+  pe::Options o = fast_options();
+  o.openai_model = "served-model";
+  o.sse_keepalive = 60s;
+  Endpoint ep(o);
+  HttpClient worker(ep.port);
+  for (const char* request : {R"({"messages":[{"role":"user","content":"Hi"}]})",
+                              R"({"model":null,"messages":[{"role":"user","content":"Hi"}]})",
+                              R"({"model":"","messages":[{"role":"user","content":"Hi"}],"max_tokens":3})"}) {
+    CAPTURE(request);
+    PendingRequest pending(ep.port, kChatPath, request);
+    pj::Document job = take(worker, "w1");
+    const pj::Value& body = job["input"]["openai_input"];
+    CHECK(str(body, "model") == "served-model");
+    CHECK(str(body["messages"][0], "content") == "Hi");  // the rest of the request is unchanged
+    worker.post("/v2/local/job-done/w1/" + str(job, "id"), std::string(R"({"output":)") + kCompletion + "}");
+    CHECK(pending.get().status == 200);
+  }
+  PendingRequest named(ep.port, kChatPath, R"({"model":"my-name","messages":[{"role":"user","content":"Hi"}]})");
+  pj::Document job = take(worker, "w1");
+  CHECK(str(job["input"]["openai_input"], "model") == "my-name");
+  worker.post("/v2/local/job-done/w1/" + str(job, "id"), std::string(R"({"output":)") + kCompletion + "}");
+  CHECK(named.get().status == 200);
+
+  // stream_options travel to the handler as sent.
+  SseReader sse(ep.port, kChatPath,
+                R"({"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"Hi"}]})");
+  job = take(worker, "w1");
+  const pj::Value& body = job["input"]["openai_input"];
+  CHECK(str(body, "model") == "served-model");
+  CHECK(body["stream_options"]["include_usage"].GetBool());
+  worker.post("/v2/local/job-done/w1/" + str(job, "id"), R"({"output":"data: [DONE]\n\n"})");
+  CHECK(body_of(sse.finish()) == "data: [DONE]\n\n");
+}
+
 TEST_CASE("openai: a failed job is a 500 with an OpenAI error; a timeout is a 504 naming the job") {
   pe::Options o = fast_options();
   o.sse_keepalive = 60s;
@@ -173,7 +208,10 @@ TEST_CASE("openai: bad bodies are 400 and queue nothing; wrong routes and method
                           R"({"messages":[{"content":"no role"}]})",
                           R"({"messages":[{"role":"user","content":"x"}],"n":2})",
                           R"({"messages":[{"role":"user","content":"x"}],"temperature":"hot"})",
-                          R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})"}) {
+                          R"({"messages":[{"role":"user","content":"x"}],"max_tokens":0})",
+                          R"({"messages":[{"role":"user","content":"x"}],"model":7})",
+                          R"({"messages":[{"role":"user","content":"x"}],"stream":true,"stream_options":true})",
+                          R"({"messages":[{"role":"user","content":"x"}],"stream_options":{"include_usage":1}})"}) {
     CAPTURE(bad);
     Response r = c.post(kChatPath, bad);
     CHECK(r.status == 400);
@@ -190,7 +228,30 @@ TEST_CASE("openai: bad bodies are 400 and queue nothing; wrong routes and method
   CHECK(str(models["data"][0], "id") == "smollm2-135m");
   CHECK(str(models["data"][0], "object") == "model");
   CHECK(str(models["data"][0], "owned_by") == "podworker");
+  CHECK(models["data"][0]["created"].IsInt64());
   CHECK(c.get("/v2/local/openai/v1/models").status == 200);
+
+  // One model by id: the object alone, under either prefix; any other id is an OpenAI 404.
+  for (const char* path : {"/openai/v1/models/smollm2-135m", "/v2/local/openai/v1/models/smollm2-135m/"}) {
+    CAPTURE(path);
+    r = c.get(path);
+    CHECK(r.status == 200);
+    const pj::Document model = r.json();
+    CHECK(str(model, "id") == "smollm2-135m");
+    CHECK(str(model, "object") == "model");
+    CHECK(str(model, "owned_by") == "podworker");
+    CHECK(model["created"].GetInt64() == models["data"][0]["created"].GetInt64());
+  }
+  for (const char* path : {"/openai/v1/models/gpt-4o", "/openai/v1/models/org/smollm2-135m",
+                           "/v2/local/openai/v1/models/smollm2-135", "/openai/v1/models/smollm2%2D135m%2Fx"}) {
+    CAPTURE(path);
+    r = c.get(path);
+    CHECK(r.status == 404);
+    CHECK(error_type(r) == "not_found_error");
+    CHECK(error_message(r).find("does not exist") != std::string::npos);
+  }
+  CHECK(c.get("/openai/v1/models/smollm2%2D135m").status == 200);  // the id is percent-decoded
+  CHECK(c.post("/openai/v1/models/smollm2-135m").status == 405);
 
   r = c.get(kChatPath);
   CHECK(r.status == 405);

@@ -133,6 +133,14 @@ TEST_CASE("routes: the OpenAI-compatible paths") {
   CHECK(pe::method_allowed(pe::Op::openai_chat, pe::Method::post));
   CHECK_FALSE(pe::method_allowed(pe::Op::openai_chat, pe::Method::get));
   CHECK(pe::method_allowed(pe::Op::openai_models, pe::Method::get));
+  r = pe::parse_route("/v2/my-ep/openai/v1/models/org/model%20x?x=1");
+  REQUIRE(r);
+  CHECK(r->op == pe::Op::openai_model);
+  CHECK(r->arg1 == "org/model%20x");  // the whole rest of the path: ids may hold '/'
+  CHECK(pe::decode_path(r->arg1) == "org/model x");
+  CHECK(pe::decode_path("a+b%2B") == "a+b+");  // '+' is a space only in query strings
+  CHECK(pe::method_allowed(pe::Op::openai_model, pe::Method::get));
+  CHECK_FALSE(pe::method_allowed(pe::Op::openai_model, pe::Method::post));
   CHECK_FALSE(pe::parse_route("/openai/v1/completions/extra"));
   CHECK_FALSE(pe::parse_route("/openai"));
   CHECK_FALSE(pe::parse_route("/openai/v2/chat/completions"));

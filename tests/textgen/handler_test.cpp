@@ -132,6 +132,10 @@ TEST_CASE("textgen: bad input is a clear job error") {
       {R"({"messages": []})", "messages"},
       {R"({"messages": [{"role": "user", "content": 3}]})", "content"},
       {R"({"openai_route": "/v1/embeddings", "openai_input": {}})", "openai_route"},
+      {R"({"openai_route": "/v1/chat/completions", "openai_input": {"messages": [{"role": "user", "content": "x"}], "stream": true, "stream_options": "yes"}})",
+       "\"stream_options\" must be an object"},
+      {R"({"openai_route": "/v1/chat/completions", "openai_input": {"messages": [{"role": "user", "content": "x"}], "stream": true, "stream_options": {"include_usage": "yes"}}})",
+       "\"stream_options.include_usage\" must be a boolean"},
       {R"("just a string")", "object"},
   };
   for (const auto& [input, needle] : cases) {
@@ -175,6 +179,62 @@ TEST_CASE("textgen: OpenAI route, plain and streamed") {
   CHECK(first.rfind("data: {", 0) == 0);
   CHECK(first.find("\"chat.completion.chunk\"") != std::string::npos);
   CHECK(first.find("\"role\":\"assistant\"") != std::string::npos);
+}
+
+TEST_CASE("textgen: OpenAI stream_options.include_usage ends the stream with a usage chunk") {
+  handlers::textgen::TextgenHandler h(small_generator());
+  const std::string body = R"("messages": [{"role": "user", "content": "hi"}], "max_tokens": 5, "temperature": 0)";
+  TestJob plain(R"({"openai_route": "/v1/chat/completions", "openai_input": {)" + body + "}}");
+  TestEmitter whole;
+  CHECK(!h.execute(plain, whole).is_error());
+  REQUIRE(whole.chunks.size() == 1);
+  const json::Document completion = json::parse(whole.chunks[0]);
+
+  TestJob streamed(R"({"openai_route": "/v1/chat/completions", "openai_input": {"stream": true, )"
+                   R"("stream_options": {"include_usage": true}, )" + body + "}}");
+  TestEmitter sse;
+  CHECK(!h.execute(streamed, sse).is_error());
+  REQUIRE(sse.chunks.size() >= 4);  // role/content..., finish, usage, [DONE]
+  CHECK(json::parse(sse.chunks.back()).GetString() == std::string("data: [DONE]\n\n"));
+  std::vector<json::Document> events;
+  for (std::size_t i = 0; i + 1 < sse.chunks.size(); ++i) {
+    const std::string text = json::parse(sse.chunks[i]).GetString();
+    REQUIRE(text.rfind("data: ", 0) == 0);
+    REQUIRE(text.ends_with("\n\n"));
+    events.push_back(json::parse(text.substr(6, text.size() - 8)));
+  }
+  // Every chunk but the last carries "usage": null and one choice; the last has no choices and the
+  // usage the non-stream completion reports.
+  for (std::size_t i = 0; i + 1 < events.size(); ++i) {
+    REQUIRE(events[i].HasMember("usage"));
+    CHECK(events[i]["usage"].IsNull());
+    CHECK(events[i]["choices"].Size() == 1);
+  }
+  const json::Document& last = events.back();
+  CHECK(std::string(last["object"].GetString()) == "chat.completion.chunk");
+  CHECK(std::string(last["id"].GetString()) == events.front()["id"].GetString());
+  CHECK(last["choices"].IsArray());
+  CHECK(last["choices"].Empty());
+  const json::Value& usage = last["usage"];
+  CHECK(usage["prompt_tokens"].GetInt() == completion["usage"]["prompt_tokens"].GetInt());
+  CHECK(usage["completion_tokens"].GetInt() == completion["usage"]["completion_tokens"].GetInt());
+  CHECK(usage["total_tokens"].GetInt() == usage["prompt_tokens"].GetInt() + usage["completion_tokens"].GetInt());
+  CHECK(std::string(events[events.size() - 2]["choices"][0]["finish_reason"].GetString()) ==
+        completion["choices"][0]["finish_reason"].GetString());
+
+  // Without the option (or with it false) no chunk carries a usage field.
+  TestJob off(R"({"openai_route": "/v1/chat/completions", "openai_input": {"stream": true, )"
+              R"("stream_options": {"include_usage": false}, )" + body + "}}");
+  TestEmitter no_usage;
+  CHECK(!h.execute(off, no_usage).is_error());
+  REQUIRE(no_usage.chunks.size() >= 3);
+  for (std::size_t i = 0; i + 1 < no_usage.chunks.size(); ++i) {
+    const std::string text = json::parse(no_usage.chunks[i]).GetString();
+    REQUIRE(text.size() > 8);
+    const json::Document event = json::parse(text.substr(6, text.size() - 8));
+    CHECK_FALSE(event.HasMember("usage"));
+    CHECK(event["choices"].Size() == 1);
+  }
 }
 
 TEST_CASE("real model: greedy generation gives the pinned text") {

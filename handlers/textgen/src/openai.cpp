@@ -12,6 +12,14 @@ void add_ids(json::Document& d, const OpenAiIds& ids, const char* object) {
   d.AddMember("model", json::string_value(ids.model, a), a);
 }
 
+json::Value usage_value(int prompt_tokens, int completion_tokens, json::Document::AllocatorType& a) {
+  json::Value usage(rapidjson::kObjectType);
+  usage.AddMember("prompt_tokens", prompt_tokens, a);
+  usage.AddMember("completion_tokens", completion_tokens, a);
+  usage.AddMember("total_tokens", prompt_tokens + completion_tokens, a);
+  return usage;
+}
+
 }  // namespace
 
 std::string openai_chunk_event(const OpenAiIds& ids, std::string_view content, bool role, std::string_view finish_reason) {
@@ -32,6 +40,16 @@ std::string openai_chunk_event(const OpenAiIds& ids, std::string_view content, b
   json::Value choices(rapidjson::kArrayType);
   choices.PushBack(choice, a);
   d.AddMember("choices", choices, a);
+  if (ids.include_usage) d.AddMember("usage", json::Value(), a);
+  return "data: " + json::to_string(d) + "\n\n";
+}
+
+std::string openai_usage_event(const OpenAiIds& ids, int prompt_tokens, int completion_tokens) {
+  json::Document d(rapidjson::kObjectType);
+  auto& a = d.GetAllocator();
+  add_ids(d, ids, "chat.completion.chunk");
+  d.AddMember("choices", json::Value(rapidjson::kArrayType), a);
+  d.AddMember("usage", usage_value(prompt_tokens, completion_tokens, a), a);
   return "data: " + json::to_string(d) + "\n\n";
 }
 
@@ -52,11 +70,7 @@ json::Document openai_completion(const OpenAiIds& ids, std::string_view text, st
   json::Value choices(rapidjson::kArrayType);
   choices.PushBack(choice, a);
   d.AddMember("choices", choices, a);
-  json::Value usage(rapidjson::kObjectType);
-  usage.AddMember("prompt_tokens", prompt_tokens, a);
-  usage.AddMember("completion_tokens", completion_tokens, a);
-  usage.AddMember("total_tokens", prompt_tokens + completion_tokens, a);
-  d.AddMember("usage", usage, a);
+  d.AddMember("usage", usage_value(prompt_tokens, completion_tokens, a), a);
   return d;
 }
 

@@ -136,6 +136,14 @@ Request parse_openai(const json::Value& body) {
     if (!s->IsBool()) bad("\"stream\" must be a boolean");
     r.stream = s->GetBool();
   }
+  if (const json::Value* options = member(body, "stream_options"); options != nullptr) {
+    if (!options->IsObject()) bad("\"stream_options\" must be an object");
+    if (const json::Value* usage = member(*options, "include_usage"); usage != nullptr) {
+      if (!usage->IsBool()) bad("\"stream_options.include_usage\" must be a boolean");
+      // Only a stream has chunks to add it to; a plain completion always carries its usage.
+      r.include_usage = usage->GetBool() && r.stream;
+    }
+  }
   return r;
 }
 

@@ -23,6 +23,7 @@ struct Request {
   // OpenAI route only.
   bool openai = false;
   bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
   std::string model_name;
 };
 

@@ -87,7 +87,8 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
   text_req.stop = req.stop;
 
   OpenAiIds ids{"chatcmpl-" + job.id(), req.model_name.empty() ? model_name_ : req.model_name,
-                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count()};
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
+                req.include_usage};
   bool sent_role = false;
   llm::TextCallback on_text;
   if (!req.openai) {
@@ -111,6 +112,7 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
     if (req.stream) {
       if (!sent_role) out.yield(openai_chunk_event(ids, {}, true, {}));
       out.yield(openai_chunk_event(ids, {}, false, reason));
+      if (req.include_usage) out.yield(openai_usage_event(ids, st.input_tokens, st.output_tokens));
       out.yield(openai_done_event());
     } else {
       out.yield(openai_completion(ids, result.text, reason, st.input_tokens, st.output_tokens));

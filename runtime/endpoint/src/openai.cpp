@@ -43,12 +43,40 @@ void validate_chat_request(const json::Value& doc) {
   for (const char* key : {"max_tokens", "max_completion_tokens"}) {
     if (json::get_int(doc, key, 1) < 1) throw JsonError(std::string("\"") + key + "\" must be at least 1");
   }
+  if (const json::Value* options = json::find(doc, "stream_options"); options != nullptr && !options->IsNull()) {
+    if (!options->IsObject()) throw JsonError("\"stream_options\" must be an object");
+    const json::Value* usage = json::find(*options, "include_usage");
+    if (usage != nullptr && !usage->IsNull() && !usage->IsBool()) {
+      throw JsonError("\"stream_options.include_usage\" must be a boolean");
+    }
+  }
+}
+
+// Whether the request names its model; throws when `model` is there but not a string.
+bool names_model(const json::Value& doc) {
+  const json::Value* model = json::find(doc, "model");
+  if (model == nullptr || model->IsNull()) return false;
+  if (!model->IsString()) throw JsonError("\"model\" must be a string");
+  return model->GetStringLength() > 0;
+}
+
+void write_model(Writer& w, std::string_view model, std::int64_t created) {
+  w.StartObject();
+  w.Key("id");
+  write_string(w, model);
+  w.Key("object");
+  w.String("model");
+  w.Key("created");
+  w.Int64(created);
+  w.Key("owned_by");
+  w.String("podworker");
+  w.EndObject();
 }
 
 }  // namespace
 
-OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits) {
-  const json::Document doc = json::parse(body);
+OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits, std::string_view default_model) {
+  json::Document doc = json::parse(body);
   if (!doc.IsObject()) throw JsonError("the request body must be a JSON object");
   OpenAiRequest req;
   if (const json::Value* stream = json::find(doc, "stream"); stream != nullptr && !stream->IsNull()) {
@@ -56,6 +84,11 @@ OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& li
     req.stream = stream->GetBool();
   }
   validate_chat_request(doc);
+  if (!names_model(doc)) {
+    auto& a = doc.GetAllocator();
+    doc.RemoveMember("model");
+    doc.AddMember("model", json::string_value(default_model, a), a);
+  }
   const std::string request_json = json::to_string(doc);
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
@@ -177,7 +210,7 @@ std::string openai_stream_tail(std::string_view job_id, std::string_view status_
   return out;
 }
 
-std::string openai_models_json(std::string_view model) {
+std::string openai_models_json(std::string_view model, std::int64_t created) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();
@@ -185,16 +218,16 @@ std::string openai_models_json(std::string_view model) {
   w.String("list");
   w.Key("data");
   w.StartArray();
-  w.StartObject();
-  w.Key("id");
-  write_string(w, model);
-  w.Key("object");
-  w.String("model");
-  w.Key("owned_by");
-  w.String("podworker");
-  w.EndObject();
+  write_model(w, model, created);
   w.EndArray();
   w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string openai_model_json(std::string_view model, std::int64_t created) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  write_model(w, model, created);
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 

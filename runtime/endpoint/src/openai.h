@@ -3,6 +3,7 @@
 // job becomes the response (its output), an OpenAI-style error, or the SSE bytes of its stream.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,8 +20,10 @@ struct OpenAiRequest {
 };
 
 // Parses a chat-completions body. Throws JsonError with a message for the client when it is not
-// JSON, not an object, or `stream` is not a boolean.
-OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits);
+// JSON, not an object, or a field every chat model needs has the wrong shape. A missing, null or
+// empty `model` becomes `default_model` (the endpoint's --openai-model) in the job's input, so that
+// the handler's reply names the model GET /v1/models lists.
+OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits, std::string_view default_model);
 
 // {"error": {"message", "type", "job_id"?}}: the shape OpenAI clients read errors from.
 std::string openai_error_json(std::string_view message, std::string_view type, std::string_view job_id = {});
@@ -52,7 +55,9 @@ OpenAiResponse openai_response(std::string_view job_id, std::string_view status_
 // streamed (then the output's items, as chunks); an OpenAI-shaped error event otherwise.
 std::string openai_stream_tail(std::string_view job_id, std::string_view status_json, bool streamed_any);
 
-// GET /openai/v1/models.
-std::string openai_models_json(std::string_view model);
+// GET /openai/v1/models: a list holding the one served model. `created` is Unix seconds.
+std::string openai_models_json(std::string_view model, std::int64_t created);
+// GET /openai/v1/models/{model}: the model object alone.
+std::string openai_model_json(std::string_view model, std::int64_t created);
 
 }  // namespace podworker::endpoint

@@ -44,11 +44,11 @@ int hex_value(char c) {
   return -1;
 }
 
-std::string percent_decode(std::string_view s) {
+std::string percent_decode(std::string_view s, bool plus_is_space = true) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
+    if (s[i] == '+' && plus_is_space) {
       out.push_back(' ');
     } else if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
       out.push_back(static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2])));
@@ -80,11 +80,16 @@ std::optional<Route> parse_route(std::string_view target) {
     first = next_segment(path);
   }
   if (first == "openai") {
-    // OpenAI-compatible routes: a fixed path after the prefix, no arguments.
+    // OpenAI-compatible routes: a fixed path after the prefix; a model id may itself hold '/'
+    // (e.g. "org/name"), so everything after models/ is the id.
+    static constexpr std::string_view kModelPrefix = "v1/models/";
     if (path == "v1/chat/completions") {
       route.op = Op::openai_chat;
     } else if (path == "v1/models") {
       route.op = Op::openai_models;
+    } else if (path.starts_with(kModelPrefix)) {
+      route.op = Op::openai_model;
+      route.arg1 = path.substr(kModelPrefix.size());  // not empty: trailing slashes are gone
     } else {
       return std::nullopt;
     }
@@ -109,6 +114,7 @@ bool method_allowed(Op op, Method method) {
     case Op::stream: return method == Method::get || method == Method::post;
     case Op::health:
     case Op::openai_models:
+    case Op::openai_model:
     case Op::job_take:
     case Op::job_take_batch:
     case Op::job_stop: return method == Method::get;
@@ -154,5 +160,7 @@ std::optional<std::string> query_param(std::string_view query, std::string_view 
   }
   return std::nullopt;
 }
+
+std::string decode_path(std::string_view segment) { return percent_decode(segment, false); }
 
 }  // namespace podworker::endpoint

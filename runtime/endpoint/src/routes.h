@@ -26,6 +26,7 @@ enum class Op : std::uint8_t {
   job_stop,
   openai_chat,    // POST openai/v1/chat/completions
   openai_models,  // GET openai/v1/models
+  openai_model,   // GET openai/v1/models/{model}: arg1 is the model id as sent (may hold '/')
 };
 
 enum class Method : std::uint8_t { get, post, other };
@@ -49,5 +50,8 @@ bool is_worker_route(Op op);
 
 // The value of `name` in a query string, percent-decoded; nullopt when absent.
 std::optional<std::string> query_param(std::string_view query, std::string_view name);
+
+// A path segment percent-decoded ('+' stays a '+': that rule is only for query strings).
+std::string decode_path(std::string_view segment);
 
 }  // namespace podworker::endpoint

@@ -143,7 +143,7 @@ struct EndpointState {
 // Whether a request is for the OpenAI-compatible routes (a known one or not), whose errors take
 // OpenAI's shape.
 bool is_openai_request(std::string_view target, const std::optional<Route>& route) {
-  if (route) return route->op == Op::openai_chat || route->op == Op::openai_models;
+  if (route) return route->op == Op::openai_chat || route->op == Op::openai_models || route->op == Op::openai_model;
   if (target.starts_with("/v2/")) {
     const auto slash = target.find('/', 4);
     target = slash == std::string_view::npos ? std::string_view{} : target.substr(slash);
@@ -233,6 +233,9 @@ class Server::Impl {
   void on_terminal(TerminalEvent event);
 
   PolicyLimits policy_limits_;
+  // The served model's "created" time (Unix seconds): when this endpoint started serving it.
+  const std::int64_t model_created_ =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   // Destroyed after io_context_: coroutine frames destroyed with it still unsubscribe from stores,
   // release rate-limit permits and decrement in_flight_.
   std::unordered_map<std::string, std::unique_ptr<EndpointState>, StringHash, std::equal_to<>> endpoints_;
@@ -487,7 +490,8 @@ RateLimiter* Server::Impl::limiter(EndpointState& ep, Op op) {
     case Op::cancel: return &ep.cancel;
     case Op::purge_queue: return &ep.purge_queue;
     case Op::openai_chat:
-    case Op::openai_models: return &ep.openai;
+    case Op::openai_models:
+    case Op::openai_model: return &ep.openai;
     default: return nullptr;
   }
 }
@@ -618,7 +622,17 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       co_return co_await job_stop(*ep, *route);
     }
     case Op::openai_chat: co_return co_await openai_chat(*ep, req, stream, consumed);
-    case Op::openai_models: co_return Reply{http::status::ok, openai_models_json(options_.openai_model), {}};
+    case Op::openai_models:
+      co_return Reply{http::status::ok, openai_models_json(options_.openai_model, model_created_), {}};
+    case Op::openai_model: {
+      const std::string model = decode_path(arg1);
+      if (model != options_.openai_model) {
+        co_return error_reply(http::status::not_found,
+                              "the model '" + model + "' does not exist; this endpoint serves '" +
+                                  options_.openai_model + "'");
+      }
+      co_return Reply{http::status::ok, openai_model_json(model, model_created_), {}};
+    }
   }
   co_return error_reply(http::status::internal_server_error, "unhandled route");
 }
@@ -751,7 +765,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
                                            bool& consumed) {
   OpenAiRequest parsed;
   try {
-    parsed = parse_openai_request(req.body(), policy_limits_);
+    parsed = parse_openai_request(req.body(), policy_limits_, options_.openai_model);
   } catch (const JsonError& e) {
     co_return error_reply(http::status::bad_request, e.what());
   }
