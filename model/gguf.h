@@ -98,8 +98,10 @@ class MetaValue {
   MetaType type_ = MetaType::uint8;
   MetaType array_type_ = MetaType::uint8;
   // Integers are stored widened (signed types in int64, unsigned in uint64); type_ keeps the width.
-  std::variant<std::uint64_t, std::int64_t, double, bool, std::string, std::vector<MetaValue>> value_{
-      std::uint64_t{0}};
+  using Value = std::variant<std::uint64_t, std::int64_t, double, bool, std::string, std::vector<MetaValue>>;
+  Value value_{std::uint64_t{0}};
+
+  static MetaValue make(MetaType type, Value value);  // what every scalar factory shares
 };
 
 struct TensorInfo {

@@ -39,78 +39,25 @@ bool is_signed_type(MetaType t) {
 
 }  // namespace
 
-MetaValue MetaValue::u8(std::uint8_t v) {
+MetaValue MetaValue::make(MetaType type, Value value) {
   MetaValue m;
-  m.type_ = MetaType::uint8;
-  m.value_ = std::uint64_t{v};
+  m.type_ = type;
+  m.value_ = std::move(value);
   return m;
 }
-MetaValue MetaValue::u16(std::uint16_t v) {
-  MetaValue m;
-  m.type_ = MetaType::uint16;
-  m.value_ = std::uint64_t{v};
-  return m;
-}
-MetaValue MetaValue::u32(std::uint32_t v) {
-  MetaValue m;
-  m.type_ = MetaType::uint32;
-  m.value_ = std::uint64_t{v};
-  return m;
-}
-MetaValue MetaValue::u64(std::uint64_t v) {
-  MetaValue m;
-  m.type_ = MetaType::uint64;
-  m.value_ = v;
-  return m;
-}
-MetaValue MetaValue::i8(std::int8_t v) {
-  MetaValue m;
-  m.type_ = MetaType::int8;
-  m.value_ = std::int64_t{v};
-  return m;
-}
-MetaValue MetaValue::i16(std::int16_t v) {
-  MetaValue m;
-  m.type_ = MetaType::int16;
-  m.value_ = std::int64_t{v};
-  return m;
-}
-MetaValue MetaValue::i32(std::int32_t v) {
-  MetaValue m;
-  m.type_ = MetaType::int32;
-  m.value_ = std::int64_t{v};
-  return m;
-}
-MetaValue MetaValue::i64(std::int64_t v) {
-  MetaValue m;
-  m.type_ = MetaType::int64;
-  m.value_ = v;
-  return m;
-}
-MetaValue MetaValue::f32(float v) {
-  MetaValue m;
-  m.type_ = MetaType::float32;
-  m.value_ = double{v};
-  return m;
-}
-MetaValue MetaValue::f64(double v) {
-  MetaValue m;
-  m.type_ = MetaType::float64;
-  m.value_ = v;
-  return m;
-}
-MetaValue MetaValue::boolean(bool v) {
-  MetaValue m;
-  m.type_ = MetaType::boolean;
-  m.value_ = v;
-  return m;
-}
-MetaValue MetaValue::string(std::string v) {
-  MetaValue m;
-  m.type_ = MetaType::string;
-  m.value_ = std::move(v);
-  return m;
-}
+
+MetaValue MetaValue::u8(std::uint8_t v) { return make(MetaType::uint8, std::uint64_t{v}); }
+MetaValue MetaValue::u16(std::uint16_t v) { return make(MetaType::uint16, std::uint64_t{v}); }
+MetaValue MetaValue::u32(std::uint32_t v) { return make(MetaType::uint32, std::uint64_t{v}); }
+MetaValue MetaValue::u64(std::uint64_t v) { return make(MetaType::uint64, v); }
+MetaValue MetaValue::i8(std::int8_t v) { return make(MetaType::int8, std::int64_t{v}); }
+MetaValue MetaValue::i16(std::int16_t v) { return make(MetaType::int16, std::int64_t{v}); }
+MetaValue MetaValue::i32(std::int32_t v) { return make(MetaType::int32, std::int64_t{v}); }
+MetaValue MetaValue::i64(std::int64_t v) { return make(MetaType::int64, v); }
+MetaValue MetaValue::f32(float v) { return make(MetaType::float32, double{v}); }
+MetaValue MetaValue::f64(double v) { return make(MetaType::float64, v); }
+MetaValue MetaValue::boolean(bool v) { return make(MetaType::boolean, v); }
+MetaValue MetaValue::string(std::string v) { return make(MetaType::string, std::move(v)); }
 MetaValue MetaValue::array(MetaType element_type, std::vector<MetaValue> items) {
   for (const auto& item : items) {
     if (item.type() != element_type) {

@@ -136,18 +136,6 @@ std::string_view allowed_methods(Op op) {
   return method_allowed(op, Method::get) ? "GET" : "POST";
 }
 
-bool is_worker_route(Op op) {
-  switch (op) {
-    case Op::job_take:
-    case Op::job_take_batch:
-    case Op::job_done:
-    case Op::job_stream:
-    case Op::ping:
-    case Op::job_stop: return true;
-    default: return false;
-  }
-}
-
 std::optional<std::string> query_param(std::string_view query, std::string_view name) {
   while (!query.empty()) {
     const auto amp = query.find('&');

@@ -46,8 +46,6 @@ std::optional<Route> parse_route(std::string_view target);
 bool method_allowed(Op op, Method method);
 std::string_view allowed_methods(Op op);
 
-bool is_worker_route(Op op);
-
 // The value of `name` in a query string, percent-decoded; nullopt when absent.
 std::optional<std::string> query_param(std::string_view query, std::string_view name);
 

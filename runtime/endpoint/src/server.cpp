@@ -84,6 +84,16 @@ Reply error_reply(http::status status, std::string_view message) {
   return {status, std::string(buffer.GetString(), buffer.GetSize()), {}};
 }
 
+// A worker's result and stream posts answer alike: the store decides whether the job still takes them.
+Reply post_reply(PostOutcome outcome, std::string_view job_id) {
+  switch (outcome) {
+    case PostOutcome::accepted: return {http::status::ok, R"({"status":"accepted"})", {}};
+    case PostOutcome::ignored: return {http::status::ok, R"({"status":"ignored"})", {}};
+    case PostOutcome::not_found: break;
+  }
+  return error_reply(http::status::not_found, "job " + std::string(job_id) + " not found");
+}
+
 std::string id_status_json(std::string_view id, std::string_view status) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
@@ -590,13 +600,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       } catch (const JsonError& e) {
         co_return error_reply(http::status::bad_request, e.what());
       }
-      switch (store.post_result(arg1, route->arg2, std::move(result))) {
-        case PostOutcome::accepted: co_return Reply{http::status::ok, R"({"status":"accepted"})", {}};
-        case PostOutcome::ignored: co_return Reply{http::status::ok, R"({"status":"ignored"})", {}};
-        case PostOutcome::not_found:
-          co_return error_reply(http::status::not_found, "job " + std::string(route->arg2) + " not found");
-      }
-      break;
+      co_return post_reply(store.post_result(arg1, route->arg2, std::move(result)), route->arg2);
     }
     case Op::job_stream: {
       WorkerPresence presence(store, arg1);
@@ -606,13 +610,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       } catch (const JsonError& e) {
         co_return error_reply(http::status::bad_request, e.what());
       }
-      switch (store.post_stream(arg1, route->arg2, std::move(chunk))) {
-        case PostOutcome::accepted: co_return Reply{http::status::ok, R"({"status":"accepted"})", {}};
-        case PostOutcome::ignored: co_return Reply{http::status::ok, R"({"status":"ignored"})", {}};
-        case PostOutcome::not_found:
-          co_return error_reply(http::status::not_found, "job " + std::string(route->arg2) + " not found");
-      }
-      break;
+      co_return post_reply(store.post_stream(arg1, route->arg2, std::move(chunk)), route->arg2);
     }
     case Op::ping:
       store.ping(arg1, ping_job_ids(route->query));

@@ -9,12 +9,10 @@
 
 #include <atomic>
 #include <chrono>
-#include <mutex>
 #include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
-#include <vector>
 
 namespace podworker::worker {
 
@@ -68,7 +66,6 @@ struct HttpResponse {
   bool interrupted = false; // stopped through the stop_token
   bool timed_out = false;   // no answer within the request's timeout (a long poll ran out)
 
-  bool transport_error() const { return status == 0; }
   // Worth another attempt: no response at all, a 5xx, or 429.
   bool retryable() const { return status == 0 || status >= 500 || status == 429; }
 };
