@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "podworker/utf8.h"
+
 namespace podworker::llm {
 
 namespace {
@@ -30,34 +32,6 @@ std::size_t utf8_complete_prefix(std::string_view s) {
     return n;
   }
   return n;
-}
-
-std::string utf8_sanitize(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    const int len = sequence_length(c);
-    bool ok = len > 0 && i + static_cast<std::size_t>(len) <= s.size();
-    for (int j = 1; ok && j < len; ++j) ok = is_continuation(static_cast<unsigned char>(s[i + static_cast<std::size_t>(j)]));
-    if (ok && len == 3) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xE0 && c1 < 0xA0) && !(c == 0xED && c1 >= 0xA0);  // overlong, surrogates
-    }
-    if (ok && len == 4) {
-      const auto c1 = static_cast<unsigned char>(s[i + 1]);
-      ok = !(c == 0xF0 && c1 < 0x90) && !(c == 0xF4 && c1 >= 0x90);
-    }
-    if (ok) {
-      out.append(s.substr(i, static_cast<std::size_t>(len)));
-      i += static_cast<std::size_t>(len);
-    } else {
-      out += "\xEF\xBF\xBD";
-      ++i;
-    }
-  }
-  return out;
 }
 
 TextStream::TextStream(std::vector<std::string> stop) {

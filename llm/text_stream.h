@@ -29,7 +29,5 @@ class TextStream {
 
 // Length of the longest prefix of `s` that ends on a complete UTF-8 character boundary.
 std::size_t utf8_complete_prefix(std::string_view s);
-// `s` with invalid UTF-8 sequences replaced by U+FFFD (safe to put in JSON).
-std::string utf8_sanitize(std::string_view s);
 
 }  // namespace podworker::llm

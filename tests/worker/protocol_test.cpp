@@ -7,7 +7,9 @@
 #include <deque>
 #include <mutex>
 
+#include "../common/hostile_json.h"
 #include "podworker/json.h"
+#include "podworker/utf8.h"
 #include "recording_server.h"
 #include "test_support.h"
 
@@ -465,6 +467,83 @@ TEST_CASE("protocol: a long poll the client gives up on is simply asked again") 
   w.stop();
   CHECK(f.count_path("/job-take/") >= 4);
   CHECK(f.results("t-1")[0].body == R"({"output":"late"})");
+}
+
+// RunPod relays whatever a client sent, so a job-take reply may hold an input nested far past the
+// limit. Such a job used to crash the worker in the copy of the taken job (and again in each worker
+// that took it after); now it is failed by id, and the worker carries on.
+TEST_CASE(
+    "protocol: a job nested 100,000 levels deep fails with an error naming the limit; the next "
+    "runs") {
+  const std::string limit_error =
+      R"({"error":"job input nests deeper than the limit of 256 levels of objects and arrays"})";
+  Fixture f;
+  f.script.push_take_job(R"({"id":"deep-obj","input":{"x":)" +
+                         nested_json(100'000, Nesting::objects) + "}}");
+  f.script.push_take_job(R"({"id":"deep-arr","input":)" + nested_json(100'000, Nesting::arrays) +
+                         "}");
+  f.script.push_take_job(R"({"id":"after","input":{"n":1}})");
+  // The deepest input the limit allows runs, and its output comes back whole.
+  const std::string at_limit = nested_json(json::kMaxDepth, Nesting::mixed);
+  f.script.push_take_job(R"({"id":"at-limit","input":)" + at_limit + "}");
+  RunningWorker w(f.options(), "echo");
+  REQUIRE(f.wait_results("at-limit", 1));
+  w.stop();
+  CHECK(f.results("deep-obj")[0].body == limit_error);
+  CHECK(f.results("deep-arr")[0].body == limit_error);
+  CHECK(f.results("deep-obj")[0].target ==
+        std::string("/v2/ep123/job-done/pod-abc/deep-obj?") + kGpu + "&isStream=false");
+  CHECK(f.results("after")[0].body == R"({"output":{"n":1}})");
+  CHECK(f.results("at-limit")[0].body == R"({"output":)" + at_limit + "}");
+}
+
+TEST_CASE("protocol: in a batch, only the job nested too deep fails; the others run") {
+  Fixture f;
+  const std::string deep = nested_json(100'000, Nesting::mixed);
+  f.script.push_take_job(R"([{"id":"b-1","input":1},{"id":"b-deep","input":{"a":)" + deep +
+                         R"(},"webhook":)" + deep + R"(},{"id":"b-3","input":[3]}])");
+  auto o = f.options();
+  o.concurrency = 3;
+  RunningWorker w(o, "echo");
+  REQUIRE(f.wait_results("b-1", 1));
+  REQUIRE(f.wait_results("b-deep", 1));
+  REQUIRE(f.wait_results("b-3", 1));
+  w.stop();
+  CHECK(f.results("b-1")[0].body == R"({"output":1})");
+  CHECK(f.results("b-deep")[0].body.find("nests deeper than the limit of 256 levels") !=
+        std::string::npos);
+  CHECK(f.results("b-3")[0].body == R"({"output":[3]})");
+}
+
+TEST_CASE(
+    "protocol: stream_echo cuts on character boundaries, even with chunks below one character") {
+  const std::string text = "a\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80z\xf0\x9f\x98\x80";  // aé€😀z😀
+  for (int chunk = 1; chunk <= 5; ++chunk) {
+    CAPTURE(chunk);
+    Fixture f;
+    f.script.push_take_job(R"({"id":"s-1","input":{"text":")" + text + R"(","chunk_size":)" +
+                           std::to_string(chunk) + R"(,"progress":false}})");
+    RunningWorker w(f.options(), "stream_echo");
+    REQUIRE(f.wait_results("s-1", 1));
+    w.stop();
+    std::string joined;
+    std::size_t posts = 0;
+    for (const auto& r : f.server.requests()) {
+      if (r.path().find("/job-stream/") == std::string::npos) continue;
+      ++posts;
+      CHECK(utf8_valid(r.body));
+      const auto doc = json::parse(r.body);  // refuses invalid UTF-8 itself
+      const std::string piece = json::get_string(doc, "output");
+      CHECK_FALSE(piece.empty());
+      // Whole characters only, and no more than one beyond the chunk size.
+      CHECK(utf8_char_length(piece, 0) != 0);
+      CHECK((piece.size() <= static_cast<std::size_t>(chunk) ||
+             utf8_char_length(piece, 0) == piece.size()));
+      joined += piece;
+    }
+    CHECK(joined == text);
+    CHECK(posts >= 6 / static_cast<std::size_t>(chunk));
+  }
 }
 
 }  // namespace podworker::test

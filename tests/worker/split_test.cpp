@@ -1,6 +1,7 @@
 // Stream splitting rules, URL templates and flags: the pure functions under the job loop.
 #include <doctest/doctest.h>
 
+#include "podworker/utf8.h"
 #include "podworker/worker.h"
 #include "stream_split.h"
 
@@ -30,6 +31,22 @@ TEST_CASE("split: strings split into pieces that fit, never inside a UTF-8 seque
     CHECK(joined == text);
   }
   CHECK(json_string_size("a\"\\\n\x01") == 2 + 1 + 2 + 2 + 2 + 6);
+}
+
+TEST_CASE("split: pieces of text with 2-, 3- and 4-byte characters are each valid UTF-8") {
+  std::string text;
+  for (int i = 0; i < 200; ++i) text += i % 7 == 0 ? "\"" : "\xf0\x9f\x98\x80\xc3\xa9\xe2\x82\xacx";
+  for (std::size_t max = 20; max <= 80; ++max) {
+    CAPTURE(max);
+    json::Value v(rapidjson::StringRef(text.data(), text.size()));
+    std::string joined;
+    for (const auto& body : chunk_bodies(v, max)) {
+      CHECK(body.size() <= max);
+      CHECK(utf8_valid(body));
+      joined += json::get_string(json::parse(body), "output");
+    }
+    CHECK(joined == text);
+  }
 }
 
 TEST_CASE("split: arrays split element-wise; unsplittable values raise ChunkTooLarge") {

@@ -60,7 +60,11 @@ void stream_echo(Job& job, Emitter& out) {
   std::size_t pos = 0;
   while (pos < text.size() && !job.cancelled()) {
     std::size_t end = utf8_boundary(text, std::min(text.size(), pos + chunk));
-    if (end <= pos) end = std::min(text.size(), pos + chunk);  // chunk smaller than one character
+    if (end <= pos) {
+      // The chunk is smaller than the character at pos: send that whole character instead.
+      end = pos + 1;
+      while (end < text.size() && (static_cast<unsigned char>(text[end]) & 0xC0) == 0x80) ++end;
+    }
     out.yield(text.substr(pos, end - pos));
     pos = end;
     if (progress) {

@@ -59,8 +59,10 @@ void parse_submission(std::string_view body, const PolicyLimits& limits, NewJob&
   }
 }
 
+// A worker's posts wrap the handler's output, which may be a client's input echoed back: allow
+// the envelope's levels on top of the client limit.
 WorkerResult parse_worker_result(std::string_view body) {
-  json::Document doc = json::parse(body);
+  json::Document doc = json::parse(body, json::kNoSizeLimit, json::kMaxEnvelopedDepth);
   if (!doc.IsObject()) throw JsonError("a job result must be a JSON object");
   WorkerResult result;
   if (const json::Value* out = json::find(doc, "output"); out != nullptr) {
@@ -79,7 +81,7 @@ WorkerResult parse_worker_result(std::string_view body) {
 }
 
 std::string parse_stream_chunk(std::string_view body) {
-  json::Document doc = json::parse(body);
+  json::Document doc = json::parse(body, json::kNoSizeLimit, json::kMaxEnvelopedDepth);
   if (const json::Value* out = json::find(doc, "output"); out != nullptr) return json::to_string(*out);
   return json::to_string(doc);
 }

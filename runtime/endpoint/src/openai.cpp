@@ -139,7 +139,7 @@ std::string_view openai_error_type(int http_status) {
 
 std::string openai_shaped_error(int http_status, const std::string& body) {
   try {
-    const json::Document doc = json::parse(body);
+    const json::Document doc = json::parse(body, json::kNoSizeLimit, json::kMaxEnvelopedDepth);
     if (!doc.IsObject()) return body;
     const json::Value* error = json::find(doc, "error");
     if (error == nullptr || !error->IsString()) return body;
@@ -151,7 +151,8 @@ std::string openai_shaped_error(int http_status, const std::string& body) {
 
 void append_sse_chunk(std::string& out, std::string_view chunk_json) {
   // Chunk text comes from our own store, written by json::to_string: it is valid JSON.
-  const json::Document chunk = json::parse(chunk_json);
+  const json::Document chunk =
+      json::parse(chunk_json, json::kNoSizeLimit, json::kMaxEnvelopedDepth);
   if (chunk.IsString()) {
     out.append(chunk.GetString(), chunk.GetStringLength());
     return;
@@ -163,7 +164,7 @@ void append_sse_chunk(std::string& out, std::string_view chunk_json) {
 
 std::string job_error_message(std::string_view error) {
   try {
-    const json::Document doc = json::parse(error);
+    const json::Document doc = json::parse(error, json::kNoSizeLimit, json::kMaxEnvelopedDepth);
     if (doc.IsObject()) {
       const std::string message = json::get_string(doc, "error_message");
       if (!message.empty()) {
@@ -178,7 +179,7 @@ std::string job_error_message(std::string_view error) {
 
 OpenAiResponse openai_response(std::string_view job_id, std::string_view status_json,
                                const std::vector<std::string>& chunks) {
-  const json::Document st = json::parse(status_json);
+  const json::Document st = json::parse(status_json, json::kNoSizeLimit, json::kMaxEnvelopedDepth);
   const std::string status = json::get_string(st, "status");
   if (status != "COMPLETED") {
     return {status == "TIMED_OUT" ? 504 : 500, frame_error(job_id, status, json::get_string(st, "error"))};
@@ -195,7 +196,7 @@ OpenAiResponse openai_response(std::string_view job_id, std::string_view status_
 }
 
 std::string openai_stream_tail(std::string_view job_id, std::string_view status_json, bool streamed_any) {
-  const json::Document st = json::parse(status_json);
+  const json::Document st = json::parse(status_json, json::kNoSizeLimit, json::kMaxEnvelopedDepth);
   const std::string status = json::get_string(st, "status");
   if (status != "COMPLETED") return "data: " + frame_error(job_id, status, json::get_string(st, "error")) + "\n\n";
   std::string out;

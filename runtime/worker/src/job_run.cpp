@@ -259,7 +259,7 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, std:
       }
     } else if (outcome.is_stream) {
       json::Value chunks(rapidjson::kArrayType);
-      if (config.aggregate_stream) chunks.CopyFrom(emitter.aggregate(), a);
+      if (config.aggregate_stream) chunks = json::clone(emitter.aggregate(), a);  // iterative copy
       body.AddMember("output", chunks, a);
     } else {
       body.AddMember("output", json::clone(output.value(), a), a);

@@ -40,8 +40,18 @@ LocalResult run_local_job(Handler& handler, const json::Value& job, const Worker
   LocalSink sink(json::get_string(doc, "id"));
   std::stop_source never;
   const auto outcome = worker::run_job(handler, doc, sink, never.get_token(), config);
-  result.body = json::parse(outcome.body);
-  result.ok = outcome.ok;
+  try {
+    result.body = json::parse(outcome.body, json::kNoSizeLimit, json::kMaxEnvelopedDepth);
+    result.ok = outcome.ok;
+  } catch (const JsonError& e) {
+    // Only a handler's own output can be this deep; an endpoint would refuse it the same way.
+    result.body.SetObject();
+    result.body.AddMember(
+        "error",
+        json::string_value(std::string("handler output: ") + e.what(), result.body.GetAllocator()),
+        result.body.GetAllocator());
+    result.ok = false;
+  }
   return result;
 }
 

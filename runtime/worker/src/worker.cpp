@@ -201,20 +201,27 @@ struct Worker::Impl {
     pool_cv.notify_one();
   }
 
-  // Validates one taken job. A job with an id but no input is failed at once (nothing is lost
-  // silently); one without an id cannot be answered and is only logged.
-  void accept(HttpClient& client, const json::Value& job) {
+  // Validates one taken job. A job with an id but no input, or one nested too deep (`too_deep`:
+  // the reply's parse pruned part of it), is failed at once (nothing is lost silently); one
+  // without an id cannot be answered and is only logged.
+  void accept(HttpClient& client, const json::Value& job, bool too_deep) {
     const json::Value* id = json::find(job, "id");
     if (id == nullptr || !id->IsString() || id->GetStringLength() == 0) {
       log::error("taken job has no string \"id\", dropped: " + json::to_string(job).substr(0, 200));
       return;
     }
     const std::string job_id(id->GetString(), id->GetStringLength());
-    if (json::find(job, "input") == nullptr) {
-      log::error("taken job has no \"input\"", job_id);
-      post_with_retry(client, done_url(job_id, false),
-                      worker::error_result_body("job has no \"input\""), job_id, o.post_attempts,
-                      {});
+    std::string rejected;
+    if (too_deep) {
+      rejected = "job input nests deeper than the limit of " + std::to_string(json::kMaxDepth) +
+                 " levels of objects and arrays";
+    } else if (json::find(job, "input") == nullptr) {
+      rejected = "job has no \"input\"";
+    }
+    if (!rejected.empty()) {
+      log::error("taken job rejected: " + rejected, job_id);
+      post_with_retry(client, done_url(job_id, false), worker::error_result_body(rejected), job_id,
+                      o.post_attempts, {});
       return;
     }
     std::lock_guard lock(mu);
@@ -253,11 +260,18 @@ struct Worker::Impl {
       if (r.status == 200 && !r.body.empty()) {
         delay = o.backoff_initial;
         try {
-          const auto doc = json::parse(r.body);
+          // Pruned, not refused, when too deep: RunPod relays inputs of any depth, and a job that
+          // cannot be run must still be answered (by id), while the rest of a batch runs. The
+          // limit leaves room for the reply's array and job object around each input.
+          const auto reply = json::parse_pruned(r.body, json::kNoSizeLimit, json::kMaxDepth + 2);
+          const auto& doc = reply.doc;
+          const auto pruned = [&](std::size_t i) {
+            return std::binary_search(reply.pruned.begin(), reply.pruned.end(), i);
+          };
           if (doc.IsArray()) {
-            for (const auto& job : doc.GetArray()) accept(client, job);
+            for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) accept(client, doc[i], pruned(i));
           } else if (doc.IsObject()) {
-            accept(client, doc);
+            accept(client, doc, !reply.pruned.empty());
           } else {
             log::error("job-take answered neither an object nor an array");
           }
