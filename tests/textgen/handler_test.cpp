@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "podworker/handlers/textgen.h"
+#include "podworker/utf8.h"
 #include "test_model_fixture.h"
 #include "textgen_handler.h"
 
@@ -35,11 +36,16 @@ class TestEmitter final : public Emitter {
  public:
   void yield(const json::Value& chunk) override {
     std::lock_guard lock(mutex_);
+    // Checked on the value itself: to_string would repair invalid text and hide it.
+    if (const json::Value* text = json::find(chunk, "text"); text != nullptr && text->IsString()) {
+      if (!utf8_valid({text->GetString(), text->GetStringLength()})) ++invalid_text;
+    }
     chunks.push_back(json::to_string(chunk));
     if (on_chunk) on_chunk();
   }
   std::mutex mutex_;
   std::vector<std::string> chunks;
+  int invalid_text = 0;  // yielded "text" values that were not valid UTF-8
   std::function<void()> on_chunk;
 };
 
@@ -81,6 +87,30 @@ TEST_CASE("textgen streams text deltas and ends with a summary chunk") {
   CHECK(joined == last["full_text"].GetString());
   const std::string reason = last["finish_reason"].GetString();
   CHECK((reason == "length" || reason == "stop"));
+}
+
+TEST_CASE("textgen: characters split over byte tokens are yielded only whole") {
+  // The test vocabulary holds the 256 byte tokens and random weights pick them often, so sampled
+  // text is full of multi-byte characters split over tokens, and of stray bytes.
+  handlers::textgen::TextgenHandler h(small_generator());
+  h.init();
+  int non_ascii = 0;
+  for (int seed = 1; seed <= 6; ++seed) {
+    CAPTURE(seed);
+    TestJob job(R"({"prompt": "caf\u00e9 \u20ac", "max_tokens": 40, "temperature": 1.5, "seed": )" +
+                std::to_string(seed) + "}");
+    TestEmitter out;
+    REQUIRE(!h.execute(job, out).is_error());
+    CHECK(out.invalid_text == 0);
+    const json::Document last = last_chunk(out);
+    std::string joined;
+    for (std::size_t i = 0; i + 1 < out.chunks.size(); ++i)
+      joined += json::parse(out.chunks[i])["text"].GetString();
+    CHECK(joined == last["full_text"].GetString());
+    CHECK(utf8_valid(joined));
+    for (unsigned char c : joined) non_ascii += c >= 0x80;
+  }
+  CHECK(non_ascii > 0);  // the case above really met bytes past ASCII
 }
 
 TEST_CASE("textgen: same seed, same text; messages use the chat template") {

@@ -82,6 +82,14 @@ TEST_CASE("TextStream holds back partial UTF-8 and partial stop strings") {
   CHECK(t.push("O") == "ENO");
   CHECK(t.push("\xE2\x82") == "");
   CHECK(t.finish() == "\xEF\xBF\xBD\xEF\xBF\xBD");  // incomplete tail becomes U+FFFD per byte
+  // A four-byte character arriving one byte per token comes out once, whole.
+  TextStream u;
+  CHECK(u.push("a\xF0") == "a");
+  CHECK(u.push("\x9F") == "");
+  CHECK(u.push("\x98") == "");
+  CHECK(u.push("\x80!") == "\xF0\x9F\x98\x80!");
+  // A lead byte that never gets its tail is replaced, not sent raw.
+  CHECK(u.push("\xE2x") == "\xEF\xBF\xBDx");
 }
 
 TEST_CASE("the partial-ordering sampler draws exactly what the full-sort reference draws") {
