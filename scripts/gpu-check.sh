@@ -9,8 +9,9 @@
 #      (or $PODWORKER_MODEL) is present — and once more sending decode batches of 8+ through cuBLAS
 #      on the F16 weight copies instead of the quantized mat-vec, to compare the two paths.
 # A gpu suite that skips (no device found: exit 77, or a case saying "no CUDA device") fails the
-# check: on the machine this is for, every GPU case must run. $OUT/summary.txt holds the results; every log travels in $OUT/results.tar.gz. Budget: under
-# 5 minutes on an H200 (about 2 of them building).
+# check: on the machine this is for, every GPU case must run. $OUT/summary.txt holds the results;
+# every log travels in $OUT/results.tar.gz. Budget: under 5 minutes on an H200 (about 2 of them
+# building).
 #
 # Environment: OUT (default ./gpu-check-out), BUILD_DIR, CUDA_ARCH (default 90), JOBS, GEN (decode
 # steps per textgen run, default 256).
