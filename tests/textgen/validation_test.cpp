@@ -119,6 +119,8 @@ TEST_CASE(
       {R"("top_k": -1)", "top_k", "\"top_k\" must be between 0 and 1048576; got -1"},
       {R"("top_k": 1.5)", "top_k", "\"top_k\" must be an integer", "invalid_type"},
       {R"("seed": -1)", "seed", "\"seed\" must be between 0 and 9007199254740991; got -1"},
+      {R"("seed": 18446744073709551615)", "seed",
+       "\"seed\" must be between 0 and 9007199254740991; got 18446744073709551615"},
       {R"("max_tokens": 0)", "max_tokens",
        "\"max_tokens\" must be between 1 and " + ctx + " (the model's context holds " + ctx +
            " tokens, prompt and generated together); got 0"},

@@ -58,11 +58,15 @@ std::optional<double> numeric(const json::Value& body, std::string_view key, For
   if (v == nullptr) return form == Form::openai ? f.openai_default : f.native_default;
   const std::string name = quoted(f.name);
   const std::string param(f.name);
-  if (f.kind == Kind::integer ? !v->IsInt64() : !v->IsNumber()) {
+  if (!v->IsNumber()) {
     fail(name + (f.kind == Kind::integer ? " must be an integer" : " must be a number"), param,
          "invalid_type");
   }
-  const double d = f.kind == Kind::integer ? static_cast<double>(v->GetInt64()) : v->GetDouble();
+  // An integer beyond int64 (or written 1e20) is a whole number out of range, not a wrong type.
+  const double d = v->IsInt64() ? static_cast<double>(v->GetInt64()) : v->GetDouble();
+  if (f.kind == Kind::integer && !v->IsInt64() && d != std::floor(d)) {
+    fail(name + " must be an integer", param, "invalid_type");
+  }
   const Upper up = upper(f, limits);
   if (d >= f.min && d <= up.max) return d;  // false for NaN too
   const std::string got = "; got " + json::to_string(*v);
