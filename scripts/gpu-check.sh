@@ -8,8 +8,10 @@
 #      SmolLM2-135M's exact shapes, and on the real file when models/SmolLM2-135M-Instruct.Q4_1.gguf
 #      (or $PODWORKER_MODEL) is present — and once more sending decode batches of 8+ through cuBLAS
 #      on the F16 weight copies instead of the quantized mat-vec, to compare the two paths.
-# $OUT/summary.txt holds the results; every log travels in $OUT/results.tar.gz. Budget: under
-# 5 minutes on an H200 (about 2 of them building).
+# A gpu suite that skips (no device found: exit 77, or a case saying "no CUDA device") fails the
+# check: on the machine this is for, every GPU case must run. $OUT/summary.txt holds the results;
+# every log travels in $OUT/results.tar.gz. Budget: under 5 minutes on an H200 (about 2 of them
+# building).
 #
 # Environment: OUT (default ./gpu-check-out), BUILD_DIR, CUDA_ARCH (default 90), JOBS, GEN (decode
 # steps per textgen run, default 256).
@@ -34,15 +36,31 @@ finish() {
   tar -C "$OUT" -czf "$OUT/results.tar.gz" logs && rm -rf "$LOGS"
   exit "$status"
 }
+# The exit code of a gpu suite that found no device (PODWORKER_SKIP_RETURN_CODE, cmake/Testing.cmake).
+SKIPPED_RC=77
 # run NAME LIMIT_S CMD...: runs one stage with a time limit, its output in logs/NAME.log.
 run() {
   local name=$1 limit=$2
   shift 2
   local rc=0
   timeout "$limit" "$@" > "$LOGS/$name.log" 2>&1 || rc=$?
-  if [[ $rc -ne 0 ]]; then
+  if [[ $rc -eq $SKIPPED_RC ]]; then
+    status=1
+    say "FAILED: $name was SKIPPED: $(tail -n 1 "$LOGS/$name.log") -- on this machine every gpu suite must run"
+  elif [[ $rc -ne 0 ]]; then
     status=1
     say "FAILED: $name (exit $rc)"
+  fi
+}
+# gpu_suite NAME LIMIT_S BINARY: runs BINARY's gpu suite; a skip, of the whole suite (exit
+# SKIPPED_RC, reported by run) or of any case in it (a "no CUDA device" message), fails the check as
+# loudly as a failure.
+gpu_suite() {
+  local name=$1 limit=$2 binary=$3
+  run "$name" "$limit" "$binary" --test-suite=gpu -s
+  if ! grep -q "^gpu suite skipped" "$LOGS/$name.log" && grep -q "no CUDA device" "$LOGS/$name.log"; then
+    status=1
+    say "FAILED: $name skipped $(grep -c "no CUDA device" "$LOGS/$name.log") case(s): no CUDA device"
   fi
 }
 
@@ -69,13 +87,9 @@ fi
 
 step "kernels: tests"
 run kernels_test_cpu 120 "$BUILD/tests/kernels/test_kernels" --test-suite-exclude=gpu
-run kernels_test_gpu 180 "$BUILD/tests/kernels/test_kernels" --test-suite=gpu -s
+gpu_suite kernels_test_gpu 180 "$BUILD/tests/kernels/test_kernels"
 for f in kernels_test_cpu kernels_test_gpu; do tail -n 3 "$LOGS/$f.log"; done | tee -a "$OUT/summary.txt"
 grep -E "ERROR|FAILED" "$LOGS/kernels_test_gpu.log" | head -30 | tee -a "$OUT/summary.txt"
-if grep -q "no CUDA device" "$LOGS/kernels_test_gpu.log"; then
-  say "WARNING: no CUDA device was found: the gpu suites skipped every case"
-  status=1
-fi
 
 step "kernels: benchmark"
 run bench_kernels 240 "$BUILD/bench/kernels/bench_kernels" --csv "$OUT/bench_kernels.csv"
@@ -83,7 +97,7 @@ cat "$LOGS/bench_kernels.log" >> "$OUT/summary.txt"
 
 step "model backend: tests"
 run llm_test_cpu 120 "$BUILD/tests/llm_cuda/test_llm_cuda" --test-suite-exclude=gpu
-run llm_test_gpu 180 "$BUILD/tests/llm_cuda/test_llm_cuda" --test-suite=gpu -s
+gpu_suite llm_test_gpu 180 "$BUILD/tests/llm_cuda/test_llm_cuda"
 for f in llm_test_cpu llm_test_gpu; do tail -n 3 "$LOGS/$f.log"; done | tee -a "$OUT/summary.txt"
 grep -E "ERROR|FAILED|near-tie" "$LOGS/llm_test_gpu.log" | head -40 | tee -a "$OUT/summary.txt"
 

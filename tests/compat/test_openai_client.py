@@ -8,8 +8,10 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
+import requests
 
 from processes import ServeApiWorker, binary
 
@@ -164,3 +166,53 @@ def test_bad_request_is_a_client_error(client):
     assert isinstance(error, openai.BadRequestError)
     assert error.status_code == 400
     assert error.body["type"] == "invalid_request_error"
+
+
+def health_jobs(worker: ServeApiWorker) -> dict:
+    response = requests.get(f"{worker.v2()}/health", headers={"Authorization": f"Bearer {worker.api_key}"},
+                            timeout=10)
+    response.raise_for_status()
+    return response.json()["jobs"]
+
+
+# A value out of range for each field the route checks, the field OpenAI's error names, and a piece
+# of the message. The model make_test_model writes holds far fewer than a million tokens.
+OUT_OF_RANGE = [
+    (dict(temperature=-1), "temperature", "between 0 and 2"),
+    (dict(temperature=5), "temperature", "between 0 and 2"),
+    (dict(top_p=2), "top_p", "between 0 and 1"),
+    (dict(extra_body={"top_k": -1}), "top_k", "between 0 and"),
+    (dict(seed=-1), "seed", "between 0 and"),
+    (dict(max_tokens=1_000_000), "max_tokens", "the model's context holds"),
+    (dict(n=2), "n", "the only value supported"),
+    (dict(stop=["a", "b", "c", "d", "e"]), "stop", "at most 4 strings"),
+    (dict(stop=[""]), "stop", "1 to 256 bytes"),
+    (dict(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]),
+     "messages.[0].content.[0].type", "only text content parts"),
+]
+
+
+@pytest.mark.parametrize("fields,param,message", OUT_OF_RANGE, ids=[p for _, p, _ in OUT_OF_RANGE])
+def test_out_of_range_value_is_one_bad_request_not_retried(served, fields, param, message):
+    """The client's default retry policy retries 5xx: a bad value must be a 400 on the first
+    request, naming the field, with no job run (so none FAILED)."""
+    sent = []
+    http = httpx.Client(event_hooks={"request": [sent.append]})
+    client = openai.OpenAI(base_url=f"{served.origin}/openai/v1", api_key=API_KEY, http_client=http, timeout=30)
+    assert client.max_retries >= 1  # the default policy, which would retry a 500
+    before = health_jobs(served)
+    args = dict(model=MODEL_ID, messages=MESSAGES, max_tokens=4)
+    args.update(fields)
+    with pytest.raises(openai.BadRequestError) as error:
+        client.chat.completions.create(**args)
+    assert error.value.status_code == 400
+    assert len(sent) == 1, "the bad request was retried"
+    assert error.value.body["type"] == "invalid_request_error"
+    assert error.value.body["param"] == param
+    assert error.value.param == param
+    assert message in error.value.body["message"]
+    after = health_jobs(served)
+    assert after == before
+    assert after.get("failed", 0) == 0
+    # The endpoint still serves: a good request on the same client answers.
+    assert client.chat.completions.create(model=MODEL_ID, messages=MESSAGES, max_tokens=2).object == "chat.completion"

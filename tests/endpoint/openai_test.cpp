@@ -4,6 +4,7 @@
 
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "endpoint_fixture.h"
 #include "http_client.h"
@@ -261,6 +262,74 @@ TEST_CASE("openai: bad bodies are 400 and queue nothing; wrong routes and method
   CHECK(r.status == 404);
   CHECK(error_type(r) == "not_found_error");
   CHECK(c.get("/v2/elsewhere/openai/v1/models").status == 404);
+}
+
+TEST_CASE("openai: out-of-range values are 400 naming the field, before any job exists") {
+  pe::Options o = fast_options();
+  REQUIRE(pe::parse_cli({"--openai-context", "2048"}, o).error.empty());
+  CHECK(o.openai_context == 2048);
+  Endpoint ep(o);
+  HttpClient c(ep.port);
+  const std::string hi = R"("messages":[{"role":"user","content":"x"}])";
+  struct Bad {
+    std::string body;
+    std::string param;
+    std::string message;
+  };
+  const std::vector<Bad> cases = {
+      {"{" + hi + R"(,"temperature":-1})", "temperature", "\"temperature\" must be between 0 and 2; got -1"},
+      {"{" + hi + R"(,"temperature":5})", "temperature", "\"temperature\" must be between 0 and 2; got 5"},
+      {"{" + hi + R"(,"top_p":2})", "top_p", "\"top_p\" must be between 0 and 1; got 2"},
+      {"{" + hi + R"(,"top_k":-1})", "top_k", "\"top_k\" must be between 0 and 1048576; got -1"},
+      {"{" + hi + R"(,"seed":-1})", "seed", "\"seed\" must be between 0 and 9007199254740991; got -1"},
+      {"{" + hi + R"(,"max_tokens":2049})", "max_tokens",
+       "\"max_tokens\" must be between 1 and 2048 (the model's context holds 2048 tokens, prompt and generated "
+       "together); got 2049"},
+      {"{" + hi + R"(,"n":3})", "n", "\"n\" must be 1 (the only value supported); got 3"},
+      {"{" + hi + R"(,"stop":["1","2","3","4","5"]})", "stop", "\"stop\" holds at most 4 strings; got 5"},
+      {"{" + hi + R"(,"stop":["ok",""]})", "stop", "each stop string must have 1 to 256 bytes"},
+      {R"({"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"https://x/y.png"}}]}]})",
+       "messages.[0].content.[0].type", "only text content parts are supported; got type \"image_url\""},
+  };
+  const std::string before = pj::to_string(c.get("/health").json()["jobs"]);
+  for (const Bad& bad : cases) {
+    CAPTURE(bad.body);
+    Response r = c.post(kChatPath, bad.body, {{"Content-Type", "application/json"}});
+    CHECK(r.status == 400);
+    const pj::Document reply = r.json();
+    CHECK(str(reply["error"], "type") == "invalid_request_error");
+    CHECK(str(reply["error"], "message") == bad.message);
+    CHECK(str(reply["error"], "param") == bad.param);
+    CHECK(reply["error"]["code"].IsString());
+    CHECK(pj::to_string(c.get("/health").json()["jobs"]) == before);  // no job exists
+  }
+  // A shape error has no field to name: param is null, as OpenAI sends it.
+  Response r = c.post(kChatPath, "[1]");
+  CHECK(r.status == 400);
+  CHECK(r.json()["error"]["param"].IsNull());
+
+  // Still serving: a good request becomes a job.
+  PendingRequest request(ep.port, kChatPath, "{" + hi + R"(,"max_tokens":2048,"temperature":2,"top_p":0,"seed":0})");
+  HttpClient worker(ep.port);
+  pj::Document job = take(worker, "w1");
+  CHECK(job["input"]["openai_input"]["max_tokens"].GetInt() == 2048);
+  const std::string id = str(job, "id");
+  CHECK(worker.post("/v2/local/job-done/w1/" + id, std::string(R"({"output":)") + kCompletion + "}").status == 200);
+  CHECK(request.get().status == 200);
+}
+
+TEST_CASE("openai: without the model's context the endpoint bounds max_tokens by its own range only") {
+  Endpoint ep;  // openai_context 0: an endpoint started apart from its workers
+  HttpClient c(ep.port);
+  PendingRequest request(ep.port, kChatPath, R"({"messages":[{"role":"user","content":"x"}],"max_tokens":100000})");
+  HttpClient worker(ep.port);
+  pj::Document job = take(worker, "w1");  // the handler, which knows its model, decides
+  CHECK(job["input"]["openai_input"]["max_tokens"].GetInt() == 100000);
+  CHECK(worker.post("/v2/local/job-done/w1/" + str(job, "id"), R"({"error":"too long"})").status == 200);
+  CHECK(request.get().status == 500);
+  Response r = c.post(kChatPath, R"({"messages":[{"role":"user","content":"x"}],"max_tokens":2147483648})");
+  CHECK(r.status == 400);
+  CHECK(str(r.json()["error"], "param") == "max_tokens");
 }
 
 TEST_CASE("openai: auth and the openai rate-limit class apply") {

@@ -1,19 +1,16 @@
-// Parsing and validation of textgen job input (native and OpenAI forms). Throws
-// std::invalid_argument with a message fit for the job's error.
+// Textgen job input (native and OpenAI forms) turned into what the generator takes. The values are
+// checked by podworker::chat, the definition the endpoint checks OpenAI requests with, so a job
+// fails with the message the OpenAI route answers a bad request with (chat::ChatRequestError).
 #pragma once
 
-#include <cstdint>
 #include <string>
 #include <vector>
 
 #include "llm/sampling.h"
-#include "model/tokenizer.h"
+#include "podworker/chat_request.h"
 #include "podworker/json.h"
 
 namespace podworker::handlers::textgen {
-
-inline constexpr int kMaxTokensLimit = 4096;
-inline constexpr std::size_t kMaxPromptBytes = 256 * 1024;
 
 struct Request {
   std::string prompt;  // text to tokenize (chat template already applied for messages)
@@ -28,8 +25,8 @@ struct Request {
 };
 
 // {"prompt": "..."} or {"messages": [...]} plus max_tokens, temperature, top_k, top_p, seed, stop.
-Request parse_native(const json::Value& input);
+Request parse_native(const json::Value& input, const chat::ChatLimits& limits);
 // The body of an OpenAI /v1/chat/completions request.
-Request parse_openai(const json::Value& body);
+Request parse_openai(const json::Value& body, const chat::ChatLimits& limits);
 
 }  // namespace podworker::handlers::textgen

@@ -52,9 +52,12 @@ void TextgenHandler::init() {
 
 void TextgenHandler::finalize() { generator_.reset(); }
 
+chat::ChatLimits TextgenHandler::chat_limits() const { return {generator_ ? generator_->max_context() : 0}; }
+
 Output TextgenHandler::execute(Job& job, Emitter& out) {
   if (!generator_) return Output::error("textgen: the model is not loaded (init() failed or was not called)");
   Request req;
+  const chat::ChatLimits limits = chat_limits();
   try {
     const json::Value& input = job.input();
     const json::Value* route = input.IsObject() ? json::find(input, "openai_route") : nullptr;
@@ -64,14 +67,17 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
       }
       const json::Value* body = json::find(input, "openai_input");
       if (body == nullptr) return Output::error("\"openai_input\" is required with \"openai_route\"");
-      req = parse_openai(*body);
+      req = parse_openai(*body, limits);
     } else {
-      req = parse_native(input);
+      req = parse_native(input, limits);
     }
-  } catch (const std::invalid_argument& e) {
-    return Output::error(std::string("bad input: ") + e.what());
-  } catch (const JsonError& e) {
-    return Output::error(std::string("bad input: ") + e.what());
+  } catch (const chat::ChatRequestError& e) {
+    // The endpoint's OpenAI route answers this very message (and param) with a 400; a job that
+    // reached us through /run fails with it, the field named in the output.
+    json::Document extra(rapidjson::kObjectType);
+    extra.AddMember("param", json::string_value(e.param(), extra.GetAllocator()), extra.GetAllocator());
+    extra.AddMember("code", json::string_value(e.code(), extra.GetAllocator()), extra.GetAllocator());
+    return Output::error(e.what(), std::move(extra));
   }
 
   llm::TextRequest text_req;

@@ -20,6 +20,9 @@ class TextgenHandler final : public Handler {
   void finalize() override;
   bool streams() const override { return true; }
   Output execute(Job& job, Emitter& out) override;
+  // The loaded model's context: max_tokens beyond it is refused (here and, with --serve-api, by
+  // the endpoint before a job exists).
+  chat::ChatLimits chat_limits() const override;
 
  private:
   std::shared_ptr<llm::Generator> generator_;

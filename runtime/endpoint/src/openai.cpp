@@ -1,5 +1,6 @@
 #include "openai.h"
 
+#include "podworker/chat_request.h"
 #include "podworker/json.h"
 
 namespace podworker::endpoint {
@@ -21,45 +22,6 @@ std::string frame_error(std::string_view job_id, std::string_view status, std::s
   return openai_error_json("job " + std::string(job_id) + " ended as " + std::string(status), "server_error", job_id);
 }
 
-// Checks the request's shape before a job exists, so that a malformed request is the client's
-// 400 (OpenAI clients do not retry those) rather than a failed job's 500 (which they retry).
-// The handler still validates everything it uses: this only covers what every chat model needs.
-void validate_chat_request(const json::Value& doc) {
-  const json::Value* messages = json::find(doc, "messages");
-  if (messages == nullptr || !messages->IsArray() || messages->Empty()) {
-    throw JsonError("\"messages\" must be a non-empty array");
-  }
-  for (const auto& m : messages->GetArray()) {
-    if (!m.IsObject()) throw JsonError("each message must be an object with \"role\" and \"content\"");
-    const json::Value* role = json::find(m, "role");
-    if (role == nullptr || !role->IsString() || role->GetStringLength() == 0) {
-      throw JsonError("each message needs a \"role\" string");
-    }
-  }
-  if (json::get_int(doc, "n", 1) != 1) throw JsonError("only n = 1 is supported");
-  for (const char* key : {"temperature", "top_p", "frequency_penalty", "presence_penalty"}) {
-    (void)json::get_number(doc, key, 0.0);  // throws when present with the wrong type
-  }
-  for (const char* key : {"max_tokens", "max_completion_tokens"}) {
-    if (json::get_int(doc, key, 1) < 1) throw JsonError(std::string("\"") + key + "\" must be at least 1");
-  }
-  if (const json::Value* options = json::find(doc, "stream_options"); options != nullptr && !options->IsNull()) {
-    if (!options->IsObject()) throw JsonError("\"stream_options\" must be an object");
-    const json::Value* usage = json::find(*options, "include_usage");
-    if (usage != nullptr && !usage->IsNull() && !usage->IsBool()) {
-      throw JsonError("\"stream_options.include_usage\" must be a boolean");
-    }
-  }
-}
-
-// Whether the request names its model; throws when `model` is there but not a string.
-bool names_model(const json::Value& doc) {
-  const json::Value* model = json::find(doc, "model");
-  if (model == nullptr || model->IsNull()) return false;
-  if (!model->IsString()) throw JsonError("\"model\" must be a string");
-  return model->GetStringLength() > 0;
-}
-
 void write_model(Writer& w, std::string_view model, std::int64_t created) {
   w.StartObject();
   w.Key("id");
@@ -75,16 +37,15 @@ void write_model(Writer& w, std::string_view model, std::int64_t created) {
 
 }  // namespace
 
-OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits, std::string_view default_model) {
+OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits, std::string_view default_model,
+                                   int max_context) {
   json::Document doc = json::parse(body);
-  if (!doc.IsObject()) throw JsonError("the request body must be a JSON object");
+  // Every value checked before a job exists, by the definition the handler checks with: a bad one
+  // is the client's 400 (OpenAI clients do not retry those), never a failed job's 500 (they do).
+  const chat::ChatRequest checked = chat::parse_chat_request(doc, chat::Form::openai, {max_context});
   OpenAiRequest req;
-  if (const json::Value* stream = json::find(doc, "stream"); stream != nullptr && !stream->IsNull()) {
-    if (!stream->IsBool()) throw JsonError("\"stream\" must be a boolean");
-    req.stream = stream->GetBool();
-  }
-  validate_chat_request(doc);
-  if (!names_model(doc)) {
+  req.stream = checked.stream;
+  if (checked.model.empty()) {
     auto& a = doc.GetAllocator();
     doc.RemoveMember("model");
     doc.AddMember("model", json::string_value(default_model, a), a);
@@ -104,7 +65,8 @@ OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& li
   return req;
 }
 
-std::string openai_error_json(std::string_view message, std::string_view type, std::string_view job_id) {
+std::string openai_error_json(std::string_view message, std::string_view type, std::string_view job_id,
+                              std::string_view param, std::string_view code) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();
@@ -114,6 +76,19 @@ std::string openai_error_json(std::string_view message, std::string_view type, s
   write_string(w, message);
   w.Key("type");
   write_string(w, type);
+  // OpenAI's shape always has both; null when the error is not about one field.
+  w.Key("param");
+  if (param.empty()) {
+    w.Null();
+  } else {
+    write_string(w, param);
+  }
+  w.Key("code");
+  if (code.empty()) {
+    w.Null();
+  } else {
+    write_string(w, code);
+  }
   if (!job_id.empty()) {
     w.Key("job_id");
     write_string(w, job_id);
@@ -121,6 +96,13 @@ std::string openai_error_json(std::string_view message, std::string_view type, s
   w.EndObject();
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string openai_request_error_json(const std::exception& e) {
+  if (const auto* bad = dynamic_cast<const chat::ChatRequestError*>(&e)) {
+    return openai_error_json(bad->what(), "invalid_request_error", {}, bad->param(), bad->code());
+  }
+  return openai_error_json(e.what(), "invalid_request_error");
 }
 
 std::string_view openai_error_type(int http_status) {

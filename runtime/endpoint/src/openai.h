@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,14 +20,21 @@ struct OpenAiRequest {
   bool stream = false;
 };
 
-// Parses a chat-completions body. Throws JsonError with a message for the client when it is not
-// JSON, not an object, or a field every chat model needs has the wrong shape. A missing, null or
-// empty `model` becomes `default_model` (the endpoint's --openai-model) in the job's input, so that
-// the handler's reply names the model GET /v1/models lists.
-OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits, std::string_view default_model);
+// Parses a chat-completions body and checks every value with podworker::chat (the definition the
+// textgen handler checks with). Throws JsonError when it is not JSON and chat::ChatRequestError
+// (an std::invalid_argument naming the field) for a bad value; `max_context` (the served model's
+// context, 0 = not known) bounds max_tokens. A missing, null or empty `model` becomes
+// `default_model` (the endpoint's --openai-model) in the job's input, so that the handler's reply
+// names the model GET /v1/models lists.
+OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits, std::string_view default_model,
+                                   int max_context = 0);
 
-// {"error": {"message", "type", "job_id"?}}: the shape OpenAI clients read errors from.
-std::string openai_error_json(std::string_view message, std::string_view type, std::string_view job_id = {});
+// {"error": {"message", "type", "param", "code", "job_id"?}}: the shape OpenAI clients read errors
+// from; param and code are null when empty.
+std::string openai_error_json(std::string_view message, std::string_view type, std::string_view job_id = {},
+                              std::string_view param = {}, std::string_view code = {});
+// The 400 body for a request parse_openai_request refused: the field named when it was a value.
+std::string openai_request_error_json(const std::exception& e);
 // The OpenAI error type for an HTTP status (invalid_request_error, authentication_error, ...).
 std::string_view openai_error_type(int http_status);
 // Rewrites this server's own {"error": "<text>"} body into the OpenAI shape; other bodies unchanged.

@@ -763,9 +763,11 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
                                            bool& consumed) {
   OpenAiRequest parsed;
   try {
-    parsed = parse_openai_request(req.body(), policy_limits_, options_.openai_model);
+    parsed = parse_openai_request(req.body(), policy_limits_, options_.openai_model, options_.openai_context);
+  } catch (const std::invalid_argument& e) {  // a bad value: the reply names the field
+    co_return Reply{http::status::bad_request, openai_request_error_json(e), {}};
   } catch (const JsonError& e) {
-    co_return error_reply(http::status::bad_request, e.what());
+    co_return Reply{http::status::bad_request, openai_request_error_json(e), {}};
   }
   parsed.job.id = "sync-" + make_uuid();
   parsed.job.sync = true;  // the requester gets the result directly: the short retention applies

@@ -32,13 +32,14 @@ void point_at_endpoint(WorkerOptions& o, const std::string& base_url,
   o.ping_url = v2 + "/ping/$RUNPOD_POD_ID";
 }
 
-std::unique_ptr<EmbeddedApi> start_embedded_api(WorkerOptions& o) {
+std::unique_ptr<EmbeddedApi> start_embedded_api(WorkerOptions& o, const chat::ChatLimits& limits) {
   endpoint::Options eo;
   // The client-facing key, as the `endpoint` program takes it; the embedded worker uses it too.
   if (const char* key = std::getenv("PODWORKER_API_KEY"); key != nullptr) eo.api_key = key;
   if (const auto cli = endpoint::parse_cli(o.api_args, eo); !cli.error.empty()) {
     throw std::invalid_argument("endpoint flags after --: " + cli.error);
   }
+  if (eo.openai_context == 0) eo.openai_context = limits.max_context;
   eo.host = o.api_host;
   eo.port = static_cast<std::uint16_t>(o.api_port);
   auto api = std::make_unique<ServerApi>(eo);

@@ -392,7 +392,7 @@ void Worker::run() {
   if (s.o.stream_url.empty() && s.handler.streams()) {
     throw std::invalid_argument("handler streams but there is no job-stream URL (RUNPOD_WEBHOOK_POST_STREAM)");
   }
-  s.handler.init();
+  if (!s.o.handler_initialized) s.handler.init();
   log::info("worker " + s.o.worker_id + " taking jobs (concurrency " +
             std::to_string(s.o.concurrency) + ")");
   std::jthread heartbeat, stop_channel;

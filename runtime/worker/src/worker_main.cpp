@@ -150,7 +150,11 @@ int worker_main(int argc, char** argv, HandlerRegistry& registry) {
 
     std::unique_ptr<worker::EmbeddedApi> api;
     if (options.serve_api) {
-      api = worker::start_embedded_api(options);
+      // The model loads before the API listens, so the endpoint knows its context and refuses a
+      // max_tokens beyond it as a 400 instead of queueing a job bound to fail.
+      handler->init();
+      options.handler_initialized = true;
+      api = worker::start_embedded_api(options, handler->chat_limits());
     }
     if (options.take_url.empty()) {
       std::fprintf(stderr,

@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "podworker/chat_request.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
 
@@ -116,6 +117,10 @@ class Handler {
   // the worker's --concurrency. Override to adapt to load (the SDK's concurrency_modifier); values
   // below 1 count as 1. Called from the worker's taking thread only.
   virtual int concurrency(int configured) { return configured; }
+  // For a handler serving OpenAI chat completions: what its model allows (the context length),
+  // known once init() has run; the default says nothing. `worker --serve-api` hands it to the
+  // endpoint, which then refuses a max_tokens beyond the context before a job exists.
+  virtual chat::ChatLimits chat_limits() const { return {}; }
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>()>;

@@ -65,6 +65,9 @@ struct WorkerOptions {
   std::string api_host = "127.0.0.1";
   int api_port = 8000;
   std::vector<std::string> api_args;  // flags after "--": passed to the endpoint's own parser
+  // init() has already run (--serve-api initializes the handler first, to give the endpoint the
+  // handler's chat limits): Worker::run() then does not call it again.
+  bool handler_initialized = false;
 };
 
 // Reads the RUNPOD_* variables, and the PODWORKER_* overrides listed in runtime/worker/README.md,
@@ -89,7 +92,8 @@ class Worker {
   Worker(const Worker&) = delete;
   Worker& operator=(const Worker&) = delete;
 
-  // Calls handler.init(), takes and runs jobs until stop(), then handler.finalize().
+  // Calls handler.init() (unless options.handler_initialized), takes and runs jobs until stop(),
+  // then handler.finalize().
   void run();
   // Thread-safe, idempotent: stop taking jobs; running jobs get shutdown_grace to finish (their
   // results are posted), then are cancelled (nothing posted; the endpoint requeues them).

@@ -57,6 +57,11 @@ struct Options {
   unsigned io_threads = 2;
   // The model id /openai/v1/models lists (the handler decides what actually runs).
   std::string openai_model = "podworker";
+  // Tokens the served model's context holds (prompt and generated together): chat requests with a
+  // larger max_tokens are refused before a job exists. 0 = not known (an endpoint started apart
+  // from its workers); the handler, which knows its model, then refuses them as a failed job.
+  // `worker --serve-api` sets it from the handler.
+  int openai_context = 0;
 
   bool rate_limit = true;
   RateLimits limits;
