@@ -18,6 +18,10 @@ std::string_view status_name(JobStatus status) {
   return "UNKNOWN";
 }
 
+std::size_t queued_payload_bytes(const NewJob& job) {
+  return job.input_json.size() + job.webhook.size() + job.s3_config_json.size();
+}
+
 namespace {
 
 std::chrono::milliseconds policy_millis(const json::Value& policy, std::string_view key,

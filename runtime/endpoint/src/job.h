@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -29,6 +30,9 @@ struct NewJob {
   Policy policy;
   bool sync = false;  // submitted by /runsync: shorter retention
 };
+
+// What a queued job holds against the queue cap: its input, webhook and s3Config as stored.
+std::size_t queued_payload_bytes(const NewJob& job);
 
 // Limits applied when reading a submission's `policy`.
 struct PolicyLimits {

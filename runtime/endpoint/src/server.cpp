@@ -27,6 +27,7 @@
 #include "auth.h"
 #include "memory_store.h"
 #include "openai.h"
+#include "openapi_document.h"
 #include "podworker/ids.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
@@ -92,6 +93,14 @@ Reply post_reply(PostOutcome outcome, std::string_view job_id) {
     case PostOutcome::not_found: break;
   }
   return error_reply(http::status::not_found, "job " + std::string(job_id) + " not found");
+}
+
+// A submit the queue cap refused: 429, as for any overload a client should back off from.
+Reply queue_full_reply(const SubmitResult& refused, std::size_t cap) {
+  return error_reply(http::status::too_many_requests,
+                     "queue full: queued jobs hold " + std::to_string(refused.queued_bytes) + " bytes and this job's " +
+                         std::to_string(refused.job_bytes) + " bytes would pass the limit of " + std::to_string(cap) +
+                         " bytes (--max-queued-bytes); nothing was queued, retry once workers have taken jobs");
 }
 
 std::string id_status_json(std::string_view id, std::string_view status) {
@@ -277,6 +286,7 @@ Server::Impl::Impl(Options options)
   so.runsync_retention = options_.runsync_retention;
   so.heartbeat_grace = options_.heartbeat_grace;
   so.retry_limit = options_.retry_limit;
+  so.max_queued_bytes = options_.max_queued_bytes;
   for (const std::string& id : options_.endpoint_ids) {
     if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
     if (endpoints_.contains(id)) continue;
@@ -526,7 +536,9 @@ awaitable<bool> Server::Impl::wait_for(JobStore& store, Topic topic, std::string
 
 awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>& route, beast::tcp_stream& stream,
                                         bool& consumed) {
-  if (!options_.api_key.empty() && !authorized(sv(req[http::field::authorization]), options_.api_key)) {
+  // The API's description holds no data: it is served without the key, as API documents are.
+  const bool public_route = route && route->op == Op::openapi;
+  if (!public_route && !options_.api_key.empty() && !authorized(sv(req[http::field::authorization]), options_.api_key)) {
     co_return error_reply(http::status::unauthorized, "missing or invalid API key in the Authorization header");
   }
   if (!route) co_return error_reply(http::status::not_found, "no such route: " + std::string(sv(req.target())));
@@ -631,6 +643,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       }
       co_return Reply{http::status::ok, openai_model_json(model, model_created_), {}};
     }
+    case Op::openapi: co_return Reply{http::status::ok, std::string(openapi_document()), {}};
   }
   co_return error_reply(http::status::internal_server_error, "unhandled route");
 }
@@ -644,7 +657,8 @@ awaitable<Reply> Server::Impl::run(EndpointState& ep, Request& req) {
   }
   job.id = make_uuid();
   std::string body = id_status_json(job.id, "IN_QUEUE");
-  ep.store->submit(std::move(job));
+  const SubmitResult submitted = ep.store->submit(std::move(job));
+  if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   co_return Reply{http::status::ok, std::move(body), {}};
 }
 
@@ -671,7 +685,8 @@ awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Ro
   job.sync = true;
   const std::string id = job.id;
   JobStore& store = *ep.store;
-  store.submit(std::move(job));
+  const SubmitResult submitted = store.submit(std::move(job));
+  if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   std::optional<JobSnapshot> snap;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
     snap = store.status(id);
@@ -771,7 +786,8 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
   parsed.job.sync = true;  // the requester gets the result directly: the short retention applies
   const std::string id = parsed.job.id;
   JobStore& store = *ep.store;
-  store.submit(std::move(parsed.job));
+  const SubmitResult submitted = store.submit(std::move(parsed.job));
+  if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   if (parsed.stream) {
     consumed = true;
     co_await openai_stream(ep, id, stream);
