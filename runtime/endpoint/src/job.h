@@ -41,8 +41,8 @@ struct PolicyLimits {
 };
 
 // Parses a /run or /runsync body into `job` (id and sync left as they are). Throws JsonError with a
-// message for the client when the body is not an object, `input` is missing or not an object, or
-// `webhook`/`policy` have the wrong types.
+// message for the client when the body is not an object, `input` is missing or not an object,
+// `webhook` is not an http(s) URL, or `policy` has the wrong types.
 void parse_submission(std::string_view body, const PolicyLimits& limits, NewJob& job);
 
 // What a worker posts to job-done.

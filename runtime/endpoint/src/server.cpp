@@ -692,7 +692,9 @@ awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Ro
     snap = store.status(id);
     return !snap || is_terminal(snap->status);
   });
-  if (!snap) co_return error_reply(http::status::not_found, "job " + id + " no longer exists");
+  if (!snap) {
+    co_return error_reply(http::status::not_found, "job " + id + " no longer exists: it was purged from the queue or expired");
+  }
   if (is_terminal(snap->status)) co_return Reply{http::status::ok, std::move(snap->json), {}};
   co_return Reply{http::status::ok, id_status_json(id, status_name(snap->status)), {}};
 }
@@ -800,8 +802,11 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
     return !snap || is_terminal(snap->status);
   });
   if (!snap) {
-    co_return Reply{http::status::internal_server_error,
-                    openai_error_json("job " + id + " no longer exists", "server_error", id), {}};
+    // Purged from the queue (or past its ttl) before it ended: a client's doing, not a server
+    // error, and gone as /runsync and /status say.
+    co_return Reply{http::status::not_found,
+                    openai_error_json("job " + id + " no longer exists: it was purged from the queue or expired", "not_found_error", id),
+                    {}};
   }
   if (!is_terminal(snap->status)) {
     co_return Reply{http::status::gateway_timeout,
