@@ -121,6 +121,8 @@ def test_schemathesis_finds_no_server_error_and_no_nonconforming_answer(tmp_path
                     "content_type_conformance",
                     "response_schema_conformance",
                     "unsupported_method",
+                    "allow_header_conformance",
+                    "missing_required_header",
                     "ignored_auth",
                 ]),
                 "--max-examples", str(MAX_EXAMPLES),
