@@ -140,3 +140,25 @@ TEST_CASE("queue cap: 0 turns it off; the flag sets it") {
   CHECK_FALSE(pe::parse_cli({"--max-queued-bytes", "-1"}, parsed).error.empty());
   CHECK(pe::cli_help("endpoint").find("--max-queued-bytes") != std::string::npos);
 }
+
+TEST_CASE("queue cap: a /retry is never refused, it counts; new submits wait for room") {
+  pe::Options o = fast_options();
+  o.max_queued_bytes = 100;
+  Endpoint ep(o);
+  HttpClient c(ep.port);
+
+  const std::string failed = job_id(c.post("/run", body_of_input_size(40)));
+  take(c, "w1");
+  c.post("/v2/local/job-done/w1/" + failed, R"({"error":"boom"})");
+  REQUIRE(status_of(c, failed) == "FAILED");
+  job_id(c.post("/run", body_of_input_size(60)));
+  job_id(c.post("/run", body_of_input_size(40)));  // the queue is at its cap
+
+  Response r = c.post("/retry/" + failed);
+  CHECK(r.status == 200);
+  CHECK(str(r.json(), "status") == "IN_QUEUE");
+  r = c.post("/run", body_of_input_size(8));
+  check_queue_full(r);
+  CHECK(str(r.json(), "error").find("hold 140 bytes") != std::string::npos);
+  CHECK(in_queue(c) == 3);
+}
