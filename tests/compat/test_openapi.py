@@ -16,6 +16,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Sequence
 
 import pytest
 import requests
@@ -25,7 +26,8 @@ from processes import EndpointProcess
 from worker_api import SDK_CONTENT_TYPE
 
 SPEC_FILE = Path(__file__).resolve().parents[2] / "runtime" / "endpoint" / "openapi.json"
-SCHEMATHESIS_BUDGET_S = 90    # schemathesis's own --max-time for the whole run
+SCHEMATHESIS_BUDGET_S = 75    # schemathesis's own --max-time for the whole run
+NEGATIVE_BUDGET_S = 30        # the same, for the run that sends only invalid requests
 MAX_EXAMPLES = 30             # per operation and phase
 SEED = 20260101
 
@@ -106,8 +108,10 @@ class AnsweringWorker:
         self.answered += 1
 
 
-@pytest.mark.timeout(SCHEMATHESIS_BUDGET_S + 90)
-def test_schemathesis_finds_no_server_error_and_no_nonconforming_answer(tmp_path: Path, children):
+def run_schemathesis(tmp_path: Path, children, checks: list[str], budget_s: int,
+                     extra: Sequence[str] = ()) -> AnsweringWorker:
+    """One bounded schemathesis run against a fresh endpoint with an answering worker; fails the
+    test on any failure it reports, or when the endpoint did not survive it."""
     # Chat completions wait up to 30 s for the worker (a loaded CI machine is slow, not broken);
     # fuzzed webhooks get one attempt each.
     endpoint = EndpointProcess(tmp_path, "schemathesis-key",
@@ -118,33 +122,48 @@ def test_schemathesis_finds_no_server_error_and_no_nonconforming_answer(tmp_path
         schemathesis = Path(sys.executable).with_name("schemathesis")  # the venv's
         argv = [str(schemathesis), "run", f"{endpoint.origin}/openapi.json",
                 "--header", f"Authorization: Bearer {endpoint.api_key}",
-                "--checks", ",".join([
-                    "not_a_server_error",
-                    "status_code_conformance",
-                    "content_type_conformance",
-                    "response_schema_conformance",
-                    "unsupported_method",
-                    "allow_header_conformance",
-                    "missing_required_header",
-                    "ignored_auth",
-                ]),
+                "--checks", ",".join(checks),
                 "--max-examples", str(MAX_EXAMPLES),
-                "--max-time", str(SCHEMATHESIS_BUDGET_S),
+                "--max-time", str(budget_s),
                 "--seed", str(SEED),
                 "--workers", "2",
                 "--request-timeout", "60",
                 "--generation-database", "none",
                 "--no-color",
-                "--report", "junit", "--report-dir", str(tmp_path / "schemathesis-report")]
-        run = subprocess.run(argv, capture_output=True, text=True, timeout=SCHEMATHESIS_BUDGET_S + 60,
-                             cwd=tmp_path)
+                "--report", "junit", "--report-dir", str(tmp_path / "schemathesis-report"),
+                *extra]
+        run = subprocess.run(argv, capture_output=True, text=True, timeout=budget_s + 60, cwd=tmp_path)
     finally:
         worker.close()
     print(run.stdout[-30000:])
     print(run.stderr[-5000:])
     assert run.returncode == 0, "schemathesis reported failures (see its output above)"
-    assert worker.answered > 0, "no request reached the worker: the run tested nothing behind /run"
     # Whatever it was sent, the endpoint is still up and answering.
     assert endpoint.proc.poll() is None, "the endpoint exited during the run"
     health = requests.get(f"{endpoint.v2()}/health", headers={"Authorization": endpoint.api_key}, timeout=10)
     assert health.status_code == 200 and "jobs" in health.json()
+    return worker
+
+
+@pytest.mark.timeout(SCHEMATHESIS_BUDGET_S + 90)
+def test_schemathesis_finds_no_server_error_and_no_nonconforming_answer(tmp_path: Path, children):
+    worker = run_schemathesis(tmp_path, children, [
+        "not_a_server_error",
+        "status_code_conformance",
+        "content_type_conformance",
+        "response_schema_conformance",
+        "unsupported_method",
+        "allow_header_conformance",
+        "missing_required_header",
+        "ignored_auth",
+    ], SCHEMATHESIS_BUDGET_S)
+    assert worker.answered > 0, "no request reached the worker: the run tested nothing behind /run"
+
+
+@pytest.mark.timeout(NEGATIVE_BUDGET_S + 90)
+def test_schemathesis_client_api_rejects_what_the_document_forbids(tmp_path: Path, children):
+    """Requests that break the document (wrong types, missing input, bad policy or webhook) are
+    refused with a 4xx and queue nothing. The OpenAI routes are left out: the endpoint checks the
+    shape every chat model needs and leaves value ranges (stop, temperature, ...) to the handler."""
+    run_schemathesis(tmp_path, children, ["not_a_server_error", "negative_data_rejection"],
+                     NEGATIVE_BUDGET_S, ["--mode", "negative", "--exclude-path-regex", "openai"])
