@@ -14,7 +14,7 @@ python="${PYTHON:-python3}"
 # The SDK release the protocol notes were taken from; bump both together.
 requirements=(
   "runpod==1.12.0"
-  "pytest==8.3.4"
+  "pytest==8.4.2"
   "pytest-timeout==2.3.1"
   "requests>=2.31"
   # The official OpenAI client, pointed at the endpoint's OpenAI-compatible routes.
@@ -22,6 +22,9 @@ requirements=(
   # Reference implementations the model tests compare our GGUF reader and tokenizer against.
   "gguf==0.19.0"
   "tokenizers==0.23.3"
+  # Property-based tests of the endpoint against its OpenAPI description, and a validator for it.
+  "schemathesis==4.32.5"
+  "openapi-spec-validator==0.9.0"
 )
 stamp="$venv/.podworker-requirements"
 wanted="$(printf '%s\n' "${requirements[@]}")"

@@ -458,7 +458,8 @@ TEST_CASE("bad input: 413, 400, 404, 405, and no bad request disturbs a queued j
   CHECK(c.post("/v2/local/runsync", big_runsync).status == 413);
 
   for (const char* body : {"{not json", "", "[1,2]", R"({"inputs":{}})", R"({"input":5})", R"({"input":"text"})",
-                           R"({"input":{},"webhook":7})", R"({"input":{},"policy":3})",
+                           R"({"input":{},"webhook":7})", R"({"input":{},"webhook":"example.test/hook"})",
+                           R"({"input":{},"webhook":"http://a b"})", R"({"input":{},"policy":3})",
                            R"({"input":{},"policy":{"ttl":"soon"}})", R"({"input":{}} trailing)"}) {
     CAPTURE(body);
     r = c.post("/v2/local/run", body);

@@ -152,6 +152,10 @@ CliResult parse_cli(const std::vector<std::string>& args, Options& o) {
       if (!need_value()) return result;
       if (!parse_number(value, 1, 1LL << 34, n)) return bad_value();
       (flag == "--max-run-body" ? o.max_run_body : o.max_runsync_body) = static_cast<std::size_t>(n);
+    } else if (flag == "--max-queued-bytes") {
+      if (!need_value()) return result;
+      if (!parse_number(value, 0, 1LL << 50, n)) return bad_value();
+      o.max_queued_bytes = static_cast<std::size_t>(n);
     } else if (flag == "--log-level") {
       if (!need_value()) return result;
       log::set_level(log::parse_level(value));
@@ -181,6 +185,7 @@ std::string cli_help(const std::string& program) {
       "OpenAI-compatible routes (POST openai/v1/chat/completions runs as a job, GET openai/v1/models\n"
       "and openai/v1/models/{model})\n"
       "and the worker API (job-take, job-take-batch, job-done, job-stream, ping, job-stop).\n"
+      "GET /openapi.json describes the client and OpenAI routes (OpenAPI 3).\n"
       "Prints \"podworker endpoint listening on http://HOST:PORT\" once it accepts connections;\n"
       "stops gracefully on SIGINT or SIGTERM.\n\n"
       "  --host HOST               listen address (127.0.0.1)\n"
@@ -203,6 +208,8 @@ std::string cli_help(const std::string& program) {
       "  --webhook-retries N       webhook attempts after the first (2)\n"
       "  --max-run-body BYTES      /run body limit (10485760)\n"
       "  --max-runsync-body BYTES  /runsync body limit (20971520)\n"
+      "  --max-queued-bytes BYTES  payload bytes queued jobs may hold; beyond it /run, /runsync and\n"
+      "                            chat completions answer 429 (1073741824; 0 = no cap)\n"
       "  --log-level LEVEL         ERROR, WARN, INFO, DEBUG, TRACE (RUNPOD_LOG_LEVEL; INFO)\n";
   for (const MillisFlag& f : kMillisFlags) {
     std::string line = "  " + std::string(f.name) + " MS";

@@ -18,6 +18,10 @@ std::string_view status_name(JobStatus status) {
   return "UNKNOWN";
 }
 
+std::size_t queued_payload_bytes(const NewJob& job) {
+  return job.input_json.size() + job.webhook.size() + job.s3_config_json.size();
+}
+
 namespace {
 
 std::chrono::milliseconds policy_millis(const json::Value& policy, std::string_view key,
@@ -33,6 +37,17 @@ std::chrono::milliseconds policy_millis(const json::Value& policy, std::string_v
   return std::chrono::milliseconds(static_cast<std::int64_t>(clamped));
 }
 
+// A webhook is checked when the job is submitted, so a bad one is the client's 400 rather than a
+// silent non-delivery later, and so only printable URL text ever reaches the logs.
+bool webhook_url_ok(std::string_view url) {
+  constexpr std::size_t kMaxWebhookBytes = 2048;
+  if (url.size() > kMaxWebhookBytes) return false;
+  if (!url.starts_with("http://") && !url.starts_with("https://")) return false;
+  const std::size_t rest = url.find("://") + 3;
+  if (rest == url.size()) return false;
+  return std::all_of(url.begin(), url.end(), [](char c) { return c >= '!' && c <= '~'; });
+}
+
 }  // namespace
 
 void parse_submission(std::string_view body, const PolicyLimits& limits, NewJob& job) {
@@ -43,6 +58,9 @@ void parse_submission(std::string_view body, const PolicyLimits& limits, NewJob&
   if (!input->IsObject()) throw JsonError("\"input\" must be a JSON object");
   job.input_json = json::to_string(*input);
   job.webhook = json::get_string(doc, "webhook");
+  if (!job.webhook.empty() && !webhook_url_ok(job.webhook)) {
+    throw JsonError("\"webhook\" must be an http:// or https:// URL of printable ASCII, at most 2048 bytes");
+  }
   if (const json::Value* s3 = json::find(doc, "s3Config"); s3 != nullptr && !s3->IsNull()) {
     if (!s3->IsObject()) throw JsonError("\"s3Config\" must be a JSON object");
     job.s3_config_json = json::to_string(*s3);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -30,6 +31,9 @@ struct NewJob {
   bool sync = false;  // submitted by /runsync: shorter retention
 };
 
+// What a queued job holds against the queue cap: its input, webhook and s3Config as stored.
+std::size_t queued_payload_bytes(const NewJob& job);
+
 // Limits applied when reading a submission's `policy`.
 struct PolicyLimits {
   std::chrono::milliseconds execution_timeout_default, execution_timeout_min, execution_timeout_max;
@@ -37,8 +41,8 @@ struct PolicyLimits {
 };
 
 // Parses a /run or /runsync body into `job` (id and sync left as they are). Throws JsonError with a
-// message for the client when the body is not an object, `input` is missing or not an object, or
-// `webhook`/`policy` have the wrong types.
+// message for the client when the body is not an object, `input` is missing or not an object,
+// `webhook` is not an http(s) URL, or `policy` has the wrong types.
 void parse_submission(std::string_view body, const PolicyLimits& limits, NewJob& job);
 
 // What a worker posts to job-done.

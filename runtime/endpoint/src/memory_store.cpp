@@ -102,6 +102,9 @@ std::shared_ptr<MemoryStore::Job> MemoryStore::find_job(std::string_view id) {
 }
 
 void MemoryStore::enqueue(const std::shared_ptr<Job>& job, bool front) {
+  release_queued(*job);
+  job->queued_bytes = queued_payload_bytes(job->spec);
+  queued_bytes_ += job->queued_bytes;
   job->status = JobStatus::in_queue;
   job->queue_seq = ++next_seq_;
   auto& q = job->spec.policy.low_priority ? low_queue_ : queue_;
@@ -113,7 +116,14 @@ void MemoryStore::enqueue(const std::shared_ptr<Job>& job, bool front) {
   notify(Topic::queue, {});
 }
 
+// Every way out of IN_QUEUE (taken, ended, purged, expired) comes through here; idempotent.
+void MemoryStore::release_queued(Job& job) {
+  queued_bytes_ -= job.queued_bytes;
+  job.queued_bytes = 0;
+}
+
 void MemoryStore::finish(Job& job, JobStatus status, Clock::time_point now, Events& events) {
+  release_queued(job);
   job.status = status;
   job.finished = now;
   ++job.queue_seq;  // drops any queue entry
@@ -135,14 +145,23 @@ void MemoryStore::queue_stop(Worker& worker, std::string_view worker_id, std::st
 
 // ---- client API
 
-void MemoryStore::submit(NewJob spec) {
+SubmitResult MemoryStore::submit(NewJob spec) {
+  SubmitResult result;
+  result.job_bytes = queued_payload_bytes(spec);
   auto job = std::make_shared<Job>();
   job->submitted = job->queued = Clock::now();
   job->spec = std::move(spec);
   std::lock_guard lock(mu_);
+  result.queued_bytes = queued_bytes_;
+  const std::size_t cap = options_.max_queued_bytes;
+  if (cap != 0 && (result.job_bytes > cap || queued_bytes_ > cap - result.job_bytes)) {
+    result.accepted = false;
+    return result;
+  }
   auto [it, inserted] = jobs_.try_emplace(job->spec.id, job);
   if (!inserted) throw std::logic_error("duplicate job id " + job->spec.id);
   enqueue(job, false);
+  return result;
 }
 
 std::optional<JobSnapshot> MemoryStore::status(std::string_view id) {
@@ -212,6 +231,7 @@ std::size_t MemoryStore::purge_queue() {
     for (QueueEntry& e : *q) {
       if (e.job->status != JobStatus::in_queue || e.job->queue_seq != e.seq) continue;
       ++removed;
+      release_queued(*e.job);
       const std::string id = e.job->spec.id;
       jobs_.erase(id);
       notify(Topic::job, id);
@@ -281,6 +301,7 @@ std::vector<std::string> MemoryStore::take(std::string_view worker, std::size_t 
       q->pop_front();
       Job& job = *e.job;
       if (job.status != JobStatus::in_queue || job.queue_seq != e.seq) continue;  // cancelled or purged
+      release_queued(job);
       job.status = JobStatus::in_progress;
       job.started = now;
       job.has_started = true;
@@ -439,6 +460,7 @@ void MemoryStore::sweep() {
       if (now - job->submitted > job->spec.policy.ttl) {
         // TTL is hard: the job is gone in any state; a worker still running it is told to stop.
         if (job->status == JobStatus::in_progress) request_stop(job->worker, job->spec.id);
+        release_queued(*job);
         ++job->queue_seq;
         it = jobs_.erase(it);
         notify(Topic::job, job->spec.id);

@@ -26,7 +26,7 @@ class MemoryStore final : public JobStore {
   MemoryStore(StoreOptions options, std::function<void(TerminalEvent)> on_terminal);
   ~MemoryStore() override;
 
-  void submit(NewJob job) override;
+  SubmitResult submit(NewJob job) override;
   std::optional<JobSnapshot> status(std::string_view id) override;
   std::optional<StreamBatch> stream(std::string_view id) override;
   std::optional<JobStatus> cancel(std::string_view id) override;
@@ -68,6 +68,7 @@ class MemoryStore final : public JobStore {
     std::size_t delivered = 0;
     int requeues = 0;
     std::uint64_t queue_seq = 0;  // a queue entry is live only while its seq matches
+    std::size_t queued_bytes = 0;  // counted in MemoryStore::queued_bytes_ while IN_QUEUE
   };
   struct QueueEntry {
     std::shared_ptr<Job> job;
@@ -94,6 +95,7 @@ class MemoryStore final : public JobStore {
   static std::string watch_key(Topic topic, std::string_view key);
   std::string status_json(const Job& job) const;
   void enqueue(const std::shared_ptr<Job>& job, bool front);
+  void release_queued(Job& job);
   void finish(Job& job, JobStatus status, Clock::time_point now, Events& events);
   void request_stop(const std::string& worker, const std::string& job_id);
   void queue_stop(Worker& worker, std::string_view worker_id, std::string_view job_id);
@@ -111,6 +113,7 @@ class MemoryStore final : public JobStore {
   std::unordered_map<std::string, Worker, StringHash, std::equal_to<>> workers_;
   std::uint64_t retried_ = 0;
   std::uint64_t next_seq_ = 0;
+  std::size_t queued_bytes_ = 0;  // payload bytes of IN_QUEUE jobs (StoreOptions::max_queued_bytes)
 
   std::unordered_map<std::string, std::vector<Watch>, StringHash, std::equal_to<>> watches_;
   std::uint64_t next_token_ = 0;

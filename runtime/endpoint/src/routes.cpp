@@ -12,7 +12,7 @@ struct OpInfo {
   int args;  // path segments after the operation
 };
 
-constexpr std::array<OpInfo, 14> kOps{{
+constexpr std::array<OpInfo, 15> kOps{{
     {"run", Op::run, 0},
     {"runsync", Op::runsync, 0},
     {"status", Op::status, 1},
@@ -27,6 +27,7 @@ constexpr std::array<OpInfo, 14> kOps{{
     {"job-stream", Op::job_stream, 2},
     {"ping", Op::ping, 1},
     {"job-stop", Op::job_stop, 1},
+    {"openapi.json", Op::openapi, 0},
 }};
 
 // Splits off the next '/'-separated segment of `path` (which has no leading '/').
@@ -115,6 +116,7 @@ bool method_allowed(Op op, Method method) {
     case Op::health:
     case Op::openai_models:
     case Op::openai_model:
+    case Op::openapi:
     case Op::job_take:
     case Op::job_take_batch:
     case Op::job_stop: return method == Method::get;

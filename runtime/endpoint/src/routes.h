@@ -27,6 +27,7 @@ enum class Op : std::uint8_t {
   openai_chat,    // POST openai/v1/chat/completions
   openai_models,  // GET openai/v1/models
   openai_model,   // GET openai/v1/models/{model}: arg1 is the model id as sent (may hold '/')
+  openapi,        // GET openapi.json: the API's OpenAPI description
 };
 
 enum class Method : std::uint8_t { get, post, other };

@@ -26,7 +26,9 @@
 
 #include "auth.h"
 #include "memory_store.h"
+#include "message_text.h"
 #include "openai.h"
+#include "openapi_document.h"
 #include "podworker/ids.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
@@ -79,7 +81,7 @@ Reply error_reply(http::status status, std::string_view message) {
   Writer w(buffer);
   w.StartObject();
   w.Key("error");
-  write_string(w, message);
+  write_string(w, utf8_for_message(message));
   w.EndObject();
   return {status, std::string(buffer.GetString(), buffer.GetSize()), {}};
 }
@@ -92,6 +94,14 @@ Reply post_reply(PostOutcome outcome, std::string_view job_id) {
     case PostOutcome::not_found: break;
   }
   return error_reply(http::status::not_found, "job " + std::string(job_id) + " not found");
+}
+
+// A submit the queue cap refused: 429, as for any overload a client should back off from.
+Reply queue_full_reply(const SubmitResult& refused, std::size_t cap) {
+  return error_reply(http::status::too_many_requests,
+                     "queue full: queued jobs hold " + std::to_string(refused.queued_bytes) + " bytes and this job's " +
+                         std::to_string(refused.job_bytes) + " bytes would pass the limit of " + std::to_string(cap) +
+                         " bytes (--max-queued-bytes); nothing was queued, retry once workers have taken jobs");
 }
 
 std::string id_status_json(std::string_view id, std::string_view status) {
@@ -277,6 +287,7 @@ Server::Impl::Impl(Options options)
   so.runsync_retention = options_.runsync_retention;
   so.heartbeat_grace = options_.heartbeat_grace;
   so.retry_limit = options_.retry_limit;
+  so.max_queued_bytes = options_.max_queued_bytes;
   for (const std::string& id : options_.endpoint_ids) {
     if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
     if (endpoints_.contains(id)) continue;
@@ -526,7 +537,9 @@ awaitable<bool> Server::Impl::wait_for(JobStore& store, Topic topic, std::string
 
 awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>& route, beast::tcp_stream& stream,
                                         bool& consumed) {
-  if (!options_.api_key.empty() && !authorized(sv(req[http::field::authorization]), options_.api_key)) {
+  // The API's description holds no data: it is served without the key, as API documents are.
+  const bool public_route = route && route->op == Op::openapi;
+  if (!public_route && !options_.api_key.empty() && !authorized(sv(req[http::field::authorization]), options_.api_key)) {
     co_return error_reply(http::status::unauthorized, "missing or invalid API key in the Authorization header");
   }
   if (!route) co_return error_reply(http::status::not_found, "no such route: " + std::string(sv(req.target())));
@@ -631,6 +644,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       }
       co_return Reply{http::status::ok, openai_model_json(model, model_created_), {}};
     }
+    case Op::openapi: co_return Reply{http::status::ok, std::string(openapi_document()), {}};
   }
   co_return error_reply(http::status::internal_server_error, "unhandled route");
 }
@@ -644,7 +658,8 @@ awaitable<Reply> Server::Impl::run(EndpointState& ep, Request& req) {
   }
   job.id = make_uuid();
   std::string body = id_status_json(job.id, "IN_QUEUE");
-  ep.store->submit(std::move(job));
+  const SubmitResult submitted = ep.store->submit(std::move(job));
+  if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   co_return Reply{http::status::ok, std::move(body), {}};
 }
 
@@ -671,13 +686,16 @@ awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Ro
   job.sync = true;
   const std::string id = job.id;
   JobStore& store = *ep.store;
-  store.submit(std::move(job));
+  const SubmitResult submitted = store.submit(std::move(job));
+  if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   std::optional<JobSnapshot> snap;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
     snap = store.status(id);
     return !snap || is_terminal(snap->status);
   });
-  if (!snap) co_return error_reply(http::status::not_found, "job " + id + " no longer exists");
+  if (!snap) {
+    co_return error_reply(http::status::not_found, "job " + id + " no longer exists: it was purged from the queue or expired");
+  }
   if (is_terminal(snap->status)) co_return Reply{http::status::ok, std::move(snap->json), {}};
   co_return Reply{http::status::ok, id_status_json(id, status_name(snap->status)), {}};
 }
@@ -773,7 +791,8 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
   parsed.job.sync = true;  // the requester gets the result directly: the short retention applies
   const std::string id = parsed.job.id;
   JobStore& store = *ep.store;
-  store.submit(std::move(parsed.job));
+  const SubmitResult submitted = store.submit(std::move(parsed.job));
+  if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   if (parsed.stream) {
     consumed = true;
     co_await openai_stream(ep, id, stream);
@@ -786,8 +805,11 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
     return !snap || is_terminal(snap->status);
   });
   if (!snap) {
-    co_return Reply{http::status::internal_server_error,
-                    openai_error_json("job " + id + " no longer exists", "server_error", id), {}};
+    // Purged from the queue (or past its ttl) before it ended: a client's doing, not a server
+    // error, and gone as /runsync and /status say.
+    co_return Reply{http::status::not_found,
+                    openai_error_json("job " + id + " no longer exists: it was purged from the queue or expired", "not_found_error", id),
+                    {}};
   }
   if (!is_terminal(snap->status)) {
     co_return Reply{http::status::gateway_timeout,

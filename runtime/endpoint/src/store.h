@@ -59,6 +59,14 @@ struct StreamBatch {
   std::vector<std::string> chunks;  // JSON text of each undelivered chunk, now marked delivered
 };
 
+// submit(): queued, or refused because the queued jobs' payloads would pass
+// StoreOptions::max_queued_bytes (nothing is stored then).
+struct SubmitResult {
+  bool accepted = true;
+  std::size_t job_bytes = 0;     // this job's payload (queued_payload_bytes)
+  std::size_t queued_bytes = 0;  // held by queued jobs before this one
+};
+
 enum class RetryOutcome : std::uint8_t { requeued, not_found, not_retryable };
 // job-done / job-stream: accepted, ignored (job ended or moved on: never overwrite), or unknown job.
 enum class PostOutcome : std::uint8_t { accepted, ignored, not_found };
@@ -81,7 +89,7 @@ class JobStore {
   virtual ~JobStore() = default;
 
   // ---- client API
-  virtual void submit(NewJob job) = 0;
+  [[nodiscard]] virtual SubmitResult submit(NewJob job) = 0;
   virtual std::optional<JobSnapshot> status(std::string_view id) = 0;
   // Takes the chunks not yet delivered (and marks them delivered).
   virtual std::optional<StreamBatch> stream(std::string_view id) = 0;
@@ -125,6 +133,10 @@ struct StoreOptions {
   std::chrono::milliseconds runsync_retention{60'000};
   std::chrono::milliseconds heartbeat_grace{60'000};
   int retry_limit = 3;
+  // Payload bytes queued jobs may hold together; a submit beyond it is refused. 0 = no cap.
+  // Jobs requeued by /retry or after a heartbeat loss are counted but never refused: they were
+  // accepted once already.
+  std::size_t max_queued_bytes = std::size_t{1} << 30;
 };
 
 }  // namespace podworker::endpoint

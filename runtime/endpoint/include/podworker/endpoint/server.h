@@ -2,6 +2,7 @@
 // /purge-queue, /health under /v2/{endpoint_id}/ and without the prefix for the default endpoint),
 // OpenAI-compatible routes (/openai/v1/chat/completions as a job, /openai/v1/models) and the worker API (job-take, job-take-batch, job-done, job-stream, ping, job-stop) on one
 // HTTP server, so a RunPod worker pointed at it with RUNPOD_WEBHOOK_* variables works unchanged.
+// GET /openapi.json describes the client and OpenAI routes (runtime/endpoint/openapi.json).
 //
 // Embedding API (used by the `endpoint` executable and by `worker --serve-api`):
 //
@@ -71,6 +72,9 @@ struct Options {
   std::size_t max_runsync_body = 20u << 20;  // /runsync: 413 beyond
   std::size_t max_worker_body = 64u << 20;   // job-done, job-stream
   std::size_t max_other_body = 1u << 20;     // everything else
+  // Payload bytes (input, webhook, s3Config) that queued jobs may hold together; a submit beyond
+  // it is answered 429 and queues nothing. 0 = no cap.
+  std::size_t max_queued_bytes = std::size_t{1} << 30;
 
   Millis runsync_wait_default{90'000};  // /runsync without ?wait=
   Millis runsync_wait_min{1'000};       // ?wait= is clamped to [min, max]
