@@ -63,13 +63,23 @@ WorkerResult parse_worker_result(std::string_view body) {
   json::Document doc = json::parse(body);
   if (!doc.IsObject()) throw JsonError("a job result must be a JSON object");
   WorkerResult result;
-  if (const json::Value* out = json::find(doc, "output"); out != nullptr) {
-    result.output_json = json::to_string(*out);
+  const json::Value* out = json::find(doc, "output");
+  if (out != nullptr) result.output_json = json::to_string(*out);
+  // A status other than the ones a worker sends is a malformed post, not a success.
+  std::string_view status;
+  if (const json::Value* st = json::find(doc, "status"); st != nullptr && !st->IsNull()) {
+    if (!st->IsString()) throw JsonError("\"status\" must be a string");
+    status = std::string_view(st->GetString(), st->GetStringLength());
+    if (status != "IN_PROGRESS" && status != "COMPLETED" && status != "FAILED") {
+      throw JsonError("\"status\" must be IN_PROGRESS, COMPLETED or FAILED, not \"" + std::string(status) + "\"");
+    }
   }
-  if (json::get_string(doc, "status") == "IN_PROGRESS") {
+  if (status == "IN_PROGRESS") {
     result.kind = WorkerResult::Kind::progress;
     return result;
   }
+  // `{}` stays a success: the SDK drops an output of {} before posting. Only the job's lease holder
+  // gets this far (the store refuses everyone else).
   if (const json::Value* err = json::find(doc, "error"); err != nullptr && !err->IsNull()) {
     result.kind = WorkerResult::Kind::error;
     // The SDK sends a string (sometimes JSON encoded inside it); anything else is kept as JSON text.

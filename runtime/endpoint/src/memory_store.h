@@ -5,6 +5,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -29,6 +30,7 @@ class MemoryStore final : public JobStore {
   void submit(NewJob job) override;
   std::optional<JobSnapshot> status(std::string_view id) override;
   std::optional<StreamBatch> stream(std::string_view id) override;
+  std::optional<StreamBatch> read_stream(std::string_view id, std::size_t cursor) override;
   std::optional<JobStatus> cancel(std::string_view id) override;
   RetryOutcome retry(std::string_view id) override;
   std::size_t purge_queue() override;
@@ -36,7 +38,8 @@ class MemoryStore final : public JobStore {
 
   void worker_begin(std::string_view worker) override;
   void worker_end(std::string_view worker) override;
-  std::vector<std::string> take(std::string_view worker, std::size_t max_jobs) override;
+  std::vector<TakenJob> take(std::string_view worker, std::size_t max_jobs) override;
+  void release(std::string_view worker, const std::vector<TakenJob>& taken) override;
   PostOutcome post_result(std::string_view worker, std::string_view job, WorkerResult result) override;
   PostOutcome post_stream(std::string_view worker, std::string_view job, std::string chunk_json) override;
   void ping(std::string_view worker, const std::vector<std::string>& job_ids) override;
@@ -49,23 +52,26 @@ class MemoryStore final : public JobStore {
   void wake_all() override;
 
  private:
-  using Clock = std::chrono::steady_clock;
+  using time_point = StoreClock::time_point;
 
   struct Job {
     NewJob spec;
     JobStatus status = JobStatus::in_queue;
-    Clock::time_point submitted;  // TTL counts from here
-    Clock::time_point queued;     // delayTime counts from here (reset by /retry)
-    Clock::time_point started;
-    Clock::time_point finished;
+    time_point submitted;  // TTL counts from here
+    time_point queued;     // delayTime counts from here (reset by /retry)
+    time_point started;
+    time_point finished;
+    time_point listed;  // taken, or last listed by its holder's ping
     bool has_started = false;
     std::string worker;
     std::string output_json;
     std::string error;
     bool has_error = false;
     std::string progress_json;
-    std::vector<std::string> chunks;
-    std::size_t delivered = 0;
+    std::vector<std::string> chunks;  // this run's
+    std::size_t chunk_base = 0;       // cursor of chunks[0]: earlier runs' chunks are dropped
+    std::size_t delivered = 0;        // cursor of the JSON /stream poll
+    std::uint64_t lease = 0;          // counts takes; a release() names the one it gives back
     int requeues = 0;
     std::uint64_t queue_seq = 0;  // a queue entry is live only while its seq matches
   };
@@ -80,7 +86,9 @@ class MemoryStore final : public JobStore {
     int reannounced = 0;  // by job-take's job_in_progress=1, which names no job
   };
   struct Worker {
-    Clock::time_point last_seen;
+    time_point last_seen;  // last sign of life: a request started, or a ping
+    time_point last_ping;
+    bool pinged = false;
     int active_requests = 0;
     std::vector<std::string> stop;  // for the next job-stop answer, no duplicates
     std::deque<SentStop> sent;      // bounded: kMaxSentStops
@@ -89,12 +97,23 @@ class MemoryStore final : public JobStore {
     std::uint64_t token;
     std::function<void()> notify;
   };
+  struct Taker {
+    std::function<void()> notify;
+    bool woken = false;
+  };
   using Events = std::vector<TerminalEvent>;
 
   static std::string watch_key(Topic topic, std::string_view key);
   std::string status_json(const Job& job) const;
+  time_point now() const { return clock_->now(); }
   void enqueue(const std::shared_ptr<Job>& job, bool front);
-  void finish(Job& job, JobStatus status, Clock::time_point now, Events& events);
+  void leave_queue(Job& job);
+  void new_run(Job& job);
+  void requeue_lost(const std::shared_ptr<Job>& job, const std::string& why, time_point now, Events& events);
+  void finish(Job& job, JobStatus status, time_point now, Events& events);
+  PostOutcome holder_check(const Job& job, std::string_view worker, std::string_view what) const;
+  void wake_takers();
+  void drop_taker(std::uint64_t token);
   void request_stop(const std::string& worker, const std::string& job_id);
   void queue_stop(Worker& worker, std::string_view worker_id, std::string_view job_id);
   void notify(Topic topic, std::string_view key);
@@ -102,6 +121,7 @@ class MemoryStore final : public JobStore {
   std::shared_ptr<Job> find_job(std::string_view id);
 
   const StoreOptions options_;
+  const std::shared_ptr<const StoreClock> clock_;
   const std::function<void(TerminalEvent)> on_terminal_;
 
   std::mutex mu_;
@@ -109,10 +129,14 @@ class MemoryStore final : public JobStore {
   std::deque<QueueEntry> queue_;
   std::deque<QueueEntry> low_queue_;  // policy.lowPriority: taken only when queue_ is empty
   std::unordered_map<std::string, Worker, StringHash, std::equal_to<>> workers_;
+  std::size_t queued_ = 0;  // jobs IN_QUEUE (the deques also hold dead entries)
   std::uint64_t retried_ = 0;
   std::uint64_t next_seq_ = 0;
 
   std::unordered_map<std::string, std::vector<Watch>, StringHash, std::equal_to<>> watches_;
+  // Queue watches by token, which grows: the first not yet woken is the longest waiting poller.
+  std::map<std::uint64_t, Taker> takers_;
+  std::size_t woken_takers_ = 0;
   std::uint64_t next_token_ = 0;
 };
 

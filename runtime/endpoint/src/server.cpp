@@ -3,6 +3,9 @@
 // coroutine frame and no thread.
 #include "podworker/endpoint/server.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <limits>
 #include <mutex>
@@ -68,7 +71,19 @@ struct Reply {
   http::status status = http::status::ok;
   std::string body;
   std::string_view allow;  // for 405
+  std::function<void()> undelivered = nullptr;  // run when the response cannot be written
 };
+
+// Whether the client of `socket` is still there. A closed peer (a worker process that exited or
+// was killed) leaves an end of stream or an error in the receive queue; bytes of a next request
+// mean it is there.
+bool peer_connected(tcp::socket& socket) {
+  char byte = 0;
+  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return true;
+  if (n == 0) return false;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
@@ -89,6 +104,9 @@ Reply post_reply(PostOutcome outcome, std::string_view job_id) {
   switch (outcome) {
     case PostOutcome::accepted: return {http::status::ok, R"({"status":"accepted"})", {}};
     case PostOutcome::ignored: return {http::status::ok, R"({"status":"ignored"})", {}};
+    case PostOutcome::refused:
+      return error_reply(http::status::conflict,
+                         "job " + std::string(job_id) + " is not held by this worker; nothing was changed");
     case PostOutcome::not_found: break;
   }
   return error_reply(http::status::not_found, "job " + std::string(job_id) + " not found");
@@ -230,14 +248,16 @@ class Server::Impl {
   awaitable<Reply> runsync(EndpointState& ep, Request& req, const Route& route);
   awaitable<Reply> stream_json(EndpointState& ep, const Route& route);
   awaitable<void> stream_sse(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
-  awaitable<Reply> job_take(EndpointState& ep, const Route& route);
+  awaitable<Reply> job_take(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   awaitable<Reply> openai_chat(EndpointState& ep, Request& req, beast::tcp_stream& stream, bool& consumed);
   awaitable<void> openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream);
   awaitable<Reply> job_stop(EndpointState& ep, const Route& route);
   Reply health(EndpointState& ep);
+  // `current`, when given, is kept pointing at the waiter of the moment, for a wake-up from outside
+  // the store.
   template <class Check>
   awaitable<bool> wait_for(JobStore& store, Topic topic, std::string_view key, Clock::time_point deadline,
-                           Check check);
+                           Check check, std::shared_ptr<Waiter>* current = nullptr);
   std::size_t body_limit(const std::optional<Route>& route) const;
   RateLimiter* limiter(EndpointState& ep, Op op);
   void on_terminal(TerminalEvent event);
@@ -471,6 +491,7 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     res.prepare_payload();
     stream.expires_after(options_.idle_timeout);
     co_await http::async_write(stream, res, redirect(ec));
+    if (ec && reply.undelivered) reply.undelivered();
     if (ec || !keep_alive) break;
   }
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -508,13 +529,19 @@ RateLimiter* Server::Impl::limiter(EndpointState& ep, Op op) {
 
 template <class Check>
 awaitable<bool> Server::Impl::wait_for(JobStore& store, Topic topic, std::string_view key,
-                                       Clock::time_point deadline, Check check) {
+                                       Clock::time_point deadline, Check check, std::shared_ptr<Waiter>* current) {
   const auto ex = co_await asio::this_coro::executor;
+  Subscription subscription;
   for (;;) {
     auto waiter = std::make_shared<Waiter>(ex);
-    // Subscribe before checking: a change between the check and the wait then still wakes us.
-    Subscription subscription = store.watch(topic, key, [waiter] { waiter->fire(); });
-    if (check()) co_return true;
+    if (current != nullptr) *current = waiter;
+    // Subscribe before checking: a change between the check and the wait then still wakes us. The
+    // watch that woke us goes only after the check: a queue watch is woken for one job, and
+    // dropping it first would wake another poller for the job this one is about to take.
+    Subscription next = store.watch(topic, key, [waiter] { waiter->fire(); });
+    const bool done = check();
+    subscription = std::move(next);
+    if (done) co_return true;
     if (stopping_.load() || Clock::now() >= deadline) co_return false;
     waiter->timer.expires_at(deadline);
     if (!waiter->fired.load()) {
@@ -590,7 +617,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
     case Op::job_take:
     case Op::job_take_batch: {
       WorkerPresence presence(store, arg1);
-      co_return co_await job_take(*ep, *route);
+      co_return co_await job_take(*ep, *route, stream);
     }
     case Op::job_done: {
       WorkerPresence presence(store, arg1);
@@ -717,14 +744,16 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
   std::string out =
       "HTTP/1.1 200 OK\r\nServer: podworker\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
       "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
+  std::size_t cursor = 0;
   for (;;) {
     std::optional<StreamBatch> batch;
     if (!stopping_.load()) {
       co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&] {
-        batch = store.stream(id);
+        batch = store.read_stream(id, cursor);
         return !batch || !batch->chunks.empty() || is_terminal(batch->status);
       });
     }
+    if (batch) cursor = batch->next;
     bool done = false;
     if (stopping_.load()) {
       out += "event: error\ndata: {\"error\":\"endpoint shutting down\"}\n\n";
@@ -796,7 +825,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
                     {}};
   }
   std::vector<std::string> chunks;
-  if (auto batch = store.stream(id)) chunks = std::move(batch->chunks);
+  if (auto batch = store.read_stream(id, 0)) chunks = std::move(batch->chunks);
   OpenAiResponse response = openai_response(id, snap->json, chunks);
   co_return Reply{static_cast<http::status>(response.http_status), std::move(response.body), {}};
 }
@@ -811,14 +840,16 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
   // A keep-alive comment may only go between events; a handler's chunk could end mid-event.
   bool at_boundary = true;
   bool done = false;
+  std::size_t cursor = 0;
   while (!done) {
     std::optional<StreamBatch> batch;
     if (!stopping_.load()) {
       co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&] {
-        batch = store.stream(id);
+        batch = store.read_stream(id, cursor);
         return !batch || !batch->chunks.empty() || is_terminal(batch->status);
       });
     }
+    if (batch) cursor = batch->next;
     if (stopping_.load()) {
       out += "data: " + openai_error_json("endpoint shutting down", "server_error", id) + "\n\n";
       done = true;
@@ -853,7 +884,7 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
-awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route) {
+awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, beast::tcp_stream& stream) {
   JobStore& store = *ep.store;
   std::size_t max_jobs = 1;
   if (route.op == Op::job_take_batch) {
@@ -869,20 +900,40 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route) {
   // Once per request, before the wait: a worker that holds jobs is told again about stops it may
   // have dropped.
   if (auto held = query_param(route.query, "job_in_progress")) store.report_in_progress(worker, *held == "1" || *held == "true");
-  std::vector<std::string> jobs;
-  co_await wait_for(store, Topic::queue, {}, Clock::now() + options_.take_wait, [&] {
-    jobs = store.take(worker, max_jobs);
-    return !jobs.empty();
+  // A worker that exits (or is killed) while it waits here must not be handed a job: the socket
+  // turning readable (end of stream, reset) ends the wait, and the peer is checked before each take.
+  tcp::socket& socket = stream.socket();
+  auto waiter = std::make_shared<std::shared_ptr<Waiter>>();
+  socket.async_wait(tcp::socket::wait_read, [waiter](const beast::error_code& ec) {
+    if (!ec && *waiter) (*waiter)->fire();
   });
+  std::vector<TakenJob> jobs;
+  co_await wait_for(
+      store, Topic::queue, {}, Clock::now() + options_.take_wait,
+      [&] {
+        if (!peer_connected(socket)) return true;
+        jobs = store.take(worker, max_jobs);
+        return !jobs.empty();
+      },
+      waiter.get());
+  beast::error_code ignored;
+  socket.cancel(ignored);
+  waiter->reset();
   if (jobs.empty()) co_return Reply{http::status::no_content, {}, {}};
-  if (route.op == Op::job_take) co_return Reply{http::status::ok, std::move(jobs.front()), {}};
-  std::string body = "[";
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    if (i != 0) body += ',';
-    body += jobs[i];
+  std::string body;
+  if (route.op == Op::job_take) {
+    body = jobs.front().json;
+  } else {
+    body = "[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i != 0) body += ',';
+      body += jobs[i].json;
+    }
+    body += ']';
   }
-  body += ']';
-  co_return Reply{http::status::ok, std::move(body), {}};
+  Reply reply{http::status::ok, std::move(body), {}};
+  reply.undelivered = [&store, worker, jobs = std::move(jobs)] { store.release(worker, jobs); };
+  co_return reply;
 }
 
 awaitable<Reply> Server::Impl::job_stop(EndpointState& ep, const Route& route) {
