@@ -278,6 +278,7 @@ class Server::Impl {
   bool started_ = false;
   bool stopped_ = false;
 
+  WebhookSender webhooks_;
   asio::io_context io_context_;
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
@@ -288,6 +289,8 @@ Server::Impl::Impl(Options options)
     : options_(std::move(options)),
       policy_limits_{options_.execution_timeout_default, options_.execution_timeout_min,
                      options_.execution_timeout_max, options_.ttl_default, options_.ttl_min, options_.ttl_max},
+      webhooks_(WebhookPolicy{options_.webhook_retries, options_.webhook_retry_delay, options_.webhook_timeout,
+                              options_.webhook_ca_file}),
       io_context_(static_cast<int>(std::max(1u, options_.io_threads))),
       acceptor_(asio::make_strand(io_context_)),
       sweep_timer_(asio::make_strand(io_context_)) {
@@ -377,13 +380,12 @@ void Server::Impl::stop() {
   }
   io_context_.stop();
   threads_.clear();  // joins
+  webhooks_.stop();
 }
 
 void Server::Impl::on_terminal(TerminalEvent event) {
   if (stopping_.load()) return;
-  WebhookPolicy policy{options_.webhook_retries, options_.webhook_retry_delay, options_.webhook_timeout};
-  asio::co_spawn(asio::make_strand(io_context_), deliver_webhook(std::move(event), policy, stopping_),
-                 [](std::exception_ptr p) { log_exception(p, "webhook delivery"); });
+  webhooks_.send(std::move(event));
 }
 
 awaitable<void> Server::Impl::accept_loop() {
