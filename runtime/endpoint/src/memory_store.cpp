@@ -127,6 +127,45 @@ void MemoryStore::drop_taker(std::uint64_t token) {
   wake_takers();
 }
 
+void MemoryStore::schedule(Job& job, Due due, time_point at) {
+  unschedule(job, due);
+  const auto i = static_cast<std::size_t>(due);
+  job.due[i] = deadlines_.emplace(at, std::pair{&job, due});
+  job.scheduled[i] = true;
+}
+
+void MemoryStore::unschedule(Job& job, Due due) {
+  const auto i = static_cast<std::size_t>(due);
+  if (!job.scheduled[i]) return;
+  deadlines_.erase(job.due[i]);
+  job.scheduled[i] = false;
+}
+
+void MemoryStore::unschedule_all(Job& job) {
+  for (Due due : {Due::ttl, Due::run, Due::holder}) unschedule(job, due);
+}
+
+// An IN_PROGRESS job's holder: lost when silent for longer than the grace, or alive but pinging
+// without listing the job for longer than that. Otherwise checked again when either could next hold.
+void MemoryStore::check_holder(const std::shared_ptr<Job>& job, time_point at, Events& events) {
+  const auto grace = options_.heartbeat_grace;
+  const auto w = workers_.find(job->worker);
+  if (w == workers_.end() || at - w->second.last_seen > grace) {
+    requeue_lost(job, "stopped responding (heartbeat lost)", at, events);
+    return;
+  }
+  const Worker& worker = w->second;
+  if (worker.pinged && worker.last_ping > job->listed && at - job->listed > grace) {
+    requeue_lost(job, "no longer reports holding the job", at, events);
+    return;
+  }
+  time_point next = worker.last_seen + grace;
+  // Listed long ago and no ping since: only a ping can make the listing rule apply; look again in a
+  // while rather than at a time already past.
+  next = std::min(next, job->listed + grace >= at ? job->listed + grace : at + grace / 4);
+  schedule(*job, Due::holder, next);
+}
+
 void MemoryStore::leave_queue(Job& job) {
   if (job.status == JobStatus::in_queue && queued_ > 0) --queued_;
 }
@@ -134,6 +173,8 @@ void MemoryStore::leave_queue(Job& job) {
 // A job starts over (requeue, retry): the old run's output, progress and chunks are not the new
 // run's. Stream cursors move past the old chunks.
 void MemoryStore::new_run(Job& job) {
+  unschedule(job, Due::run);
+  unschedule(job, Due::holder);
   job.has_started = false;
   job.worker.clear();
   job.output_json.clear();
@@ -184,6 +225,8 @@ void MemoryStore::finish(Job& job, JobStatus status, time_point now, Events& eve
   job.status = status;
   job.finished = now;
   ++job.queue_seq;  // drops any queue entry
+  unschedule(job, Due::holder);
+  schedule(job, Due::run, now + (job.spec.sync ? options_.runsync_retention : options_.retention));
   if (!job.spec.webhook.empty()) events.push_back({job.spec.webhook, status_json(job), job.spec.id});
   notify(Topic::job, job.spec.id);
 }
@@ -209,6 +252,7 @@ void MemoryStore::submit(NewJob spec) {
   job->submitted = job->queued = now();
   auto [it, inserted] = jobs_.try_emplace(job->spec.id, job);
   if (!inserted) throw std::logic_error("duplicate job id " + job->spec.id);
+  schedule(*job, Due::ttl, job->submitted + job->spec.policy.ttl);
   enqueue(job, false);
 }
 
@@ -282,6 +326,7 @@ std::size_t MemoryStore::purge_queue() {
       if (e.job->status != JobStatus::in_queue || e.job->queue_seq != e.seq) continue;
       ++removed;
       leave_queue(*e.job);
+      unschedule_all(*e.job);
       const std::string id = e.job->spec.id;
       jobs_.erase(id);
       notify(Topic::job, id);
@@ -355,6 +400,8 @@ std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max
       job.status = JobStatus::in_progress;
       job.started = job.listed = at;
       job.has_started = true;
+      schedule(job, Due::run, at + job.spec.policy.execution_timeout);
+      schedule(job, Due::holder, at + options_.heartbeat_grace);
       job.worker.assign(worker);
       ++job.queue_seq;
       ++job.lease;
@@ -528,51 +575,42 @@ void MemoryStore::sweep() {
     const auto at = now();
     const auto grace = options_.heartbeat_grace;
 
-    std::unordered_set<std::string> lost;
-    for (auto it = workers_.begin(); it != workers_.end();) {
-      const Worker& w = it->second;
-      if (at - w.last_seen > grace) {
-        lost.insert(it->first);
-        it = workers_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    // Lost workers are forgotten; their jobs go when their holder deadlines come due.
+    std::erase_if(workers_, [&](const auto& entry) { return at - entry.second.last_seen > grace; });
 
-    for (auto it = jobs_.begin(); it != jobs_.end();) {
-      const std::shared_ptr<Job> job = it->second;
-      if (at - job->submitted > job->spec.policy.ttl) {
-        // TTL is hard: the job is gone in any state; a worker still running it is told to stop.
-        if (job->status == JobStatus::in_progress) request_stop(job->worker, job->spec.id);
-        leave_queue(*job);
-        ++job->queue_seq;
-        it = jobs_.erase(it);
-        notify(Topic::job, job->spec.id);
-        continue;
-      }
-      if (job->status == JobStatus::in_progress) {
-        if (at - job->started > job->spec.policy.execution_timeout) {
-          request_stop(job->worker, job->spec.id);
-          job->has_error = true;
-          job->error = "job exceeded its execution timeout of " +
-                       std::to_string(job->spec.policy.execution_timeout.count()) + " ms";
-          finish(*job, JobStatus::timed_out, at, events);
-        } else if (lost.contains(job->worker)) {
-          requeue_lost(job, "stopped responding (heartbeat lost)", at, events);
-        } else if (const auto w = workers_.find(job->worker); w != workers_.end() && w->second.pinged &&
-                                                              w->second.last_ping > job->listed &&
-                                                              at - job->listed > grace) {
-          requeue_lost(job, "no longer reports holding the job", at, events);
-        }
-      } else if (is_terminal(job->status)) {
-        const auto keep = job->spec.sync ? options_.runsync_retention : options_.retention;
-        if (at - job->finished > keep) {
-          it = jobs_.erase(it);
+    // Due deadlines only, earliest first. Handling one may add later ones (never one already due).
+    while (!deadlines_.empty() && deadlines_.begin()->first < at) {
+      const auto [job_ptr, due] = deadlines_.begin()->second;
+      unschedule(*job_ptr, due);
+      const std::shared_ptr<Job> job = find_job(job_ptr->spec.id);
+      if (!job) continue;  // not reached: every erase drops the job's deadlines
+      switch (due) {
+        case Due::ttl:
+          // TTL is hard: the job is gone in any state; a worker still running it is told to stop.
+          if (job->status == JobStatus::in_progress) request_stop(job->worker, job->spec.id);
+          leave_queue(*job);
+          ++job->queue_seq;
+          unschedule_all(*job);
+          jobs_.erase(job->spec.id);
           notify(Topic::job, job->spec.id);
-          continue;
-        }
+          break;
+        case Due::run:
+          if (job->status == JobStatus::in_progress) {
+            request_stop(job->worker, job->spec.id);
+            job->has_error = true;
+            job->error = "job exceeded its execution timeout of " +
+                         std::to_string(job->spec.policy.execution_timeout.count()) + " ms";
+            finish(*job, JobStatus::timed_out, at, events);
+          } else if (is_terminal(job->status)) {  // retention
+            unschedule_all(*job);
+            jobs_.erase(job->spec.id);
+            notify(Topic::job, job->spec.id);
+          }
+          break;
+        case Due::holder:
+          if (job->status == JobStatus::in_progress) check_holder(job, at, events);
+          break;
       }
-      ++it;
     }
 
     // Drop dead entries at the queue fronts so cancelled jobs do not pile up.
