@@ -3,25 +3,14 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "podworker/json.h"
 #include "podworker/log.h"
 
 namespace podworker::endpoint {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
 std::int64_t millis_between(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
   return std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count());
-}
-
-void write_string(Writer& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-
-void write_raw(Writer& w, std::string_view json_text) {
-  w.RawValue(json_text.data(), json_text.size(), rapidjson::kObjectType);
 }
 
 // Caps on per-worker stop bookkeeping; ids come from the worker's requests, so they are bounded.
@@ -48,41 +37,18 @@ std::string MemoryStore::watch_key(Topic topic, std::string_view key) {
   return k;
 }
 
-std::string MemoryStore::status_json(const Job& job) const {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  w.StartObject();
+JobRecord MemoryStore::record(const Job& job) const {
+  JobRecord r;
+  r.id = job.spec.id;
+  r.status = job.status;
   if (job.has_started) {
-    w.Key("delayTime");
-    w.Int64(millis_between(job.queued, job.started));
-    if (is_terminal(job.status)) {
-      w.Key("executionTime");
-      w.Int64(millis_between(job.started, job.finished));
-    }
+    r.delay_ms = millis_between(job.queued, job.started);
+    if (is_terminal(job.status)) r.execution_ms = millis_between(job.started, job.finished);
   }
-  if (job.has_error) {
-    w.Key("error");
-    write_string(w, job.error);
-  }
-  w.Key("id");
-  write_string(w, job.spec.id);
-  if (job.status == JobStatus::in_progress) {
-    if (!job.progress_json.empty()) {
-      w.Key("output");
-      write_raw(w, job.progress_json);
-    }
-  } else if (!job.output_json.empty()) {
-    w.Key("output");
-    write_raw(w, job.output_json);
-  }
-  w.Key("status");
-  write_string(w, status_name(job.status));
-  if (!job.worker.empty()) {
-    w.Key("workerId");
-    write_string(w, job.worker);
-  }
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  if (job.has_error) r.error = job.error;
+  r.output_json = job.status == JobStatus::in_progress ? job.progress_json : job.output_json;
+  r.worker = job.worker;
+  return r;
 }
 
 void MemoryStore::notify(Topic topic, std::string_view key) {
@@ -227,7 +193,7 @@ void MemoryStore::finish(Job& job, JobStatus status, time_point now, Events& eve
   ++job.queue_seq;  // drops any queue entry
   unschedule(job, Due::holder);
   schedule(job, Due::run, now + (job.spec.sync ? options_.runsync_retention : options_.retention));
-  if (!job.spec.webhook.empty()) events.push_back({job.spec.webhook, status_json(job), job.spec.id});
+  if (!job.spec.webhook.empty()) events.push_back({job.spec.webhook, record(job)});
   notify(Topic::job, job.spec.id);
 }
 
@@ -256,11 +222,11 @@ void MemoryStore::submit(NewJob spec) {
   enqueue(job, false);
 }
 
-std::optional<JobSnapshot> MemoryStore::status(std::string_view id) {
+std::optional<JobRecord> MemoryStore::status(std::string_view id) {
   std::lock_guard lock(mu_);
   auto job = find_job(id);
   if (!job) return std::nullopt;
-  return JobSnapshot{job->status, status_json(*job)};
+  return record(*job);
 }
 
 std::optional<StreamBatch> MemoryStore::stream(std::string_view id) {
@@ -412,23 +378,7 @@ std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max
         std::erase_if(w.sent, [&](const SentStop& sent) { return sent.job_id == job.spec.id; });
       }
 
-      rapidjson::StringBuffer buffer;
-      Writer w(buffer);
-      w.StartObject();
-      w.Key("id");
-      write_string(w, job.spec.id);
-      w.Key("input");
-      write_raw(w, job.spec.input_json);
-      if (!job.spec.s3_config_json.empty()) {
-        w.Key("s3Config");
-        write_raw(w, job.spec.s3_config_json);
-      }
-      if (!job.spec.webhook.empty()) {
-        w.Key("webhook");
-        write_string(w, job.spec.webhook);
-      }
-      w.EndObject();
-      out.push_back({job.spec.id, job.lease, std::string(buffer.GetString(), buffer.GetSize())});
+      out.push_back({job.spec.id, job.lease, job.spec.input_json, job.spec.s3_config_json, job.spec.webhook});
       notify(Topic::job, job.spec.id);
     }
   }

@@ -29,7 +29,7 @@ class MemoryStore final : public JobStore {
   ~MemoryStore() override;
 
   void submit(NewJob job) override;
-  std::optional<JobSnapshot> status(std::string_view id) override;
+  std::optional<JobRecord> status(std::string_view id) override;
   std::optional<StreamBatch> stream(std::string_view id) override;
   std::optional<StreamBatch> read_stream(std::string_view id, std::size_t cursor) override;
   std::optional<JobStatus> cancel(std::string_view id) override;
@@ -115,7 +115,7 @@ class MemoryStore final : public JobStore {
   using Events = std::vector<TerminalEvent>;
 
   static std::string watch_key(Topic topic, std::string_view key);
-  std::string status_json(const Job& job) const;
+  JobRecord record(const Job& job) const;
   time_point now() const { return clock_->now(); }
   void enqueue(const std::shared_ptr<Job>& job, bool front);
   void leave_queue(Job& job);

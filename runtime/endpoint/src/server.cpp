@@ -587,7 +587,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
     case Op::status: {
       auto snap = store.status(arg1);
       if (!snap) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
-      co_return Reply{http::status::ok, std::move(snap->json), {}};
+      co_return Reply{http::status::ok, render_status(*snap), {}};
     }
     case Op::stream:
       if (contains_token(sv(req[http::field::accept]), "text/event-stream")) {
@@ -701,13 +701,13 @@ awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Ro
   const std::string id = job.id;
   JobStore& store = *ep.store;
   store.submit(std::move(job));
-  std::optional<JobSnapshot> snap;
+  std::optional<JobRecord> snap;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
     snap = store.status(id);
     return !snap || is_terminal(snap->status);
   });
   if (!snap) co_return error_reply(http::status::not_found, "job " + id + " no longer exists");
-  if (is_terminal(snap->status)) co_return Reply{http::status::ok, std::move(snap->json), {}};
+  if (is_terminal(snap->status)) co_return Reply{http::status::ok, render_status(*snap), {}};
   co_return Reply{http::status::ok, id_status_json(id, status_name(snap->status)), {}};
 }
 
@@ -772,7 +772,7 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
       if (is_terminal(batch->status)) {
         auto snap = store.status(id);
         out += "event: done\ndata: ";
-        out += snap ? snap->json : id_status_json(id, status_name(batch->status));
+        out += snap ? render_status(*snap) : id_status_json(id, status_name(batch->status));
         out += "\n\n";
         done = true;
       } else if (batch->chunks.empty()) {
@@ -809,7 +809,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
     co_return Reply{};
   }
   const Millis wait = options_.runsync_wait_default;
-  std::optional<JobSnapshot> snap;
+  std::optional<JobRecord> snap;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
     snap = store.status(id);
     return !snap || is_terminal(snap->status);
@@ -828,7 +828,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
   }
   std::vector<std::string> chunks;
   if (auto batch = store.read_stream(id, 0)) chunks = std::move(batch->chunks);
-  OpenAiResponse response = openai_response(id, snap->json, chunks);
+  OpenAiResponse response = openai_response(id, render_status(*snap), chunks);
   co_return Reply{static_cast<http::status>(response.http_status), std::move(response.body), {}};
 }
 
@@ -865,7 +865,7 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
         at_boundary = out.ends_with("\n\n");
       }
       if (is_terminal(batch->status)) {
-        if (auto snap = store.status(id)) out += openai_stream_tail(id, snap->json, streamed_any);
+        if (auto snap = store.status(id)) out += openai_stream_tail(id, render_status(*snap), streamed_any);
         done = true;
       } else if (batch->chunks.empty() && at_boundary) {
         out += ": keep-alive\n\n";
@@ -924,12 +924,12 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, b
   if (jobs.empty()) co_return Reply{http::status::no_content, {}, {}};
   std::string body;
   if (route.op == Op::job_take) {
-    body = jobs.front().json;
+    body = render_taken(jobs.front());
   } else {
     body = "[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (i != 0) body += ',';
-      body += jobs[i].json;
+      body += render_taken(jobs[i]);
     }
     body += ']';
   }

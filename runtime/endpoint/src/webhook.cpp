@@ -104,14 +104,14 @@ void WebhookSender::stop() {
 void WebhookSender::send(TerminalEvent event) {
   if (!webhook_url_supported(event.webhook)) {
     log::warn("webhook " + event.webhook + " not delivered: only http:// and https:// URLs are supported",
-              event.job_id);
+              event.job.id);
     return;
   }
   {
     std::lock_guard lock(mu_);
     if (queue_.size() >= kMaxQueued) {
       log::error("webhook to " + event.webhook + " dropped: " + std::to_string(kMaxQueued) + " deliveries waiting",
-                 event.job_id);
+                 event.job.id);
       return;
     }
     queue_.push_back(std::move(event));
@@ -133,25 +133,26 @@ void WebhookSender::run(std::stop_token stop) {
 }
 
 void WebhookSender::deliver(const TerminalEvent& event, std::stop_token stop) {
+  const std::string body = render_status(event.job);
   for (int attempt = 0; attempt <= policy_.retries; ++attempt) {
     if (attempt > 0) {
       std::unique_lock lock(mu_);
       cv_.wait_for(lock, stop, policy_.delay, [] { return false; });
     }
     if (stop.stop_requested()) return;
-    const HttpResult r = post_json(event.webhook, event.status_json, policy_, stop);
+    const HttpResult r = post_json(event.webhook, body, policy_, stop);
     if (r.status >= 200 && r.status < 300) {
-      log::debug("webhook delivered to " + event.webhook, event.job_id);
+      log::debug("webhook delivered to " + event.webhook, event.job.id);
       return;
     }
     if (stop.stop_requested()) return;
     const std::string why = r.status != 0 ? "HTTP " + std::to_string(r.status) : r.error;
     log::warn("webhook attempt " + std::to_string(attempt + 1) + " to " + event.webhook + " failed: " + why,
-              event.job_id);
+              event.job.id);
   }
   log::error("webhook to " + event.webhook + " not delivered after " + std::to_string(policy_.retries + 1) +
                  " attempts",
-             event.job_id);
+             event.job.id);
 }
 
 }  // namespace podworker::endpoint
