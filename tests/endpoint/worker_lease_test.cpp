@@ -174,6 +174,33 @@ TEST_CASE("ownership: only the worker holding a job posts results, progress and 
   CHECK(str(c.get("/v2/local/status/" + held).json(), "output") == "real");
 }
 
+TEST_CASE("listing: a job its pinging worker no longer lists is requeued after the grace; a listed one stays") {
+  pe::Options o = fast_options();
+  o.heartbeat_grace = 300ms;
+  Endpoint ep(o);
+  HttpClient c(ep.port);
+  const std::string listed = job_id(c.post("/v2/local/run", R"({"input":{"n":1}})"));
+  const std::string dropped = job_id(c.post("/v2/local/run", R"({"input":{"n":2}})"));
+  CHECK(str(take(c, "w1"), "id") == listed);
+  CHECK(str(take(c, "w1"), "id") == dropped);
+  // The worker is alive (it pings) but lists one job only: the other's result can never come.
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(eventually([&] {
+    c.get("/v2/local/ping/w1?job_id=" + listed + "&runpod_version=1.12.0");
+    return status_of(c, dropped) == "IN_QUEUE";
+  }));
+  CHECK(std::chrono::steady_clock::now() - start >= 300ms);
+  CHECK(status_of(c, listed) == "IN_PROGRESS");
+  CHECK(c.get("/v2/local/health").json()["jobs"]["retried"].GetInt() == 1);
+  CHECK(c.post("/v2/local/job-done/w1/" + dropped, R"({"output":"late"})").status == 409);
+  // The worker is told to stop it; the job runs again elsewhere.
+  Response stop = c.get("/v2/local/job-stop/w1?gpu=x");
+  REQUIRE(stop.status == 200);
+  CHECK(std::string(stop.json()["jobsToStop"][0].GetString()) == dropped);
+  CHECK(str(take(c, "w2"), "id") == dropped);
+  CHECK(c.post("/v2/local/job-done/w1/" + listed, R"({"output":"ok"})").status == 200);
+}
+
 TEST_CASE("heartbeat requeue: the old run's chunks are dropped; stream readers each see every chunk") {
   pe::Options o = fast_options();
   o.heartbeat_grace = 300ms;
