@@ -326,6 +326,7 @@ Server::Impl::Impl(Options options)
   so.runsync_retention = options_.runsync_retention;
   so.heartbeat_grace = options_.heartbeat_grace;
   so.retry_limit = options_.retry_limit;
+  so.clock = std::make_shared<const SteadyStoreClock>();
   for (const std::string& id : options_.endpoint_ids) {
     if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
     if (endpoints_.contains(id)) continue;
