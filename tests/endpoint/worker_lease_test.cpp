@@ -32,8 +32,8 @@ class RawPoll {
  public:
   RawPoll(std::uint16_t port, const std::string& worker, const std::string& route = "job-take") : socket_(io_) {
     socket_.connect({asio::ip::address_v4::loopback(), port});
-    const std::string request = "GET /v2/local/" + route + "/" + worker +
-                                "?gpu=x&job_in_progress=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    const std::string request =
+        "GET /v2/local/" + route + "/" + worker + "?gpu=x&job_in_progress=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     asio::write(socket_, asio::buffer(request));
   }
   void close() {
