@@ -281,13 +281,11 @@ TEST_CASE("endpoint: concurrency N runs N jobs at once") {
   }
 }
 
-TEST_CASE("worker process: SIGKILL mid-job requeues it and a second worker completes it") {
+TEST_CASE("worker process: SIGKILL mid-job requeues it after the grace and a second worker completes it") {
   auto eo = endpoint_options();
   eo.heartbeat_grace = 400ms;
-  // The endpoint counts a worker alive while one of its long polls is open, and notices a dead
-  // peer only when the poll ends: keep the polls short so the killed worker is declared lost.
-  eo.take_wait = 200ms;
-  eo.stop_wait = 200ms;
+  // Long polls as in production (20 s): the killed worker's open job-stop poll must not keep it
+  // alive; the grace counts from its last ping.
   Local local(eo);
   Client c(local.server.url());
   const auto id = c.run(R"({"input":{"ms":600000,"step_ms":5}})");
@@ -297,6 +295,10 @@ TEST_CASE("worker process: SIGKILL mid-job requeues it and a second worker compl
     REQUIRE(status_of(st) == "IN_PROGRESS");
     first.signal(SIGKILL);
     CHECK(first.wait() == 128 + SIGKILL);
+    const auto killed = std::chrono::steady_clock::now();
+    const auto requeued = c.status_until(id, [](const json::Document& d) { return status_of(d) == "IN_QUEUE"; }, 5s);
+    CHECK(status_of(requeued) == "IN_QUEUE");
+    CHECK(std::chrono::steady_clock::now() - killed < 2s);
   }
   ChildProcess second(PODWORKER_WORKER_BINARY, {"--handler", "echo"}, local.worker_env());
   const auto st = c.wait_terminal(id);
@@ -306,6 +308,46 @@ TEST_CASE("worker process: SIGKILL mid-job requeues it and a second worker compl
   CHECK(json::get_int(health["jobs"], "retried", 0) >= 1);
   second.signal(SIGTERM);
   CHECK(second.wait() == 0);
+}
+
+// The worker leaves while its job-take long poll waits; the next job must go to a live worker at
+// once, not to the dead connection.
+void departed_worker_gets_no_job(int sig) {
+  Local local;  // 20 s long polls
+  Client c(local.server.url());
+  auto idle = [&] { return json::get_int(c.get("/v2/local/health")["workers"], "idle", -1); };
+  auto env = local.worker_env();
+  env.push_back("RUNPOD_POD_ID=departed");
+  {
+    ChildProcess first(PODWORKER_WORKER_BINARY, {"--handler", "echo"}, env);
+    const auto end = std::chrono::steady_clock::now() + 20s;
+    while (idle() != 1 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+    REQUIRE(idle() == 1);
+    first.signal(sig);
+    CHECK(first.wait() == (sig == SIGTERM ? 0 : 128 + sig));
+  }
+  env.back() = "RUNPOD_POD_ID=live";
+  ChildProcess second(PODWORKER_WORKER_BINARY, {"--handler", "echo"}, env);
+  const auto end = std::chrono::steady_clock::now() + 20s;
+  while (idle() != 2 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(5ms);
+  REQUIRE(idle() == 2);  // the departed one still counts for the grace; the live one polls
+  const auto submitted = std::chrono::steady_clock::now();
+  const auto id = c.run(R"({"input":{"after":"departure"}})");
+  const auto st = c.status_until(id, [](const json::Document& d) { return status_of(d) == "COMPLETED"; }, 5s);
+  CHECK(std::chrono::steady_clock::now() - submitted < 1s);
+  CHECK(status_of(st) == "COMPLETED");
+  CHECK(json::get_string(st, "workerId") == "live");
+  CHECK(json::get_int(c.get("/v2/local/health")["jobs"], "retried", -1) == 0);
+  second.signal(SIGTERM);
+  CHECK(second.wait() == 0);
+}
+
+TEST_CASE("worker process: after a worker leaves by SIGKILL, the next job goes to a live worker at once") {
+  departed_worker_gets_no_job(SIGKILL);
+}
+
+TEST_CASE("worker process: after a worker leaves by SIGTERM, the next job goes to a live worker at once") {
+  departed_worker_gets_no_job(SIGTERM);
 }
 
 TEST_CASE("worker process: SIGTERM lets the running job finish and post its result") {

@@ -119,6 +119,10 @@ CliResult parse_cli(const std::vector<std::string>& args, Options& o) {
       if (!need_value()) return result;
       if (!parse_number(value, 0, 1 << 24, n)) return bad_value();
       o.openai_context = static_cast<int>(n);
+    } else if (flag == "--webhook-ca-file") {
+      if (!need_value()) return result;
+      if (value.empty()) return bad_value();
+      o.webhook_ca_file = value;
     } else if (flag == "--io-threads") {
       if (!need_value()) return result;
       if (!parse_number(value, 1, 64, n)) return bad_value();
@@ -198,6 +202,8 @@ std::string cli_help(const std::string& program) {
       "  --openai-context TOKENS   the served model's context: chat requests whose max_tokens exceed\n"
       "                            it are refused (400) before a job exists; 0 = not known (0; worker\n"
       "                            --serve-api sets it from the handler)\n"
+      "  --webhook-ca-file PATH    CA bundle that https webhook receivers are checked against\n"
+      "                            (the system's)\n"
       "  --io-threads N            I/O threads (2)\n"
       "  --no-rate-limit           turn rate limits off (benchmarks)\n"
       "  --rate-limit ROUTE=R/C    R requests per window, C concurrent (0 = unlimited) for ROUTE:\n"

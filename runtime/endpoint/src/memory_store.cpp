@@ -3,25 +3,14 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "podworker/json.h"
 #include "podworker/log.h"
 
 namespace podworker::endpoint {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
 std::int64_t millis_between(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
   return std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count());
-}
-
-void write_string(Writer& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-
-void write_raw(Writer& w, std::string_view json_text) {
-  w.RawValue(json_text.data(), json_text.size(), rapidjson::kObjectType);
 }
 
 // Caps on per-worker stop bookkeeping; ids come from the worker's requests, so they are bounded.
@@ -34,7 +23,9 @@ constexpr int kMaxTakeReannounce = 3;
 }  // namespace
 
 MemoryStore::MemoryStore(StoreOptions options, std::function<void(TerminalEvent)> on_terminal)
-    : options_(options), on_terminal_(std::move(on_terminal)) {}
+    : options_(options),
+      clock_(options_.clock ? options_.clock : std::make_shared<const SteadyStoreClock>()),
+      on_terminal_(std::move(on_terminal)) {}
 
 MemoryStore::~MemoryStore() = default;
 
@@ -46,44 +37,22 @@ std::string MemoryStore::watch_key(Topic topic, std::string_view key) {
   return k;
 }
 
-std::string MemoryStore::status_json(const Job& job) const {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  w.StartObject();
+JobRecord MemoryStore::record(const Job& job) const {
+  JobRecord r;
+  r.id = job.spec.id;
+  r.status = job.status;
   if (job.has_started) {
-    w.Key("delayTime");
-    w.Int64(millis_between(job.queued, job.started));
-    if (is_terminal(job.status)) {
-      w.Key("executionTime");
-      w.Int64(millis_between(job.started, job.finished));
-    }
+    r.delay_ms = millis_between(job.queued, job.started);
+    if (is_terminal(job.status)) r.execution_ms = millis_between(job.started, job.finished);
   }
-  if (job.has_error) {
-    w.Key("error");
-    write_string(w, job.error);
-  }
-  w.Key("id");
-  write_string(w, job.spec.id);
-  if (job.status == JobStatus::in_progress) {
-    if (!job.progress_json.empty()) {
-      w.Key("output");
-      write_raw(w, job.progress_json);
-    }
-  } else if (!job.output_json.empty()) {
-    w.Key("output");
-    write_raw(w, job.output_json);
-  }
-  w.Key("status");
-  write_string(w, status_name(job.status));
-  if (!job.worker.empty()) {
-    w.Key("workerId");
-    write_string(w, job.worker);
-  }
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  if (job.has_error) r.error = job.error;
+  r.output_json = job.status == JobStatus::in_progress ? job.progress_json : job.output_json;
+  r.worker = job.worker;
+  return r;
 }
 
 void MemoryStore::notify(Topic topic, std::string_view key) {
+  if (topic == Topic::queue) return wake_takers();
   auto it = watches_.find(watch_key(topic, key));
   if (it == watches_.end()) return;
   for (const Watch& w : it->second) w.notify();
@@ -101,10 +70,118 @@ std::shared_ptr<MemoryStore::Job> MemoryStore::find_job(std::string_view id) {
   return it == jobs_.end() ? nullptr : it->second;
 }
 
+// One woken poller per queued job: waking every poll for each job costs each of them a lock and a
+// failed take, which grows with the number of workers.
+void MemoryStore::wake_takers() {
+  for (auto it = takers_.begin(); woken_takers_ < queued_ && it != takers_.end(); ++it) {
+    if (it->second.woken) continue;
+    it->second.woken = true;
+    ++woken_takers_;
+    it->second.notify();
+  }
+}
+
+void MemoryStore::drop_taker(std::uint64_t token) {
+  auto it = takers_.find(token);
+  if (it == takers_.end()) return;
+  const bool woken = it->second.woken;
+  takers_.erase(it);
+  if (!woken) return;
+  --woken_takers_;
+  // A woken poller that leaves without the job (its client had gone, its wait ran out) hands the
+  // wake-up on.
+  wake_takers();
+}
+
+void MemoryStore::schedule(Job& job, Due due, time_point at) {
+  unschedule(job, due);
+  const auto i = static_cast<std::size_t>(due);
+  job.due[i] = deadlines_.emplace(at, std::pair{&job, due});
+  job.scheduled[i] = true;
+}
+
+void MemoryStore::unschedule(Job& job, Due due) {
+  const auto i = static_cast<std::size_t>(due);
+  if (!job.scheduled[i]) return;
+  deadlines_.erase(job.due[i]);
+  job.scheduled[i] = false;
+}
+
+void MemoryStore::unschedule_all(Job& job) {
+  for (Due due : {Due::ttl, Due::run, Due::holder}) unschedule(job, due);
+}
+
+// An IN_PROGRESS job's holder: lost when silent for longer than the grace, or alive but pinging
+// without listing the job for longer than that. Otherwise checked again when either could next hold.
+void MemoryStore::check_holder(const std::shared_ptr<Job>& job, time_point at, Events& events) {
+  const auto grace = options_.heartbeat_grace;
+  const auto w = workers_.find(job->worker);
+  if (w == workers_.end() || at - w->second.last_seen > grace) {
+    requeue_lost(job, "stopped responding (heartbeat lost)", at, events);
+    return;
+  }
+  const Worker& worker = w->second;
+  if (worker.pinged && worker.last_ping > job->listed && at - job->listed > grace) {
+    requeue_lost(job, "no longer reports holding the job", at, events);
+    return;
+  }
+  time_point next = worker.last_seen + grace;
+  // Listed long ago and no ping since: only a ping can make the listing rule apply; look again in a
+  // while rather than at a time already past.
+  next = std::min(next, job->listed + grace >= at ? job->listed + grace : at + grace / 4);
+  schedule(*job, Due::holder, next);
+}
+
+// Every way out of IN_QUEUE (taken, ended, purged, expired) comes through here; idempotent.
+void MemoryStore::leave_queue(Job& job) {
+  if (job.status == JobStatus::in_queue && queued_ > 0) --queued_;
+  queued_bytes_ -= job.queued_bytes;
+  job.queued_bytes = 0;
+}
+
+// A job starts over (requeue, retry): the old run's output, progress and chunks are not the new
+// run's. Stream cursors move past the old chunks.
+void MemoryStore::new_run(Job& job) {
+  unschedule(job, Due::run);
+  unschedule(job, Due::holder);
+  job.has_started = false;
+  job.worker.clear();
+  job.output_json.clear();
+  job.error.clear();
+  job.has_error = false;
+  job.progress_json.clear();
+  job.chunk_base += job.chunks.size();
+  job.chunks.clear();
+  job.delivered = job.chunk_base;
+}
+
+void MemoryStore::requeue_lost(const std::shared_ptr<Job>& job, const std::string& why, time_point at, Events& events) {
+  if (job->requeues < options_.retry_limit) {
+    ++job->requeues;
+    ++retried_;
+    log::warn("worker " + job->worker + " " + why + "; job requeued", job->spec.id);
+    // A live holder must not go on with it (nor post for it: it no longer holds the lease). A lost
+    // one is told by its next ping, should it come back.
+    if (workers_.contains(job->worker)) request_stop(job->worker, job->spec.id);
+    new_run(*job);
+    enqueue(job, true);
+    notify(Topic::job, job->spec.id);
+    return;
+  }
+  log::warn("worker " + job->worker + " " + why + "; retry limit reached, job failed", job->spec.id);
+  if (workers_.contains(job->worker)) request_stop(job->worker, job->spec.id);
+  job->has_error = true;
+  job->error =
+      "worker " + job->worker + " " + why + " " + std::to_string(job->requeues + 1) + " times; retry limit reached";
+  finish(*job, JobStatus::failed, at, events);
+}
+
 void MemoryStore::enqueue(const std::shared_ptr<Job>& job, bool front) {
-  release_queued(*job);
+  // Requeued jobs count toward the cap again (but are never refused: they were accepted once).
+  queued_bytes_ -= job->queued_bytes;
   job->queued_bytes = queued_payload_bytes(job->spec);
   queued_bytes_ += job->queued_bytes;
+  if (job->status != JobStatus::in_queue || job->queue_seq == 0) ++queued_;
   job->status = JobStatus::in_queue;
   job->queue_seq = ++next_seq_;
   auto& q = job->spec.policy.low_priority ? low_queue_ : queue_;
@@ -116,18 +193,14 @@ void MemoryStore::enqueue(const std::shared_ptr<Job>& job, bool front) {
   notify(Topic::queue, {});
 }
 
-// Every way out of IN_QUEUE (taken, ended, purged, expired) comes through here; idempotent.
-void MemoryStore::release_queued(Job& job) {
-  queued_bytes_ -= job.queued_bytes;
-  job.queued_bytes = 0;
-}
-
-void MemoryStore::finish(Job& job, JobStatus status, Clock::time_point now, Events& events) {
-  release_queued(job);
+void MemoryStore::finish(Job& job, JobStatus status, time_point now, Events& events) {
+  leave_queue(job);
   job.status = status;
   job.finished = now;
   ++job.queue_seq;  // drops any queue entry
-  if (!job.spec.webhook.empty()) events.push_back({job.spec.webhook, status_json(job), job.spec.id});
+  unschedule(job, Due::holder);
+  schedule(job, Due::run, now + (job.spec.sync ? options_.runsync_retention : options_.retention));
+  if (!job.spec.webhook.empty()) events.push_back({job.spec.webhook, record(job)});
   notify(Topic::job, job.spec.id);
 }
 
@@ -149,7 +222,6 @@ SubmitResult MemoryStore::submit(NewJob spec) {
   SubmitResult result;
   result.job_bytes = queued_payload_bytes(spec);
   auto job = std::make_shared<Job>();
-  job->submitted = job->queued = Clock::now();
   job->spec = std::move(spec);
   std::lock_guard lock(mu_);
   result.queued_bytes = queued_bytes_;
@@ -158,30 +230,41 @@ SubmitResult MemoryStore::submit(NewJob spec) {
     result.accepted = false;
     return result;
   }
+  job->submitted = job->queued = now();
   auto [it, inserted] = jobs_.try_emplace(job->spec.id, job);
   if (!inserted) throw std::logic_error("duplicate job id " + job->spec.id);
+  schedule(*job, Due::ttl, job->submitted + job->spec.policy.ttl);
   enqueue(job, false);
   return result;
 }
 
-std::optional<JobSnapshot> MemoryStore::status(std::string_view id) {
+std::optional<JobRecord> MemoryStore::status(std::string_view id) {
   std::lock_guard lock(mu_);
   auto job = find_job(id);
   if (!job) return std::nullopt;
-  return JobSnapshot{job->status, status_json(*job)};
+  return record(*job);
 }
 
 std::optional<StreamBatch> MemoryStore::stream(std::string_view id) {
   std::lock_guard lock(mu_);
   auto job = find_job(id);
   if (!job) return std::nullopt;
-  StreamBatch batch{job->status, {}};
-  if (job->delivered < job->chunks.size()) {
-    batch.chunks.assign(std::make_move_iterator(job->chunks.begin() + static_cast<std::ptrdiff_t>(job->delivered)),
-                        std::make_move_iterator(job->chunks.end()));
-    // Delivered chunks are not needed again: keep the slots (so indices hold) but free the text.
-    job->delivered = job->chunks.size();
-  }
+  StreamBatch batch{job->status, {}, 0};
+  const std::size_t from = std::max(job->delivered, job->chunk_base) - job->chunk_base;
+  batch.chunks.assign(job->chunks.begin() + static_cast<std::ptrdiff_t>(from), job->chunks.end());
+  job->delivered = batch.next = job->chunk_base + job->chunks.size();
+  return batch;
+}
+
+std::optional<StreamBatch> MemoryStore::read_stream(std::string_view id, std::size_t cursor) {
+  std::lock_guard lock(mu_);
+  auto job = find_job(id);
+  if (!job) return std::nullopt;
+  StreamBatch batch{job->status, {}, 0};
+  const std::size_t end = job->chunk_base + job->chunks.size();
+  const std::size_t from = std::min(std::max(cursor, job->chunk_base), end) - job->chunk_base;
+  batch.chunks.assign(job->chunks.begin() + static_cast<std::ptrdiff_t>(from), job->chunks.end());
+  batch.next = end;
   return batch;
 }
 
@@ -192,12 +275,12 @@ std::optional<JobStatus> MemoryStore::cancel(std::string_view id) {
     std::lock_guard lock(mu_);
     auto job = find_job(id);
     if (!job) return std::nullopt;
-    const auto now = Clock::now();
+    const auto at = now();
     if (job->status == JobStatus::in_queue) {
-      finish(*job, JobStatus::cancelled, now, events);
+      finish(*job, JobStatus::cancelled, at, events);
     } else if (job->status == JobStatus::in_progress) {
       request_stop(job->worker, job->spec.id);
-      finish(*job, JobStatus::cancelled, now, events);
+      finish(*job, JobStatus::cancelled, at, events);
     }
     result = job->status;
   }
@@ -210,15 +293,8 @@ RetryOutcome MemoryStore::retry(std::string_view id) {
   auto job = find_job(id);
   if (!job) return RetryOutcome::not_found;
   if (job->status != JobStatus::failed && job->status != JobStatus::timed_out) return RetryOutcome::not_retryable;
-  job->has_started = false;
-  job->worker.clear();
-  job->output_json.clear();
-  job->error.clear();
-  job->has_error = false;
-  job->progress_json.clear();
-  job->chunks.clear();
-  job->delivered = 0;
-  job->queued = Clock::now();
+  new_run(*job);
+  job->queued = now();
   enqueue(job, false);
   notify(Topic::job, job->spec.id);
   return RetryOutcome::requeued;
@@ -231,7 +307,8 @@ std::size_t MemoryStore::purge_queue() {
     for (QueueEntry& e : *q) {
       if (e.job->status != JobStatus::in_queue || e.job->queue_seq != e.seq) continue;
       ++removed;
-      release_queued(*e.job);
+      leave_queue(*e.job);
+      unschedule_all(*e.job);
       const std::string id = e.job->spec.id;
       jobs_.erase(id);
       notify(Topic::job, id);
@@ -259,9 +336,9 @@ HealthCounts MemoryStore::health() {
     }
   }
   h.retried = retried_;
-  const auto now = Clock::now();
+  const auto at = now();
   for (const auto& [name, w] : workers_) {
-    const bool alive = w.active_requests > 0 || now - w.last_seen <= options_.heartbeat_grace;
+    const bool alive = at - w.last_seen <= options_.heartbeat_grace;
     if (!alive) continue;
     if (running.contains(name)) {
       ++h.workers_running;
@@ -279,21 +356,21 @@ void MemoryStore::worker_begin(std::string_view worker) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) it = workers_.try_emplace(std::string(worker)).first;
   ++it->second.active_requests;
-  it->second.last_seen = Clock::now();
+  it->second.last_seen = now();
 }
 
 void MemoryStore::worker_end(std::string_view worker) {
   std::lock_guard lock(mu_);
   auto it = workers_.find(worker);
   if (it == workers_.end()) return;
+  // The end of a request is no sign of life: a long poll ends the same whether its worker is there.
   it->second.active_requests = std::max(0, it->second.active_requests - 1);
-  it->second.last_seen = Clock::now();
 }
 
-std::vector<std::string> MemoryStore::take(std::string_view worker, std::size_t max_jobs) {
-  std::vector<std::string> out;
+std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max_jobs) {
+  std::vector<TakenJob> out;
   std::lock_guard lock(mu_);
-  const auto now = Clock::now();
+  const auto at = now();
   auto worker_it = workers_.find(worker);
   for (auto* q : {&queue_, &low_queue_}) {
     while (out.size() < max_jobs && !q->empty()) {
@@ -301,12 +378,15 @@ std::vector<std::string> MemoryStore::take(std::string_view worker, std::size_t 
       q->pop_front();
       Job& job = *e.job;
       if (job.status != JobStatus::in_queue || job.queue_seq != e.seq) continue;  // cancelled or purged
-      release_queued(job);
+      leave_queue(job);
       job.status = JobStatus::in_progress;
-      job.started = now;
+      job.started = job.listed = at;
       job.has_started = true;
+      schedule(job, Due::run, at + job.spec.policy.execution_timeout);
+      schedule(job, Due::holder, at + options_.heartbeat_grace);
       job.worker.assign(worker);
       ++job.queue_seq;
+      ++job.lease;
       if (worker_it != workers_.end()) {
         // A job retried onto the worker that was told to stop it before: the old stop is void.
         Worker& w = worker_it->second;
@@ -314,27 +394,39 @@ std::vector<std::string> MemoryStore::take(std::string_view worker, std::size_t 
         std::erase_if(w.sent, [&](const SentStop& sent) { return sent.job_id == job.spec.id; });
       }
 
-      rapidjson::StringBuffer buffer;
-      Writer w(buffer);
-      w.StartObject();
-      w.Key("id");
-      write_string(w, job.spec.id);
-      w.Key("input");
-      write_raw(w, job.spec.input_json);
-      if (!job.spec.s3_config_json.empty()) {
-        w.Key("s3Config");
-        write_raw(w, job.spec.s3_config_json);
-      }
-      if (!job.spec.webhook.empty()) {
-        w.Key("webhook");
-        write_string(w, job.spec.webhook);
-      }
-      w.EndObject();
-      out.emplace_back(buffer.GetString(), buffer.GetSize());
+      out.push_back({job.spec.id, job.lease, job.spec.input_json, job.spec.s3_config_json, job.spec.webhook});
       notify(Topic::job, job.spec.id);
     }
   }
   return out;
+}
+
+void MemoryStore::release(std::string_view worker, const std::vector<TakenJob>& taken) {
+  std::lock_guard lock(mu_);
+  for (const TakenJob& t : taken) {
+    const auto job = find_job(t.id);
+    if (!job || job->status != JobStatus::in_progress || job->worker != worker || job->lease != t.lease) continue;
+    log::info(
+        "job-take response to worker " + std::string(worker) + " not delivered; job back at the head of the queue",
+        t.id);
+    new_run(*job);
+    enqueue(job, true);
+    notify(Topic::job, job->spec.id);
+  }
+}
+
+PostOutcome MemoryStore::holder_check(const Job& job, std::string_view worker, std::string_view what) const {
+  // The worker that held the job when it ended may still be finishing it: its late posts are
+  // ignored.
+  if (is_terminal(job.status) && job.worker == worker) return PostOutcome::ignored;
+  if (job.status == JobStatus::in_progress && job.worker == worker) return PostOutcome::accepted;
+  // Anyone else, or a job still queued (its holder lost it to a requeue): never let it change the
+  // job.
+  log::warn("refused " + std::string(what) + " from worker " + std::string(worker) + ": the job is " +
+                std::string(status_name(job.status)) +
+                (job.worker.empty() ? std::string() : ", held by worker " + job.worker),
+            job.spec.id);
+  return PostOutcome::refused;
 }
 
 PostOutcome MemoryStore::post_result(std::string_view worker, std::string_view job_id, WorkerResult result) {
@@ -343,45 +435,44 @@ PostOutcome MemoryStore::post_result(std::string_view worker, std::string_view j
     std::lock_guard lock(mu_);
     auto job = find_job(job_id);
     if (!job) return PostOutcome::not_found;
+    const bool progress = result.kind == WorkerResult::Kind::progress;
     // A terminal state is final: late progress or a second result never overwrites it.
-    if (is_terminal(job->status)) return PostOutcome::ignored;
-    const auto now = Clock::now();
-    if (result.kind == WorkerResult::Kind::progress) {
-      if (job->status != JobStatus::in_progress) return PostOutcome::ignored;
+    if (const PostOutcome held = holder_check(*job, worker, progress ? "a progress update" : "a result");
+        held != PostOutcome::accepted) {
+      return held;
+    }
+    const auto at = now();
+    if (progress) {
       job->progress_json = std::move(result.output_json);
+      job->listed = at;  // it is working on the job
       notify(Topic::job, job->spec.id);
       return PostOutcome::accepted;
     }
-    // A result is accepted from any worker: one whose job was requeued after a heartbeat loss may
-    // still finish it, and the work is then not done twice.
-    if (job->status == JobStatus::in_progress && job->worker != worker) request_stop(job->worker, job->spec.id);
     if (auto w = workers_.find(worker); w != workers_.end()) {
       std::erase_if(w->second.sent, [&](const SentStop& sent) { return sent.job_id == job_id; });
     }
-    if (!job->has_started) {
-      job->has_started = true;
-      job->started = now;
-    }
-    job->worker.assign(worker);
     job->output_json = std::move(result.output_json);
     job->progress_json.clear();
     if (result.kind == WorkerResult::Kind::error) {
       job->error = std::move(result.error);
       job->has_error = true;
-      finish(*job, JobStatus::failed, now, events);
+      finish(*job, JobStatus::failed, at, events);
     } else {
-      finish(*job, JobStatus::completed, now, events);
+      finish(*job, JobStatus::completed, at, events);
     }
   }
   emit(events);
   return PostOutcome::accepted;
 }
 
-PostOutcome MemoryStore::post_stream(std::string_view /*worker*/, std::string_view job_id, std::string chunk_json) {
+PostOutcome MemoryStore::post_stream(std::string_view worker, std::string_view job_id, std::string chunk_json) {
   std::lock_guard lock(mu_);
   auto job = find_job(job_id);
   if (!job) return PostOutcome::not_found;
-  if (is_terminal(job->status)) return PostOutcome::ignored;
+  if (const PostOutcome held = holder_check(*job, worker, "a stream chunk"); held != PostOutcome::accepted) {
+    return held;
+  }
+  job->listed = now();
   job->chunks.push_back(std::move(chunk_json));
   notify(Topic::job, job->spec.id);
   return PostOutcome::accepted;
@@ -392,7 +483,8 @@ void MemoryStore::ping(std::string_view worker, const std::vector<std::string>& 
   auto it = workers_.find(worker);
   if (it == workers_.end()) it = workers_.try_emplace(std::string(worker)).first;
   Worker& w = it->second;
-  w.last_seen = Clock::now();
+  w.last_seen = w.last_ping = now();
+  w.pinged = true;
   // A stop whose job the worker no longer lists has been acted on.
   std::erase_if(w.sent, [&](const SentStop& sent) {
     return std::find(job_ids.begin(), job_ids.end(), sent.job_id) == job_ids.end();
@@ -400,7 +492,11 @@ void MemoryStore::ping(std::string_view worker, const std::vector<std::string>& 
   for (const std::string& id : job_ids) {
     const auto job = find_job(id);
     const bool assigned_here = job && job->status == JobStatus::in_progress && job->worker == worker;
-    if (!assigned_here) queue_stop(w, worker, id);
+    if (assigned_here) {
+      job->listed = w.last_ping;
+    } else {
+      queue_stop(w, worker, id);
+    }
   }
 }
 
@@ -442,70 +538,51 @@ void MemoryStore::sweep() {
   Events events;
   {
     std::lock_guard lock(mu_);
-    const auto now = Clock::now();
+    const auto at = now();
+    const auto grace = options_.heartbeat_grace;
 
-    std::unordered_set<std::string> lost;
-    for (auto it = workers_.begin(); it != workers_.end();) {
-      const Worker& w = it->second;
-      if (w.active_requests == 0 && now - w.last_seen > options_.heartbeat_grace) {
-        lost.insert(it->first);
-        it = workers_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    // Lost workers are forgotten; their jobs go when their holder deadlines come due.
+    std::erase_if(workers_, [&](const auto& entry) { return at - entry.second.last_seen > grace; });
 
-    for (auto it = jobs_.begin(); it != jobs_.end();) {
-      const std::shared_ptr<Job> job = it->second;
-      if (now - job->submitted > job->spec.policy.ttl) {
-        // TTL is hard: the job is gone in any state; a worker still running it is told to stop.
-        if (job->status == JobStatus::in_progress) request_stop(job->worker, job->spec.id);
-        release_queued(*job);
-        ++job->queue_seq;
-        it = jobs_.erase(it);
-        notify(Topic::job, job->spec.id);
-        continue;
-      }
-      if (job->status == JobStatus::in_progress) {
-        if (now - job->started > job->spec.policy.execution_timeout) {
-          request_stop(job->worker, job->spec.id);
-          job->has_error = true;
-          job->error = "job exceeded its execution timeout of " +
-                       std::to_string(job->spec.policy.execution_timeout.count()) + " ms";
-          finish(*job, JobStatus::timed_out, now, events);
-        } else if (lost.contains(job->worker)) {
-          if (job->requeues < options_.retry_limit) {
-            ++job->requeues;
-            ++retried_;
-            log::warn("worker " + job->worker + " lost its heartbeat; job requeued", job->spec.id);
-            job->has_started = false;
-            job->worker.clear();
-            job->progress_json.clear();
-            enqueue(job, true);
-            notify(Topic::job, job->spec.id);
-          } else {
-            log::warn("worker " + job->worker + " lost its heartbeat; retry limit reached, job failed",
-                      job->spec.id);
-            job->has_error = true;
-            job->error = "worker " + job->worker + " stopped responding (heartbeat lost) " +
-                         std::to_string(job->requeues + 1) + " times; retry limit reached";
-            finish(*job, JobStatus::failed, now, events);
-          }
-        }
-      } else if (is_terminal(job->status)) {
-        const auto keep = job->spec.sync ? options_.runsync_retention : options_.retention;
-        if (now - job->finished > keep) {
-          it = jobs_.erase(it);
+    // Due deadlines only, earliest first. Handling one may add later ones (never one already due).
+    while (!deadlines_.empty() && deadlines_.begin()->first < at) {
+      const auto [job_ptr, due] = deadlines_.begin()->second;
+      unschedule(*job_ptr, due);
+      const std::shared_ptr<Job> job = find_job(job_ptr->spec.id);
+      if (!job) continue;  // not reached: every erase drops the job's deadlines
+      switch (due) {
+        case Due::ttl:
+          // TTL is hard: the job is gone in any state; a worker still running it is told to stop.
+          if (job->status == JobStatus::in_progress) request_stop(job->worker, job->spec.id);
+          leave_queue(*job);
+          ++job->queue_seq;
+          unschedule_all(*job);
+          jobs_.erase(job->spec.id);
           notify(Topic::job, job->spec.id);
-          continue;
-        }
+          break;
+        case Due::run:
+          if (job->status == JobStatus::in_progress) {
+            request_stop(job->worker, job->spec.id);
+            job->has_error = true;
+            job->error = "job exceeded its execution timeout of " +
+                         std::to_string(job->spec.policy.execution_timeout.count()) + " ms";
+            finish(*job, JobStatus::timed_out, at, events);
+          } else if (is_terminal(job->status)) {  // retention
+            unschedule_all(*job);
+            jobs_.erase(job->spec.id);
+            notify(Topic::job, job->spec.id);
+          }
+          break;
+        case Due::holder:
+          if (job->status == JobStatus::in_progress) check_holder(job, at, events);
+          break;
       }
-      ++it;
     }
 
     // Drop dead entries at the queue fronts so cancelled jobs do not pile up.
     for (auto* q : {&queue_, &low_queue_}) {
-      while (!q->empty() && (q->front().job->status != JobStatus::in_queue || q->front().job->queue_seq != q->front().seq)) {
+      while (!q->empty() &&
+             (q->front().job->status != JobStatus::in_queue || q->front().job->queue_seq != q->front().seq)) {
         q->pop_front();
       }
     }
@@ -516,6 +593,15 @@ void MemoryStore::sweep() {
 // ---- change notification
 
 Subscription MemoryStore::watch(Topic topic, std::string_view key, std::function<void()> notify_fn) {
+  if (topic == Topic::queue) {
+    std::lock_guard lock(mu_);
+    const std::uint64_t token = ++next_token_;
+    takers_.emplace(token, Taker{std::move(notify_fn), false});
+    return Subscription([this, token] {
+      std::lock_guard relock(mu_);
+      drop_taker(token);
+    });
+  }
   std::string k = watch_key(topic, key);
   std::lock_guard lock(mu_);
   const std::uint64_t token = ++next_token_;
@@ -534,6 +620,11 @@ void MemoryStore::wake_all() {
   std::lock_guard lock(mu_);
   for (const auto& [key, list] : watches_) {
     for (const Watch& w : list) w.notify();
+  }
+  for (auto& [token, taker] : takers_) {
+    if (!taker.woken) ++woken_takers_;
+    taker.woken = true;
+    taker.notify();
   }
 }
 

@@ -3,6 +3,9 @@
 // coroutine frame and no thread.
 #include "podworker/endpoint/server.h"
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <condition_variable>
 #include <limits>
 #include <mutex>
@@ -70,6 +73,44 @@ struct Reply {
   http::status status = http::status::ok;
   std::string body;
   std::string_view allow;  // for 405
+  std::function<void()> undelivered = nullptr;  // run when the response cannot be written
+};
+
+// Whether the client of `socket` is still there. A closed peer (a worker process that exited or
+// was killed) leaves an end of stream or an error in the receive queue; bytes of a next request
+// mean it is there.
+bool peer_connected(tcp::socket& socket) {
+  char byte = 0;
+  const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n > 0) return true;
+  if (n == 0) return false;
+  return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+}
+
+// Ends a worker's long poll when its client goes away (the process exited or was killed), so
+// nothing is handed to a dead connection: the socket turning readable (end of stream, reset) wakes
+// the wait through slot(), and gone() is asked before anything is taken. The socket wait is
+// cancelled on destruction, before the response is written.
+class ClientWatch {
+ public:
+  explicit ClientWatch(tcp::socket& socket) : socket_(socket), waiter_(std::make_shared<std::shared_ptr<Waiter>>()) {
+    socket_.async_wait(tcp::socket::wait_read, [waiter = waiter_](const beast::error_code& ec) {
+      if (!ec && *waiter) (*waiter)->fire();
+    });
+  }
+  ~ClientWatch() {
+    beast::error_code ignored;
+    socket_.cancel(ignored);
+    waiter_->reset();
+  }
+  ClientWatch(const ClientWatch&) = delete;
+  ClientWatch& operator=(const ClientWatch&) = delete;
+  bool gone() { return !peer_connected(socket_); }
+  std::shared_ptr<Waiter>* slot() { return waiter_.get(); }
+
+ private:
+  tcp::socket& socket_;
+  std::shared_ptr<std::shared_ptr<Waiter>> waiter_;
 };
 
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
@@ -91,6 +132,9 @@ Reply post_reply(PostOutcome outcome, std::string_view job_id) {
   switch (outcome) {
     case PostOutcome::accepted: return {http::status::ok, R"({"status":"accepted"})", {}};
     case PostOutcome::ignored: return {http::status::ok, R"({"status":"ignored"})", {}};
+    case PostOutcome::refused:
+      return error_reply(http::status::conflict,
+                         "job " + std::string(job_id) + " is not held by this worker; nothing was changed");
     case PostOutcome::not_found: break;
   }
   return error_reply(http::status::not_found, "job " + std::string(job_id) + " not found");
@@ -240,14 +284,16 @@ class Server::Impl {
   awaitable<Reply> runsync(EndpointState& ep, Request& req, const Route& route);
   awaitable<Reply> stream_json(EndpointState& ep, const Route& route);
   awaitable<void> stream_sse(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
-  awaitable<Reply> job_take(EndpointState& ep, const Route& route);
+  awaitable<Reply> job_take(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   awaitable<Reply> openai_chat(EndpointState& ep, Request& req, beast::tcp_stream& stream, bool& consumed);
   awaitable<void> openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream);
-  awaitable<Reply> job_stop(EndpointState& ep, const Route& route);
+  awaitable<Reply> job_stop(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   Reply health(EndpointState& ep);
+  // `current`, when given, is kept pointing at the waiter of the moment, for a wake-up from outside
+  // the store.
   template <class Check>
   awaitable<bool> wait_for(JobStore& store, Topic topic, std::string_view key, Clock::time_point deadline,
-                           Check check);
+                           Check check, std::shared_ptr<Waiter>* current = nullptr);
   std::size_t body_limit(const std::optional<Route>& route) const;
   RateLimiter* limiter(EndpointState& ep, Op op);
   void on_terminal(TerminalEvent event);
@@ -268,6 +314,7 @@ class Server::Impl {
   bool started_ = false;
   bool stopped_ = false;
 
+  WebhookSender webhooks_;
   asio::io_context io_context_;
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
@@ -278,6 +325,8 @@ Server::Impl::Impl(Options options)
     : options_(std::move(options)),
       policy_limits_{options_.execution_timeout_default, options_.execution_timeout_min,
                      options_.execution_timeout_max, options_.ttl_default, options_.ttl_min, options_.ttl_max},
+      webhooks_(WebhookPolicy{options_.webhook_retries, options_.webhook_retry_delay, options_.webhook_timeout,
+                              options_.webhook_ca_file}),
       io_context_(static_cast<int>(std::max(1u, options_.io_threads))),
       acceptor_(asio::make_strand(io_context_)),
       sweep_timer_(asio::make_strand(io_context_)) {
@@ -288,6 +337,7 @@ Server::Impl::Impl(Options options)
   so.heartbeat_grace = options_.heartbeat_grace;
   so.retry_limit = options_.retry_limit;
   so.max_queued_bytes = options_.max_queued_bytes;
+  so.clock = std::make_shared<const SteadyStoreClock>();
   for (const std::string& id : options_.endpoint_ids) {
     if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
     if (endpoints_.contains(id)) continue;
@@ -368,13 +418,12 @@ void Server::Impl::stop() {
   }
   io_context_.stop();
   threads_.clear();  // joins
+  webhooks_.stop();
 }
 
 void Server::Impl::on_terminal(TerminalEvent event) {
   if (stopping_.load()) return;
-  WebhookPolicy policy{options_.webhook_retries, options_.webhook_retry_delay, options_.webhook_timeout};
-  asio::co_spawn(asio::make_strand(io_context_), deliver_webhook(std::move(event), policy, stopping_),
-                 [](std::exception_ptr p) { log_exception(p, "webhook delivery"); });
+  webhooks_.send(std::move(event));
 }
 
 awaitable<void> Server::Impl::accept_loop() {
@@ -482,6 +531,7 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     res.prepare_payload();
     stream.expires_after(options_.idle_timeout);
     co_await http::async_write(stream, res, redirect(ec));
+    if (ec && reply.undelivered) reply.undelivered();
     if (ec || !keep_alive) break;
   }
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -519,13 +569,19 @@ RateLimiter* Server::Impl::limiter(EndpointState& ep, Op op) {
 
 template <class Check>
 awaitable<bool> Server::Impl::wait_for(JobStore& store, Topic topic, std::string_view key,
-                                       Clock::time_point deadline, Check check) {
+                                       Clock::time_point deadline, Check check, std::shared_ptr<Waiter>* current) {
   const auto ex = co_await asio::this_coro::executor;
+  Subscription subscription;
   for (;;) {
     auto waiter = std::make_shared<Waiter>(ex);
-    // Subscribe before checking: a change between the check and the wait then still wakes us.
-    Subscription subscription = store.watch(topic, key, [waiter] { waiter->fire(); });
-    if (check()) co_return true;
+    if (current != nullptr) *current = waiter;
+    // Subscribe before checking: a change between the check and the wait then still wakes us. The
+    // watch that woke us goes only after the check: a queue watch is woken for one job, and
+    // dropping it first would wake another poller for the job this one is about to take.
+    Subscription next = store.watch(topic, key, [waiter] { waiter->fire(); });
+    const bool done = check();
+    subscription = std::move(next);
+    if (done) co_return true;
     if (stopping_.load() || Clock::now() >= deadline) co_return false;
     waiter->timer.expires_at(deadline);
     if (!waiter->fired.load()) {
@@ -571,7 +627,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
     case Op::status: {
       auto snap = store.status(arg1);
       if (!snap) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
-      co_return Reply{http::status::ok, std::move(snap->json), {}};
+      co_return Reply{http::status::ok, render_status(*snap), {}};
     }
     case Op::stream:
       if (contains_token(sv(req[http::field::accept]), "text/event-stream")) {
@@ -603,7 +659,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
     case Op::job_take:
     case Op::job_take_batch: {
       WorkerPresence presence(store, arg1);
-      co_return co_await job_take(*ep, *route);
+      co_return co_await job_take(*ep, *route, stream);
     }
     case Op::job_done: {
       WorkerPresence presence(store, arg1);
@@ -630,7 +686,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       co_return Reply{http::status::ok, R"({"status":"ok"})", {}};
     case Op::job_stop: {
       WorkerPresence presence(store, arg1);
-      co_return co_await job_stop(*ep, *route);
+      co_return co_await job_stop(*ep, *route, stream);
     }
     case Op::openai_chat: co_return co_await openai_chat(*ep, req, stream, consumed);
     case Op::openai_models:
@@ -688,15 +744,13 @@ awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Ro
   JobStore& store = *ep.store;
   const SubmitResult submitted = store.submit(std::move(job));
   if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
-  std::optional<JobSnapshot> snap;
+  std::optional<JobRecord> snap;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
     snap = store.status(id);
     return !snap || is_terminal(snap->status);
   });
-  if (!snap) {
-    co_return error_reply(http::status::not_found, "job " + id + " no longer exists: it was purged from the queue or expired");
-  }
-  if (is_terminal(snap->status)) co_return Reply{http::status::ok, std::move(snap->json), {}};
+  if (!snap) co_return error_reply(http::status::not_found, "job " + id + " no longer exists: it was purged from the queue or expired");
+  if (is_terminal(snap->status)) co_return Reply{http::status::ok, render_status(*snap), {}};
   co_return Reply{http::status::ok, id_status_json(id, status_name(snap->status)), {}};
 }
 
@@ -735,14 +789,16 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
   std::string out =
       "HTTP/1.1 200 OK\r\nServer: podworker\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
       "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
+  std::size_t cursor = 0;
   for (;;) {
     std::optional<StreamBatch> batch;
     if (!stopping_.load()) {
       co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&] {
-        batch = store.stream(id);
+        batch = store.read_stream(id, cursor);
         return !batch || !batch->chunks.empty() || is_terminal(batch->status);
       });
     }
+    if (batch) cursor = batch->next;
     bool done = false;
     if (stopping_.load()) {
       out += "event: error\ndata: {\"error\":\"endpoint shutting down\"}\n\n";
@@ -759,7 +815,7 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
       if (is_terminal(batch->status)) {
         auto snap = store.status(id);
         out += "event: done\ndata: ";
-        out += snap ? snap->json : id_status_json(id, status_name(batch->status));
+        out += snap ? render_status(*snap) : id_status_json(id, status_name(batch->status));
         out += "\n\n";
         done = true;
       } else if (batch->chunks.empty()) {
@@ -799,7 +855,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
     co_return Reply{};
   }
   const Millis wait = options_.runsync_wait_default;
-  std::optional<JobSnapshot> snap;
+  std::optional<JobRecord> snap;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
     snap = store.status(id);
     return !snap || is_terminal(snap->status);
@@ -820,8 +876,8 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
                     {}};
   }
   std::vector<std::string> chunks;
-  if (auto batch = store.stream(id)) chunks = std::move(batch->chunks);
-  OpenAiResponse response = openai_response(id, snap->json, chunks);
+  if (auto batch = store.read_stream(id, 0)) chunks = std::move(batch->chunks);
+  OpenAiResponse response = openai_response(id, render_status(*snap), chunks);
   co_return Reply{static_cast<http::status>(response.http_status), std::move(response.body), {}};
 }
 
@@ -835,14 +891,16 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
   // A keep-alive comment may only go between events; a handler's chunk could end mid-event.
   bool at_boundary = true;
   bool done = false;
+  std::size_t cursor = 0;
   while (!done) {
     std::optional<StreamBatch> batch;
     if (!stopping_.load()) {
       co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&] {
-        batch = store.stream(id);
+        batch = store.read_stream(id, cursor);
         return !batch || !batch->chunks.empty() || is_terminal(batch->status);
       });
     }
+    if (batch) cursor = batch->next;
     if (stopping_.load()) {
       out += "data: " + openai_error_json("endpoint shutting down", "server_error", id) + "\n\n";
       done = true;
@@ -856,7 +914,7 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
         at_boundary = out.ends_with("\n\n");
       }
       if (is_terminal(batch->status)) {
-        if (auto snap = store.status(id)) out += openai_stream_tail(id, snap->json, streamed_any);
+        if (auto snap = store.status(id)) out += openai_stream_tail(id, render_status(*snap), streamed_any);
         done = true;
       } else if (batch->chunks.empty() && at_boundary) {
         out += ": keep-alive\n\n";
@@ -877,7 +935,7 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
 }
 
-awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route) {
+awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, beast::tcp_stream& stream) {
   JobStore& store = *ep.store;
   std::size_t max_jobs = 1;
   if (route.op == Op::job_take_batch) {
@@ -893,30 +951,50 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route) {
   // Once per request, before the wait: a worker that holds jobs is told again about stops it may
   // have dropped.
   if (auto held = query_param(route.query, "job_in_progress")) store.report_in_progress(worker, *held == "1" || *held == "true");
-  std::vector<std::string> jobs;
-  co_await wait_for(store, Topic::queue, {}, Clock::now() + options_.take_wait, [&] {
-    jobs = store.take(worker, max_jobs);
-    return !jobs.empty();
-  });
-  if (jobs.empty()) co_return Reply{http::status::no_content, {}, {}};
-  if (route.op == Op::job_take) co_return Reply{http::status::ok, std::move(jobs.front()), {}};
-  std::string body = "[";
-  for (std::size_t i = 0; i < jobs.size(); ++i) {
-    if (i != 0) body += ',';
-    body += jobs[i];
+  std::vector<TakenJob> jobs;
+  {
+    ClientWatch client(stream.socket());
+    co_await wait_for(
+        store, Topic::queue, {}, Clock::now() + options_.take_wait,
+        [&] {
+          if (client.gone()) return true;
+          jobs = store.take(worker, max_jobs);
+          return !jobs.empty();
+        },
+        client.slot());
   }
-  body += ']';
-  co_return Reply{http::status::ok, std::move(body), {}};
+  if (jobs.empty()) co_return Reply{http::status::no_content, {}, {}};
+  std::string body;
+  if (route.op == Op::job_take) {
+    body = render_taken(jobs.front());
+  } else {
+    body = "[";
+    for (std::size_t i = 0; i < jobs.size(); ++i) {
+      if (i != 0) body += ',';
+      body += render_taken(jobs[i]);
+    }
+    body += ']';
+  }
+  Reply reply{http::status::ok, std::move(body), {}};
+  reply.undelivered = [&store, worker, jobs = std::move(jobs)] { store.release(worker, jobs); };
+  co_return reply;
 }
 
-awaitable<Reply> Server::Impl::job_stop(EndpointState& ep, const Route& route) {
+awaitable<Reply> Server::Impl::job_stop(EndpointState& ep, const Route& route, beast::tcp_stream& stream) {
   JobStore& store = *ep.store;
   const std::string worker(route.arg1);
   std::vector<std::string> ids;
-  co_await wait_for(store, Topic::stop, worker, Clock::now() + options_.stop_wait, [&] {
-    ids = store.take_stop_requests(worker);
-    return !ids.empty();
-  });
+  {
+    ClientWatch client(stream.socket());
+    co_await wait_for(
+        store, Topic::stop, worker, Clock::now() + options_.stop_wait,
+        [&] {
+          if (client.gone()) return true;
+          ids = store.take_stop_requests(worker);
+          return !ids.empty();
+        },
+        client.slot());
+  }
   if (ids.empty()) co_return Reply{http::status::no_content, {}, {}};
   rapidjson::StringBuffer buffer;
   Writer w(buffer);

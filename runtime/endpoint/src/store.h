@@ -1,16 +1,19 @@
 // The job store: every job of one endpoint, its queue, the workers that hold jobs, and the state
 // machine IN_QUEUE -> IN_PROGRESS -> COMPLETED | FAILED | CANCELLED | TIMED_OUT.
 //
-// The HTTP layer only speaks to this interface. Operations are short and never block on I/O; long
+// The HTTP layer only speaks to this interface, which speaks records (job.h): JSON bodies are
+// rendered in the HTTP layer. Operations are short and never block on I/O; long
 // polls are built from watch(): a callback fired when something the caller waits for may have
 // changed, after which the caller asks again. A durable or multi-node implementation (Redis lists
-// for the queues, hashes for jobs, pub/sub for watch()) can replace MemoryStore without touching the
-// HTTP layer.
+// for the queues, hashes for jobs, pub/sub for watch()) can replace MemoryStore without touching
+// the HTTP layer.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,17 +49,29 @@ class Subscription {
 };
 
 // What a watch() waits for: the queue (new or requeued jobs), one job (any change: state, progress,
-// stream chunk), or one worker's stop channel.
+// stream chunk), or one worker's stop channel. A queue watch is woken once per queued job, never
+// all at once: a woken watcher is expected to take(); if it drops its watch without having taken
+// the job, the store wakes the next one, so a job never waits while a poller does.
 enum class Topic : std::uint8_t { queue, job, stop };
 
-struct JobSnapshot {
-  JobStatus status;
-  std::string json;  // the /status body
+// A store's time source. The server passes the steady clock; tests drive a fake one, so every rule
+// of the state machine can be checked without sleeping.
+class StoreClock {
+ public:
+  using time_point = std::chrono::steady_clock::time_point;
+  virtual ~StoreClock() = default;
+  virtual time_point now() const = 0;
+};
+
+class SteadyStoreClock final : public StoreClock {
+ public:
+  time_point now() const override { return std::chrono::steady_clock::now(); }
 };
 
 struct StreamBatch {
   JobStatus status;
-  std::vector<std::string> chunks;  // JSON text of each undelivered chunk, now marked delivered
+  std::vector<std::string> chunks;  // JSON text of each chunk
+  std::size_t next = 0;             // cursor for the next read_stream()
 };
 
 // submit(): queued, or refused because the queued jobs' payloads would pass
@@ -68,8 +83,10 @@ struct SubmitResult {
 };
 
 enum class RetryOutcome : std::uint8_t { requeued, not_found, not_retryable };
-// job-done / job-stream: accepted, ignored (job ended or moved on: never overwrite), or unknown job.
-enum class PostOutcome : std::uint8_t { accepted, ignored, not_found };
+// job-done / job-stream: accepted; ignored (the job ended while this worker held it: never
+// overwrite); refused (this worker does not hold the job: it never took it, or it lost it to a
+// requeue; the job is untouched); or unknown job.
+enum class PostOutcome : std::uint8_t { accepted, ignored, refused, not_found };
 
 struct HealthCounts {
   std::size_t completed = 0, failed = 0, in_progress = 0, in_queue = 0;
@@ -80,8 +97,7 @@ struct HealthCounts {
 // Sent when a job reaches a terminal state and has a webhook.
 struct TerminalEvent {
   std::string webhook;
-  std::string status_json;
-  std::string job_id;
+  JobRecord job;
 };
 
 class JobStore {
@@ -90,27 +106,39 @@ class JobStore {
 
   // ---- client API
   [[nodiscard]] virtual SubmitResult submit(NewJob job) = 0;
-  virtual std::optional<JobSnapshot> status(std::string_view id) = 0;
-  // Takes the chunks not yet delivered (and marks them delivered).
+  virtual std::optional<JobRecord> status(std::string_view id) = 0;
+  // The JSON /stream poll (RunPod's meaning): the chunks no earlier stream() call has returned.
   virtual std::optional<StreamBatch> stream(std::string_view id) = 0;
+  // The chunks from `cursor` on, taking nothing from anyone: SSE readers and internal consumers
+  // start at 0 and pass back `next`. Cursors count over the job's whole life, so after a requeue a
+  // reader continues with the new run's chunks and never sees the old run's again.
+  virtual std::optional<StreamBatch> read_stream(std::string_view id, std::size_t cursor) = 0;
   // The job's status after the request: CANCELLED, or its terminal state if it had already ended.
   virtual std::optional<JobStatus> cancel(std::string_view id) = 0;
   virtual RetryOutcome retry(std::string_view id) = 0;
   virtual std::size_t purge_queue() = 0;
   virtual HealthCounts health() = 0;
 
-  // ---- worker API. Every worker request counts as a sign of life; begin/end bracket a request so
-  // a worker sitting in a long poll is never taken for lost.
+  // ---- worker API. The start of every worker request and every ping is a sign of life; the
+  // heartbeat grace counts from the last one. An open request is not: the process behind a long
+  // poll may be gone. begin/end bracket a request (health counts workers with requests open).
   virtual void worker_begin(std::string_view worker) = 0;
   virtual void worker_end(std::string_view worker) = 0;
-  // Up to `max_jobs` queued jobs, each as the JSON object a worker receives ({"id","input",...}).
-  virtual std::vector<std::string> take(std::string_view worker, std::size_t max_jobs) = 0;
+  // Up to `max_jobs` queued jobs, now IN_PROGRESS and leased to `worker` (the lease names this take).
+  virtual std::vector<TakenJob> take(std::string_view worker, std::size_t max_jobs) = 0;
+  // Jobs a take() handed out that never reached the worker (the response could not be written, or
+  // the poller had gone): back to the head of the queue, no retry counted. A lease that has moved
+  // on (the job ended, was requeued or taken again) is left alone.
+  virtual void release(std::string_view worker, const std::vector<TakenJob>& taken) = 0;
+  // Results, progress and stream chunks are taken only from the worker holding the job's lease.
   virtual PostOutcome post_result(std::string_view worker, std::string_view job, WorkerResult result) = 0;
   virtual PostOutcome post_stream(std::string_view worker, std::string_view job, std::string chunk_json) = 0;
-  // Heartbeat with the ids of the jobs the worker holds. A held job that has ended, is gone or is no
-  // longer assigned to this worker is queued for its stop channel again: a worker can drop a stop
-  // request that arrives before it has registered the job (the runpod SDK does so for ~100 ms after
-  // taking one), and the job would then run to its end. Each ping re-announces an id at most once.
+  // Heartbeat with the ids of the jobs the worker holds. A held job that has ended, is gone or is
+  // no longer assigned to this worker is queued for its stop channel again: a worker can drop a
+  // stop request that arrives before it has registered the job (the runpod SDK does so for ~100 ms
+  // after taking one), and the job would then run to its end. Each ping re-announces an id at most
+  // once. A job its holder keeps pinging without listing for longer than the grace is lost like a
+  // job of a silent worker: the worker is alive but can deliver neither its result nor its error.
   virtual void ping(std::string_view worker, const std::vector<std::string>& job_ids) = 0;
   // job-take's job_in_progress flag: holding, stops this worker was sent and has not been seen to
   // act on are queued again (at most a few times each); not holding, they are forgotten.
@@ -137,6 +165,7 @@ struct StoreOptions {
   // Jobs requeued by /retry or after a heartbeat loss are counted but never refused: they were
   // accepted once already.
   std::size_t max_queued_bytes = std::size_t{1} << 30;
+  std::shared_ptr<const StoreClock> clock;  // null: the steady clock
 };
 
 }  // namespace podworker::endpoint

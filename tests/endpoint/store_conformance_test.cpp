@@ -1,0 +1,526 @@
+// The rules of the job store, stated against the JobStore interface: the state machine, ownership
+// of a job by its lease holder, heartbeat and listing requeues, retention, TTL, executionTimeout,
+// the stop channel, stream cursors and the one-wake-per-job queue watch. A fake clock drives time,
+// so nothing here sleeps. Another implementation runs the same suite by adding its factory to
+// JOB_STORES.
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "memory_store.h"
+#include "podworker/json.h"
+
+namespace pe = podworker::endpoint;
+namespace pj = podworker::json;
+using namespace std::chrono_literals;
+
+namespace {
+
+class FakeClock final : public pe::StoreClock {
+ public:
+  time_point now() const override { return now_; }
+  void advance(std::chrono::milliseconds d) { now_ += d; }
+
+ private:
+  time_point now_ = time_point{} + std::chrono::hours(1);
+};
+
+struct MemoryStoreFactory {
+  static std::unique_ptr<pe::JobStore> make(pe::StoreOptions options, std::function<void(pe::TerminalEvent)> sink) {
+    return std::make_unique<pe::MemoryStore>(std::move(options), std::move(sink));
+  }
+};
+
+#define JOB_STORES MemoryStoreFactory
+
+pe::StoreOptions test_options() {
+  pe::StoreOptions o;
+  o.retention = 10s;
+  o.runsync_retention = 2s;
+  o.heartbeat_grace = 5s;
+  o.retry_limit = 2;
+  return o;
+}
+
+template <class Factory>
+struct Harness {
+  explicit Harness(pe::StoreOptions o = test_options()) {
+    o.clock = clock;
+    store = Factory::make(std::move(o), [this](pe::TerminalEvent e) { events.push_back(std::move(e)); });
+  }
+  void submit(const std::string& id, pe::Policy policy = {}, bool sync = false, std::string webhook = {}) {
+    pe::NewJob job;
+    job.id = id;
+    job.input_json = R"({"n":1})";
+    job.policy = policy;
+    job.sync = sync;
+    job.webhook = std::move(webhook);
+    store->submit(std::move(job));
+  }
+  // One take by `worker`, as a worker request brackets it.
+  std::vector<pe::TakenJob> take(const std::string& worker, std::size_t n = 1) {
+    store->worker_begin(worker);
+    auto jobs = store->take(worker, n);
+    store->worker_end(worker);
+    return jobs;
+  }
+  std::string take_one(const std::string& worker) {
+    auto jobs = take(worker);
+    REQUIRE(jobs.size() == 1);
+    return jobs.front().id;
+  }
+  void advance(std::chrono::milliseconds d) {
+    clock->advance(d);
+    store->sweep();
+  }
+  std::string status(const std::string& id) {
+    auto snap = store->status(id);
+    return snap ? std::string(pe::status_name(snap->status)) : "GONE";
+  }
+  pj::Document status_doc(const std::string& id) {
+    auto snap = store->status(id);
+    REQUIRE(snap);
+    return pj::parse(pe::render_status(*snap));
+  }
+  pe::PostOutcome done(const std::string& worker, const std::string& id, std::string output = R"("ok")") {
+    pe::WorkerResult r;
+    r.output_json = std::move(output);
+    return store->post_result(worker, id, std::move(r));
+  }
+  pe::PostOutcome progress(const std::string& worker, const std::string& id, std::string output) {
+    pe::WorkerResult r;
+    r.kind = pe::WorkerResult::Kind::progress;
+    r.output_json = std::move(output);
+    return store->post_result(worker, id, std::move(r));
+  }
+  std::vector<std::string> chunks_from(const std::string& id, std::size_t& cursor) {
+    auto batch = store->read_stream(id, cursor);
+    REQUIRE(batch);
+    cursor = batch->next;
+    return batch->chunks;
+  }
+
+  std::shared_ptr<FakeClock> clock = std::make_shared<FakeClock>();
+  std::vector<pe::TerminalEvent> events;
+  std::unique_ptr<pe::JobStore> store;
+};
+
+using Strings = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("store: IN_QUEUE -> IN_PROGRESS -> COMPLETED; a terminal state is final", F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("j1", {}, false, "http://hook/x");
+  CHECK(h.status("j1") == "IN_QUEUE");
+  CHECK(h.store->health().in_queue == 1);
+  h.clock->advance(250ms);
+  const auto taken = h.take("w1");
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].id == "j1");
+  CHECK(taken[0].input_json == R"({"n":1})");
+  CHECK(pj::to_string(pj::parse(pe::render_taken(taken[0]))["input"]) == R"({"n":1})");
+  CHECK(h.status("j1") == "IN_PROGRESS");
+  CHECK(pj::get_string(h.status_doc("j1"), "workerId") == "w1");
+  CHECK(pj::get_int(h.status_doc("j1"), "delayTime", -1) == 250);
+  CHECK(h.progress("w1", "j1", R"("half")") == pe::PostOutcome::accepted);
+  CHECK(pj::to_string(h.status_doc("j1")["output"]) == R"("half")");
+  h.clock->advance(100ms);
+  CHECK(h.done("w1", "j1", R"({"x":1})") == pe::PostOutcome::accepted);
+  const auto doc = h.status_doc("j1");
+  CHECK(pj::get_string(doc, "status") == "COMPLETED");
+  CHECK(pj::to_string(doc["output"]) == R"({"x":1})");
+  CHECK(pj::get_int(doc, "executionTime", -1) == 100);
+  REQUIRE(h.events.size() == 1);
+  CHECK(h.events[0].job.id == "j1");
+  CHECK(h.events[0].webhook == "http://hook/x");
+  CHECK(h.events[0].job.status == pe::JobStatus::completed);
+  CHECK(h.events[0].job.output_json == R"({"x":1})");
+  // The holder's late posts change nothing.
+  CHECK(h.done("w1", "j1", R"("again")") == pe::PostOutcome::ignored);
+  CHECK(h.progress("w1", "j1", R"("late")") == pe::PostOutcome::ignored);
+  CHECK(h.store->post_stream("w1", "j1", R"("late")") == pe::PostOutcome::ignored);
+  CHECK(pj::to_string(h.status_doc("j1")["output"]) == R"({"x":1})");
+  CHECK(h.events.size() == 1);
+  CHECK(h.done("w1", "nope") == pe::PostOutcome::not_found);
+  CHECK(h.store->health().completed == 1);
+}
+
+TEST_CASE_TEMPLATE("store: only the lease holder posts for a job; everything else is refused and changes nothing", F,
+                   JOB_STORES) {
+  Harness<F> h;
+  h.submit("first");
+  h.submit("held");
+  CHECK(h.take_one("w1") == "first");
+  CHECK(h.take_one("w1") == "held");
+  h.submit("waiting");
+
+  // A worker that never took the job.
+  CHECK(h.done("intruder", "held") == pe::PostOutcome::refused);
+  CHECK(h.progress("intruder", "held", R"("p")") == pe::PostOutcome::refused);
+  CHECK(h.store->post_stream("intruder", "held", R"("c")") == pe::PostOutcome::refused);
+  pe::WorkerResult error;
+  error.kind = pe::WorkerResult::Kind::error;
+  error.error = "boom";
+  CHECK(h.store->post_result("intruder", "held", error) == pe::PostOutcome::refused);
+  const auto doc = h.status_doc("held");
+  CHECK(pj::get_string(doc, "status") == "IN_PROGRESS");
+  CHECK(pj::get_string(doc, "workerId") == "w1");
+  CHECK_FALSE(doc.HasMember("output"));
+  std::size_t cursor = 0;
+  CHECK(h.chunks_from("held", cursor).empty());
+
+  // A job still queued: no one holds it, so no one may finish it; it still runs.
+  CHECK(h.done("w1", "waiting") == pe::PostOutcome::refused);
+  CHECK(h.status("waiting") == "IN_QUEUE");
+  CHECK(h.take_one("w2") == "waiting");
+  CHECK(h.done("w2", "waiting") == pe::PostOutcome::accepted);
+  CHECK(h.status("waiting") == "COMPLETED");
+
+  // Nor may another worker touch a job after it ended.
+  CHECK(h.done("w1", "first") == pe::PostOutcome::accepted);
+  CHECK(h.done("w2", "first", R"("other")") == pe::PostOutcome::refused);
+  CHECK(pj::to_string(h.status_doc("first")["output"]) == R"("ok")");
+  CHECK(h.events.empty());  // no webhooks in this test: nothing was emitted by a refusal either
+}
+
+TEST_CASE_TEMPLATE("store: error results FAIL; retry starts a clean run; only FAILED/TIMED_OUT retry", F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("j");
+  h.take_one("w1");
+  h.store->post_stream("w1", "j", R"("old")");
+  pe::WorkerResult error;
+  error.kind = pe::WorkerResult::Kind::error;
+  error.error = "boom";
+  CHECK(h.store->post_result("w1", "j", error) == pe::PostOutcome::accepted);
+  CHECK(pj::get_string(h.status_doc("j"), "error") == "boom");
+  CHECK(h.store->retry("j") == pe::RetryOutcome::requeued);
+  const auto doc = h.status_doc("j");
+  CHECK(pj::get_string(doc, "status") == "IN_QUEUE");
+  CHECK_FALSE(doc.HasMember("error"));
+  CHECK_FALSE(doc.HasMember("workerId"));
+  auto batch = h.store->stream("j");
+  REQUIRE(batch);
+  CHECK(batch->chunks.empty());
+  h.take_one("w2");
+  CHECK(h.done("w2", "j") == pe::PostOutcome::accepted);
+  CHECK(h.store->retry("j") == pe::RetryOutcome::not_retryable);
+  CHECK(h.store->retry("none") == pe::RetryOutcome::not_found);
+}
+
+TEST_CASE_TEMPLATE("store: cancel ends a queued job unrun and tells a holder to stop", F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("running");
+  h.submit("queued");
+  h.take_one("w1");
+  CHECK(h.store->cancel("queued") == pe::JobStatus::cancelled);
+  CHECK(h.take("w2").empty());
+  CHECK(h.store->health().in_queue == 0);
+  CHECK(h.store->cancel("running") == pe::JobStatus::cancelled);
+  CHECK(h.store->take_stop_requests("w1") == Strings{"running"});
+  CHECK(h.store->take_stop_requests("w1").empty());
+  CHECK(h.done("w1", "running") == pe::PostOutcome::ignored);
+  CHECK(h.status("running") == "CANCELLED");
+  CHECK(h.store->cancel("running") == pe::JobStatus::cancelled);
+  CHECK_FALSE(h.store->cancel("none"));
+  // A worker still reporting the ended job is told again, once per ping.
+  h.store->ping("w1", {"running"});
+  CHECK(h.store->take_stop_requests("w1") == Strings{"running"});
+}
+
+TEST_CASE_TEMPLATE("store: executionTimeout ends a running job TIMED_OUT and stops it", F, JOB_STORES) {
+  Harness<F> h;
+  pe::Policy p;
+  p.execution_timeout = 3s;
+  h.submit("j", p);
+  h.advance(10s);  // queue time does not count
+  CHECK(h.status("j") == "IN_QUEUE");
+  h.take_one("w1");
+  h.store->ping("w1", {"j"});
+  h.advance(3s);
+  CHECK(h.status("j") == "IN_PROGRESS");
+  h.store->ping("w1", {"j"});
+  h.advance(1ms);
+  CHECK(h.status("j") == "TIMED_OUT");
+  CHECK(h.store->take_stop_requests("w1") == Strings{"j"});
+  CHECK(h.store->retry("j") == pe::RetryOutcome::requeued);
+}
+
+TEST_CASE_TEMPLATE("store: ttl removes a job in any state; retention keeps results, runsync ones shorter", F,
+                   JOB_STORES) {
+  Harness<F> h;
+  pe::Policy p;
+  p.ttl = 4s;
+  h.submit("running", p);
+  h.take_one("w1");
+  h.submit("done");
+  h.take_one("w1");
+  h.done("w1", "done");
+  h.submit("sync-done", {}, true);
+  h.take_one("w1");
+  h.done("w1", "sync-done");
+  h.submit("queued", p);
+  h.store->ping("w1", {"running"});
+  h.advance(2s);
+  CHECK(h.status("sync-done") == "COMPLETED");
+  h.store->ping("w1", {"running"});
+  h.advance(1ms);
+  CHECK(h.status("sync-done") == "GONE");
+  h.store->ping("w1", {"running"});
+  h.advance(2s);
+  CHECK(h.status("running") == "GONE");
+  CHECK(h.status("queued") == "GONE");
+  CHECK(h.store->take_stop_requests("w1") == Strings{"running"});
+  CHECK(h.status("done") == "COMPLETED");
+  h.store->ping("w1", {});
+  h.advance(8s);
+  CHECK(h.status("done") == "GONE");
+
+  h.submit("q", p);
+  h.advance(4001ms);
+  CHECK(h.status("q") == "GONE");
+  CHECK(h.take("w1").empty());
+}
+
+TEST_CASE_TEMPLATE(
+    "store: a silent worker's job is requeued at the head after the grace, then FAILED at the "
+    "limit",
+    F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("j");
+  h.submit("later");
+  CHECK(h.take_one("w1") == "j");
+  h.store->post_stream("w1", "j", R"("old run")");
+  h.progress("w1", "j", R"("old progress")");
+  std::size_t cursor = 0;
+  CHECK(h.chunks_from("j", cursor) == Strings{R"("old run")"});
+  // An open request is no sign of life: the grace counts from its start.
+  h.store->worker_begin("w1");
+  h.advance(5s);
+  CHECK(h.status("j") == "IN_PROGRESS");
+  h.advance(1ms);
+  CHECK(h.status("j") == "IN_QUEUE");
+  const auto doc = h.status_doc("j");
+  CHECK_FALSE(doc.HasMember("output"));
+  CHECK_FALSE(doc.HasMember("workerId"));
+  CHECK(h.store->health().retried == 1);
+  // The old run's chunks are gone for every reader.
+  auto batch = h.store->stream("j");
+  REQUIRE(batch);
+  CHECK(batch->chunks.empty());
+  CHECK(h.chunks_from("j", cursor).empty());
+  // The lost worker cannot post for it any more.
+  CHECK(h.done("w1", "j") == pe::PostOutcome::refused);
+  CHECK(h.store->post_stream("w1", "j", R"("stale")") == pe::PostOutcome::refused);
+
+  CHECK(h.take_one("w2") == "j");  // head of the queue, before "later"
+  h.store->post_stream("w2", "j", R"("new run")");
+  CHECK(h.chunks_from("j", cursor) == Strings{R"("new run")"});
+  batch = h.store->stream("j");
+  REQUIRE(batch);
+  CHECK(batch->chunks == Strings{R"("new run")"});
+  h.advance(5001ms);
+  CHECK(h.take_one("w3") == "j");
+  h.advance(5001ms);
+  CHECK(h.status("j") == "FAILED");
+  CHECK(pj::get_string(h.status_doc("j"), "error").find("retry limit") != std::string::npos);
+  CHECK(h.store->health().retried == 2);
+}
+
+TEST_CASE_TEMPLATE("store: a job its live holder stops listing in pings is requeued after the grace", F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("listed");
+  h.submit("dropped");
+  h.take_one("w1");
+  h.take_one("w1");
+  for (int i = 0; i < 8; ++i) {
+    h.store->ping("w1", {"listed", "dropped"});
+    h.advance(1s);
+  }
+  CHECK(h.status("dropped") == "IN_PROGRESS");  // listed: no limit but executionTimeout
+  // The worker goes on pinging (it is alive) but no longer lists one job: it can deliver nothing
+  // for it.
+  for (int i = 0; i < 4; ++i) {
+    h.store->ping("w1", {"listed"});
+    h.advance(1s);
+    CHECK(h.status("dropped") == "IN_PROGRESS");
+  }
+  h.store->ping("w1", {"listed"});
+  h.advance(1ms);
+  CHECK(h.status("dropped") == "IN_QUEUE");
+  CHECK(h.status("listed") == "IN_PROGRESS");
+  CHECK(h.store->health().retried == 1);
+  CHECK(h.store->take_stop_requests("w1") == Strings{"dropped"});
+  CHECK(h.done("w1", "dropped") == pe::PostOutcome::refused);
+}
+
+TEST_CASE_TEMPLATE("store: an undelivered take goes back to the head, no retry counted; a stale release is void", F,
+                   JOB_STORES) {
+  Harness<F> h;
+  h.submit("a");
+  h.submit("b");
+  const auto taken = h.take("gone", 1);
+  REQUIRE(taken.size() == 1);
+  h.store->release("gone", taken);
+  CHECK(h.status("a") == "IN_QUEUE");
+  CHECK_FALSE(h.status_doc("a").HasMember("workerId"));
+  CHECK(h.store->health().retried == 0);
+  CHECK(h.store->health().in_queue == 2);
+  CHECK(h.done("gone", "a") == pe::PostOutcome::refused);
+  CHECK(h.take_one("live") == "a");
+  // Released again after another worker took it: nothing happens.
+  h.store->release("gone", taken);
+  CHECK(h.status("a") == "IN_PROGRESS");
+  // The same worker's earlier lease does not give back its current one.
+  h.store->release("live", taken);
+  CHECK(h.status("a") == "IN_PROGRESS");
+  CHECK(h.done("live", "a") == pe::PostOutcome::accepted);
+}
+
+TEST_CASE_TEMPLATE("store: stream readers by cursor never take chunks from each other; /stream keeps its meaning", F,
+                   JOB_STORES) {
+  Harness<F> h;
+  h.submit("j");
+  h.take_one("w1");
+  for (const char* c : {R"("a")", R"("b")"}) CHECK(h.store->post_stream("w1", "j", c) == pe::PostOutcome::accepted);
+  std::size_t one = 0, two = 0;
+  CHECK(h.chunks_from("j", one) == Strings{R"("a")", R"("b")"});
+  h.store->post_stream("w1", "j", R"("c")");
+  CHECK(h.chunks_from("j", two) == Strings{R"("a")", R"("b")", R"("c")"});
+  CHECK(h.chunks_from("j", one) == Strings{R"("c")"});
+  CHECK(h.chunks_from("j", one).empty());
+  // The JSON poll: each chunk once, whatever cursor readers did.
+  auto batch = h.store->stream("j");
+  REQUIRE(batch);
+  CHECK(batch->chunks == Strings{R"("a")", R"("b")", R"("c")"});
+  CHECK(h.store->stream("j")->chunks.empty());
+  h.store->post_stream("w1", "j", R"("d")");
+  h.done("w1", "j");
+  batch = h.store->stream("j");
+  CHECK(batch->chunks == Strings{R"("d")"});
+  CHECK(batch->status == pe::JobStatus::completed);
+  // After the end, a new reader still reads everything.
+  std::size_t late = 0;
+  CHECK(h.chunks_from("j", late).size() == 4);
+  CHECK_FALSE(h.store->read_stream("none", 0));
+}
+
+TEST_CASE_TEMPLATE("store: a queue watch is woken once per queued job, and a wake not used passes on", F, JOB_STORES) {
+  Harness<F> h;
+  int woken[3] = {0, 0, 0};
+  std::vector<pe::Subscription> subs;
+  for (int i = 0; i < 3; ++i) subs.push_back(h.store->watch(pe::Topic::queue, {}, [&woken, i] { ++woken[i]; }));
+  h.submit("j1");
+  CHECK(woken[0] + woken[1] + woken[2] == 1);
+  CHECK(woken[0] == 1);  // the longest waiting
+  // The woken poller leaves without taking (its client had gone): the next one is woken.
+  subs[0].reset();
+  CHECK(woken[1] == 1);
+  CHECK(woken[2] == 0);
+  // It takes, then its watch goes: nobody else is woken for a job that is no longer queued.
+  h.take_one("w");
+  subs[1].reset();
+  CHECK(woken[2] == 0);
+  h.submit("j2");
+  h.submit("j3");
+  CHECK(woken[2] == 1);  // the only one left; a new watcher gets the second job's wake
+  int late = 0;
+  subs.push_back(h.store->watch(pe::Topic::queue, {}, [&late] { ++late; }));
+  CHECK(late == 0);  // registering wakes nothing: the caller looks at the queue itself right after
+  h.submit("j4");
+  CHECK(late == 1);  // three jobs queued and one poller woken: the newcomer gets one
+  subs[2].reset();
+  CHECK(late == 1);
+  // wake_all (shutdown) reaches every watch.
+  int other = 0;
+  auto job_watch = h.store->watch(pe::Topic::job, "j2", [&other] { ++other; });
+  h.store->wake_all();
+  CHECK(other == 1);
+  CHECK(late == 2);
+}
+
+TEST_CASE_TEMPLATE("store: lowPriority jobs are taken after every normal one; purge removes queued jobs", F,
+                   JOB_STORES) {
+  Harness<F> h;
+  pe::Policy low;
+  low.low_priority = true;
+  h.submit("low", low);
+  h.submit("n1");
+  h.submit("n2");
+  CHECK(h.take_one("w") == "n1");
+  h.submit("n3");
+  const auto batch = h.take("w", 5);
+  REQUIRE(batch.size() == 3);
+  CHECK(batch[0].id == "n2");
+  CHECK(batch[1].id == "n3");
+  CHECK(batch[2].id == "low");
+  h.submit("q1");
+  h.submit("q2");
+  CHECK(h.store->purge_queue() == 2);
+  CHECK(h.status("q1") == "GONE");
+  CHECK(h.status("n1") == "IN_PROGRESS");
+  CHECK(h.store->health().in_queue == 0);
+}
+
+TEST_CASE_TEMPLATE("store: health counts workers alive by their last sign of life", F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("j");
+  h.take_one("busy");
+  h.store->ping("idle", {});
+  auto health = h.store->health();
+  CHECK(health.workers_running == 1);
+  CHECK(health.workers_idle == 1);
+  CHECK(health.in_progress == 1);
+  h.store->worker_begin("idle");  // a poll left open by a process that is gone
+  h.clock->advance(6s);
+  health = h.store->health();
+  CHECK(health.workers_running == 0);
+  CHECK(health.workers_idle == 0);
+}
+
+TEST_CASE_TEMPLATE("store: stop channel: each stop once, re-announced while the worker still holds the job", F,
+                   JOB_STORES) {
+  Harness<F> h;
+  h.submit("j");
+  h.take_one("w1");
+  CHECK(h.store->take_stop_requests("w1").empty());
+  h.store->cancel("j");
+  CHECK(h.store->take_stop_requests("w1") == Strings{"j"});
+  CHECK(h.store->take_stop_requests("w1").empty());
+  // job-take with job_in_progress=1 names no job: the stop is sent again, a bounded number of times.
+  int reannounced = 0;
+  for (int i = 0; i < 10; ++i) {
+    h.store->report_in_progress("w1", true);
+    reannounced += static_cast<int>(h.store->take_stop_requests("w1").size());
+  }
+  CHECK(reannounced >= 1);
+  CHECK(reannounced <= 5);
+  // A ping that still lists the job: sent again, every time.
+  h.store->ping("w1", {"j"});
+  CHECK(h.store->take_stop_requests("w1") == Strings{"j"});
+  h.store->ping("w1", {"j"});
+  CHECK(h.store->take_stop_requests("w1") == Strings{"j"});
+  // The worker no longer lists it: it acted on the stop; nothing more is sent.
+  h.store->ping("w1", {});
+  h.store->report_in_progress("w1", true);
+  CHECK(h.store->take_stop_requests("w1").empty());
+  // Taking another job leaves a pending stop for an earlier one alone; a ping then listing only the
+  // new job sends nothing more.
+  h.submit("k");
+  h.take_one("w1");
+  CHECK(h.store->cancel("k") == pe::JobStatus::cancelled);
+  h.submit("k2");
+  CHECK(h.take_one("w1") == "k2");
+  CHECK(h.store->take_stop_requests("w1") == Strings{"k"});
+  h.store->ping("w1", {"k2"});
+  CHECK(h.store->take_stop_requests("w1").empty());
+}
+
+TEST_CASE_TEMPLATE("store: a duplicate job id is a programming error, not a second job", F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("same");
+  CHECK_THROWS(h.submit("same"));
+  CHECK(h.store->health().in_queue == 1);
+}
