@@ -9,6 +9,7 @@
 #include <condition_variable>
 #include <limits>
 #include <mutex>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 #include <unordered_map>
@@ -50,8 +51,9 @@ using tcp = asio::ip::tcp;
 using asio::awaitable;
 using Clock = std::chrono::steady_clock;
 using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+constexpr std::uint32_t kHeaderLimit = 64 * 1024;
 
-constexpr auto kAwait = asio::use_awaitable;
 inline auto redirect(beast::error_code& ec) { return asio::redirect_error(asio::use_awaitable, ec); }
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
@@ -80,6 +82,7 @@ struct Reply {
 // was killed) leaves an end of stream or an error in the receive queue; bytes of a next request
 // mean it is there.
 bool peer_connected(tcp::socket& socket) {
+  if (!socket.is_open()) return true;  // serve_bytes(): an in-process caller, always there
   char byte = 0;
   const ssize_t n = ::recv(socket.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
   if (n > 0) return true;
@@ -238,6 +241,7 @@ class Server::Impl {
   ~Impl();
   std::uint16_t start();
   void stop();
+  std::string serve_bytes(std::string_view input);
 
   Options options_;
   std::uint16_t port_ = 0;
@@ -278,6 +282,14 @@ class Server::Impl {
   awaitable<void> sweep_loop();
   awaitable<void> session(tcp::socket socket);
   awaitable<void> drain(beast::tcp_stream& stream);
+  awaitable<void> serve_buffer(std::string_view input, std::string& output);
+  // `undelivered` receives what to run should the response not reach the client (a job-take's
+  // give-back).
+  awaitable<Response> respond(Request& req, const std::optional<Route>& route,
+                              beast::tcp_stream& stream, bool& consumed,
+                              std::function<void()>& undelivered);
+  Response too_large_response(const Request& req, const std::optional<Route>& route,
+                              std::size_t limit) const;
   awaitable<Reply> dispatch(Request& req, const std::optional<Route>& route, beast::tcp_stream& stream,
                             bool& consumed);
   awaitable<Reply> run(EndpointState& ep, Request& req);
@@ -422,7 +434,8 @@ void Server::Impl::stop() {
 }
 
 void Server::Impl::on_terminal(TerminalEvent event) {
-  if (stopping_.load()) return;
+  // A server never started (serve_bytes(), the fuzzer's entry) delivers nothing over the network.
+  if (stopping_.load() || !started_) return;
   webhooks_.send(std::move(event));
 }
 
@@ -472,7 +485,7 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
   beast::error_code ec;
   while (!stopping_.load()) {
     http::request_parser<http::string_body> parser;
-    parser.header_limit(64 * 1024);
+    parser.header_limit(kHeaderLimit);
     // The parser checks Content-Length against its body limit while still reading the header; the
     // real, per-route limit is only known once the target is parsed, so it is set after that.
     parser.body_limit(std::numeric_limits<std::uint64_t>::max());
@@ -481,7 +494,6 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     if (ec) break;
     InFlight in_flight(*this);
     const std::optional<Route> route = parse_route(sv(parser.get().target()));
-    const bool openai = is_openai_request(sv(parser.get().target()), route);
     const std::size_t limit = body_limit(route);
     const auto content_length = parser.content_length();
     bool too_large = content_length && *content_length > limit;
@@ -501,40 +513,134 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     }
     Request& req = parser.get();
     if (too_large) {
-      Reply reply = error_reply(http::status::payload_too_large,
-                                "request body exceeds the limit of " + std::to_string(limit) + " bytes for this route");
-      if (openai) reply.body = openai_shaped_error(413, reply.body);
-      http::response<http::string_body> res{reply.status, req.version()};
-      res.set(http::field::content_type, "application/json");
-      res.keep_alive(false);
-      res.body() = std::move(reply.body);
-      res.prepare_payload();
+      Response res = too_large_response(req, route, limit);
       co_await http::async_write(stream, res, redirect(ec));
       if (!ec) co_await drain(stream);
       break;
     }
     stream.expires_never();
     bool consumed = false;
-    Reply reply = co_await dispatch(req, route, stream, consumed);
+    std::function<void()> undelivered;
+    Response res = co_await respond(req, route, stream, consumed, undelivered);
     if (consumed) co_return;  // an SSE response owned the connection and closed it
-    // OpenAI clients read errors from {"error": {"message", "type"}}.
-    if (openai && static_cast<int>(reply.status) >= 400) {
-      reply.body = openai_shaped_error(static_cast<int>(reply.status), reply.body);
-    }
-    const bool keep_alive = req.keep_alive() && !stopping_.load();
-    http::response<http::string_body> res{reply.status, req.version()};
-    res.set(http::field::server, "podworker");
-    if (reply.status != http::status::no_content) res.set(http::field::content_type, "application/json");
-    if (!reply.allow.empty()) res.set(http::field::allow, beast::string_view(reply.allow.data(), reply.allow.size()));
-    res.keep_alive(keep_alive);
-    res.body() = std::move(reply.body);
-    res.prepare_payload();
+    const bool keep_alive = res.keep_alive();
     stream.expires_after(options_.idle_timeout);
     co_await http::async_write(stream, res, redirect(ec));
-    if (ec && reply.undelivered) reply.undelivered();
+    if (ec && undelivered) undelivered();
     if (ec || !keep_alive) break;
   }
   stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+Response Server::Impl::too_large_response(const Request& req, const std::optional<Route>& route,
+                                          std::size_t limit) const {
+  Reply reply = error_reply(
+      http::status::payload_too_large,
+      "request body exceeds the limit of " + std::to_string(limit) + " bytes for this route");
+  if (is_openai_request(sv(req.target()), route)) reply.body = openai_shaped_error(413, reply.body);
+  Response res{reply.status, req.version()};
+  res.set(http::field::content_type, "application/json");
+  res.keep_alive(false);
+  res.body() = std::move(reply.body);
+  res.prepare_payload();
+  return res;
+}
+
+awaitable<Response> Server::Impl::respond(Request& req, const std::optional<Route>& route,
+                                          beast::tcp_stream& stream, bool& consumed,
+                                          std::function<void()>& undelivered) {
+  Reply reply = co_await dispatch(req, route, stream, consumed);
+  if (consumed) co_return Response{};
+  undelivered = std::move(reply.undelivered);
+  // OpenAI clients read errors from {"error": {"message", "type"}}.
+  if (is_openai_request(sv(req.target()), route) && static_cast<int>(reply.status) >= 400) {
+    reply.body = openai_shaped_error(static_cast<int>(reply.status), reply.body);
+  }
+  Response res{reply.status, req.version()};
+  res.set(http::field::server, "podworker");
+  if (reply.status != http::status::no_content)
+    res.set(http::field::content_type, "application/json");
+  if (!reply.allow.empty())
+    res.set(http::field::allow, beast::string_view(reply.allow.data(), reply.allow.size()));
+  res.keep_alive(req.keep_alive() && !stopping_.load());
+  res.body() = std::move(reply.body);
+  res.prepare_payload();
+  co_return res;
+}
+
+// The in-process twin of session(): the same parser limits, the same respond(), on bytes instead of
+// a socket. The stream is never opened, so a streamed answer finds its client already gone.
+awaitable<void> Server::Impl::serve_buffer(std::string_view input, std::string& output) {
+  beast::tcp_stream stream(co_await asio::this_coro::executor);
+  while (!input.empty() && !stopping_.load()) {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(kHeaderLimit);
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());
+    beast::error_code ec;
+    // put() stops after the header until eager(true), so the body gets the route's limit.
+    const auto feed = [&] {
+      while (!parser.is_done() && !(parser.is_header_done() && !parser.eager())) {
+        const std::size_t used = parser.put(asio::buffer(input.data(), input.size()), ec);
+        input.remove_prefix(used);
+        if (ec == http::error::need_more && used != 0) ec = {};
+        if (ec) return;
+        if (used == 0) {  // the bytes end mid-message: a connection would wait, then close
+          ec = http::error::need_more;
+          return;
+        }
+      }
+    };
+    feed();
+    if (ec) break;  // malformed, or cut short: a connection would be closed
+    const std::optional<Route> route = parse_route(sv(parser.get().target()));
+    const std::size_t limit = body_limit(route);
+    const auto content_length = parser.content_length();
+    bool too_large = content_length && *content_length > limit;
+    if (!too_large) {
+      parser.body_limit(limit);
+      parser.eager(true);
+      feed();
+      if (ec == http::error::body_limit) {
+        too_large = true;
+      } else if (ec) {
+        break;
+      }
+    }
+    Request& req = parser.get();
+    Response res;
+    bool consumed = false;
+    if (too_large) {
+      res = too_large_response(req, route, limit);
+    } else {
+      std::function<void()> undelivered;  // the output buffer always takes the answer
+      res = co_await respond(req, route, stream, consumed, undelivered);
+    }
+    if (consumed) break;
+    std::ostringstream text;
+    text << res;
+    output += text.str();
+    if (too_large || !res.keep_alive()) break;
+  }
+}
+
+std::string Server::Impl::serve_bytes(std::string_view input) {
+  {
+    std::lock_guard lock(state_mu_);
+    if (started_)
+      throw std::logic_error("serve_bytes() is for an endpoint server that was not started");
+  }
+  std::string output;
+  bool done = false;
+  std::exception_ptr failure;
+  asio::co_spawn(io_context_, serve_buffer(input, output), [&](std::exception_ptr p) {
+    done = true;
+    failure = p;
+  });
+  io_context_.restart();
+  while (!done && io_context_.run_one() != 0) {
+  }
+  if (failure) std::rethrow_exception(failure);
+  return output;
 }
 
 // After a 413 the client may still be sending the body: read and discard it (bounded) so it gets
@@ -1042,6 +1148,9 @@ Server::Server(Options options) : impl_(std::make_unique<Impl>(std::move(options
 Server::~Server() = default;
 std::uint16_t Server::start() { return impl_->start(); }
 void Server::stop() { impl_->stop(); }
+std::string Server::serve_bytes(std::string_view requests) {
+  return impl_->serve_bytes(requests);
+}
 std::uint16_t Server::port() const { return impl_->port_; }
 std::string Server::url() const {
   const std::string& host = impl_->options_.host;

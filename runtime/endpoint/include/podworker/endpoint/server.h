@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace podworker::endpoint {
@@ -122,6 +123,15 @@ class Server {
   // options.shutdown_timeout), then joins the I/O threads. Idempotent; thread-safe, but never call
   // it from one of the server's own I/O threads. A stopped server cannot be started again.
   void stop();
+
+  // Answers HTTP/1.1 requests given as bytes (several may follow one another, as on a keep-alive
+  // connection) in process, with no socket: the same parser limits and request handling a
+  // connection gets, and the bytes a client would have been sent back. A streamed (SSE) answer
+  // finds its client already gone and ends the exchange. Runs the server's I/O on the calling
+  // thread, so it is only for a server that was never start()ed (throws std::logic_error
+  // otherwise); webhooks are not delivered. An exception escaping the request handling, which would
+  // drop a connection, is rethrown. For fuzzing and tests.
+  std::string serve_bytes(std::string_view requests);
 
   std::uint16_t port() const;
   std::string url() const;  // "http://host:port"
