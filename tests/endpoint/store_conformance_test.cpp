@@ -11,6 +11,9 @@
 
 #include "memory_store.h"
 #include "podworker/json.h"
+#ifdef PODWORKER_STORE_CONFORMANCE_REDIS
+#include "redis_store_factory.h"
+#endif
 
 namespace pe = podworker::endpoint;
 namespace pj = podworker::json;
@@ -33,7 +36,11 @@ struct MemoryStoreFactory {
   }
 };
 
+#ifdef PODWORKER_STORE_CONFORMANCE_REDIS
+#define JOB_STORES RedisStoreFactory  // redis_store_factory.h: the same cases on a fresh Redis database
+#else
 #define JOB_STORES MemoryStoreFactory
+#endif
 
 pe::StoreOptions test_options() {
   pe::StoreOptions o;

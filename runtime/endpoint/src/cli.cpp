@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <pthread.h>
 
 #include "podworker/endpoint/server.h"
 #include "podworker/log.h"
+#include "store_factory.h"
 
 namespace podworker::endpoint {
 
@@ -115,6 +117,13 @@ CliResult parse_cli(const std::vector<std::string>& args, Options& o) {
       if (!need_value()) return result;
       if (value.empty()) return bad_value();
       o.openai_model = value;
+    } else if (flag == "--store") {
+      if (!need_value()) return result;
+      if (std::string e = check_store_spec(value); !e.empty()) {
+        result.error = e;
+        return result;
+      }
+      o.store = value;
     } else if (flag == "--io-threads") {
       if (!need_value()) return result;
       if (!parse_number(value, 1, 64, n)) return bad_value();
@@ -186,6 +195,8 @@ std::string cli_help(const std::string& program) {
       "                            PODWORKER_API_KEY; without a key authentication is off\n"
       "  --openai-model NAME       model id listed by openai/v1/models and put in requests that name\n"
       "                            none (podworker)\n"
+      "  --store STORE             job store: memory, or redis://HOST:PORT[/DB] to share one Redis\n"
+      "                            between endpoint replicas (memory)\n"
       "  --io-threads N            I/O threads (2)\n"
       "  --no-rate-limit           turn rate limits off (benchmarks)\n"
       "  --rate-limit ROUTE=R/C    R requests per window, C concurrent (0 = unlimited) for ROUTE:\n"
@@ -234,9 +245,10 @@ int endpoint_main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  Server server(options);
+  std::optional<Server> server;
   try {
-    server.start();
+    server.emplace(options);  // opens the store: a Redis that cannot be reached ends here
+    server->start();
   } catch (const std::exception& e) {
     std::cerr << program << ": " << e.what() << "\n";
     return 1;
@@ -244,14 +256,14 @@ int endpoint_main(int argc, char** argv) {
   std::string ids;
   for (const auto& id : options.endpoint_ids) ids += (ids.empty() ? "" : ", ") + id;
   log::info("endpoint: serving endpoint id(s) " + ids + " (default " + options.endpoint_ids.front() + ")");
-  const std::string line = "podworker endpoint listening on " + server.url() + "\n";
+  const std::string line = "podworker endpoint listening on " + server->url() + "\n";
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fflush(stdout);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   log::info(std::string("endpoint: ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
-  server.stop();
+  server->stop();
   log::info("endpoint: stopped");
   return 0;
 }

@@ -29,6 +29,7 @@
 
 #include "auth.h"
 #include "memory_store.h"
+#include "store_factory.h"
 #include "openai.h"
 #include "podworker/ids.h"
 #include "podworker/json.h"
@@ -300,7 +301,7 @@ Server::Impl::Impl(Options options)
   for (const std::string& id : options_.endpoint_ids) {
     if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
     if (endpoints_.contains(id)) continue;
-    auto store = std::make_unique<MemoryStore>(so, [this](TerminalEvent e) { on_terminal(std::move(e)); });
+    auto store = make_store(options_.store, id, so, [this](TerminalEvent e) { on_terminal(std::move(e)); });
     endpoints_.emplace(id, std::make_unique<EndpointState>(id, std::move(store), options_));
   }
   default_endpoint_ = endpoints_.find(options_.endpoint_ids.front())->second.get();

@@ -57,6 +57,8 @@ struct Options {
   unsigned io_threads = 2;
   // The model id /openai/v1/models lists (the handler decides what actually runs).
   std::string openai_model = "podworker";
+  // The job store: "memory" (this process only) or "redis://HOST:PORT[/DB]" (shared by replicas).
+  std::string store = "memory";
 
   bool rate_limit = true;
   RateLimits limits;
@@ -100,6 +102,7 @@ struct Options {
 
 class Server {
  public:
+  // Throws when the store cannot be opened (a Redis that cannot be reached).
   explicit Server(Options options);
   ~Server();  // stop()s if running
   Server(const Server&) = delete;
