@@ -89,7 +89,7 @@ struct Harness {
   pj::Document status_doc(const std::string& id) {
     auto snap = store->status(id);
     REQUIRE(snap);
-    return pj::parse(snap->json);
+    return pj::parse(pe::render_status(*snap));
   }
   pe::PostOutcome done(const std::string& worker, const std::string& id, std::string output = R"("ok")") {
     pe::WorkerResult r;
@@ -127,7 +127,8 @@ TEST_CASE_TEMPLATE("store: IN_QUEUE -> IN_PROGRESS -> COMPLETED; a terminal stat
   const auto taken = h.take("w1");
   REQUIRE(taken.size() == 1);
   CHECK(taken[0].id == "j1");
-  CHECK(pj::to_string(pj::parse(taken[0].json)["input"]) == R"({"n":1})");
+  CHECK(taken[0].input_json == R"({"n":1})");
+  CHECK(pj::to_string(pj::parse(pe::render_taken(taken[0]))["input"]) == R"({"n":1})");
   CHECK(h.status("j1") == "IN_PROGRESS");
   CHECK(pj::get_string(h.status_doc("j1"), "workerId") == "w1");
   CHECK(pj::get_int(h.status_doc("j1"), "delayTime", -1) == 250);
@@ -140,9 +141,10 @@ TEST_CASE_TEMPLATE("store: IN_QUEUE -> IN_PROGRESS -> COMPLETED; a terminal stat
   CHECK(pj::to_string(doc["output"]) == R"({"x":1})");
   CHECK(pj::get_int(doc, "executionTime", -1) == 100);
   REQUIRE(h.events.size() == 1);
-  CHECK(h.events[0].job_id == "j1");
+  CHECK(h.events[0].job.id == "j1");
   CHECK(h.events[0].webhook == "http://hook/x");
-  CHECK(pj::get_string(pj::parse(h.events[0].status_json), "status") == "COMPLETED");
+  CHECK(h.events[0].job.status == pe::JobStatus::completed);
+  CHECK(h.events[0].job.output_json == R"({"x":1})");
   // The holder's late posts change nothing.
   CHECK(h.done("w1", "j1", R"("again")") == pe::PostOutcome::ignored);
   CHECK(h.progress("w1", "j1", R"("late")") == pe::PostOutcome::ignored);

@@ -53,22 +53,17 @@ TEST_CASE("auth: Bearer or bare key, nothing else") {
   CHECK_FALSE(pe::authorized("Basic k1", "k1"));
 }
 
-TEST_CASE("webhook URLs: http only") {
-  auto u = pe::parse_http_url("http://127.0.0.1:9000/hook?a=1");
-  REQUIRE(u);
-  CHECK(u->host == "127.0.0.1");
-  CHECK(u->port == "9000");
-  CHECK(u->target == "/hook?a=1");
-  u = pe::parse_http_url("http://example.test");
-  REQUIRE(u);
-  CHECK(u->port == "80");
-  CHECK(u->target == "/");
-  u = pe::parse_http_url("http://[::1]:81/x");
-  REQUIRE(u);
-  CHECK(u->host == "::1");
-  CHECK(u->port == "81");
-  CHECK_FALSE(pe::parse_http_url("https://example.test/"));
-  CHECK_FALSE(pe::parse_http_url("ftp://x"));
+TEST_CASE("webhook URLs: http and https with a host, no user info") {
+  CHECK(pe::webhook_url_supported("http://127.0.0.1:9000/hook?a=1"));
+  CHECK(pe::webhook_url_supported("http://example.test"));
+  CHECK(pe::webhook_url_supported("https://example.test/"));
+  CHECK(pe::webhook_url_supported("https://[::1]:81/x"));
+  CHECK_FALSE(pe::webhook_url_supported("https://"));
+  CHECK_FALSE(pe::webhook_url_supported("http:///path"));
+  CHECK_FALSE(pe::webhook_url_supported("https://user:pw@example.test/"));
+  CHECK_FALSE(pe::webhook_url_supported("ftp://x"));
+  CHECK_FALSE(pe::webhook_url_supported("file:///etc/passwd"));
+  CHECK_FALSE(pe::webhook_url_supported("HTTPS-ish"));
 }
 
 TEST_CASE("rate limiter: requests per window and concurrency") {

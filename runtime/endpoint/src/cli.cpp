@@ -124,6 +124,10 @@ CliResult parse_cli(const std::vector<std::string>& args, Options& o) {
         return result;
       }
       o.store = value;
+    } else if (flag == "--webhook-ca-file") {
+      if (!need_value()) return result;
+      if (value.empty()) return bad_value();
+      o.webhook_ca_file = value;
     } else if (flag == "--io-threads") {
       if (!need_value()) return result;
       if (!parse_number(value, 1, 64, n)) return bad_value();
@@ -197,6 +201,8 @@ std::string cli_help(const std::string& program) {
       "                            none (podworker)\n"
       "  --store STORE             job store: memory, or redis://HOST:PORT[/DB] to share one Redis\n"
       "                            between endpoint replicas (memory)\n"
+      "  --webhook-ca-file PATH    CA bundle that https webhook receivers are checked against\n"
+      "                            (the system's)\n"
       "  --io-threads N            I/O threads (2)\n"
       "  --no-rate-limit           turn rate limits off (benchmarks)\n"
       "  --rate-limit ROUTE=R/C    R requests per window, C concurrent (0 = unlimited) for ROUTE:\n"

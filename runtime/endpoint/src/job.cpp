@@ -88,6 +88,70 @@ WorkerResult parse_worker_result(std::string_view body) {
   return result;
 }
 
+namespace {
+
+using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
+
+void write_string(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
+
+void write_raw(Writer& w, std::string_view json_text) {
+  w.RawValue(json_text.data(), json_text.size(), rapidjson::kObjectType);
+}
+
+}  // namespace
+
+std::string render_status(const JobRecord& job) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  if (job.delay_ms) {
+    w.Key("delayTime");
+    w.Int64(*job.delay_ms);
+  }
+  if (job.execution_ms) {
+    w.Key("executionTime");
+    w.Int64(*job.execution_ms);
+  }
+  if (job.error) {
+    w.Key("error");
+    write_string(w, *job.error);
+  }
+  w.Key("id");
+  write_string(w, job.id);
+  if (!job.output_json.empty()) {
+    w.Key("output");
+    write_raw(w, job.output_json);
+  }
+  w.Key("status");
+  write_string(w, status_name(job.status));
+  if (!job.worker.empty()) {
+    w.Key("workerId");
+    write_string(w, job.worker);
+  }
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string render_taken(const TakenJob& job) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("id");
+  write_string(w, job.id);
+  w.Key("input");
+  write_raw(w, job.input_json);
+  if (!job.s3_config_json.empty()) {
+    w.Key("s3Config");
+    write_raw(w, job.s3_config_json);
+  }
+  if (!job.webhook.empty()) {
+    w.Key("webhook");
+    write_string(w, job.webhook);
+  }
+  w.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 std::string parse_stream_chunk(std::string_view body) {
   json::Document doc = json::parse(body);
   if (const json::Value* out = json::find(doc, "output"); out != nullptr) return json::to_string(*out);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -51,6 +52,33 @@ struct WorkerResult {
 // Parses a job-done body: {"output": v}, {"error": e, "output"?: v}, or
 // {"status": "IN_PROGRESS", "output": p} (a progress update). Throws JsonError when malformed.
 WorkerResult parse_worker_result(std::string_view body);
+
+// A job as the store reports it; the HTTP layer renders it.
+struct JobRecord {
+  std::string id;
+  JobStatus status = JobStatus::in_queue;
+  std::optional<std::int64_t> delay_ms;      // once a worker took it: ms it was queued
+  std::optional<std::int64_t> execution_ms;  // once it ended after running: ms it ran
+  std::string output_json;                   // the progress while IN_PROGRESS, else the output; empty: none
+  std::optional<std::string> error;
+  std::string worker;  // the worker holding (or that ran) it; empty: none
+};
+
+// The /status body, also what /runsync answers with and a webhook receives:
+// {delayTime, executionTime, error, id, output, status, workerId}, members present when known.
+std::string render_status(const JobRecord& job);
+
+// What a worker receives from job-take, and the lease it holds on the job from then on.
+struct TakenJob {
+  std::string id;
+  std::uint64_t lease = 0;
+  std::string input_json;
+  std::string s3_config_json;  // empty: none
+  std::string webhook;         // empty: none
+};
+
+// The job object of a job-take answer: {"id", "input", "s3Config"?, "webhook"?}.
+std::string render_taken(const TakenJob& job);
 
 // Parses a job-stream body {"output": chunk}; returns the chunk as JSON text (the whole body when it
 // has no `output`). Throws JsonError when malformed.

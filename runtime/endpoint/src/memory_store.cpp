@@ -3,25 +3,14 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "podworker/json.h"
 #include "podworker/log.h"
 
 namespace podworker::endpoint {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
-
 std::int64_t millis_between(std::chrono::steady_clock::time_point from, std::chrono::steady_clock::time_point to) {
   return std::max<std::int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(to - from).count());
-}
-
-void write_string(Writer& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-
-void write_raw(Writer& w, std::string_view json_text) {
-  w.RawValue(json_text.data(), json_text.size(), rapidjson::kObjectType);
 }
 
 // Caps on per-worker stop bookkeeping; ids come from the worker's requests, so they are bounded.
@@ -48,41 +37,18 @@ std::string MemoryStore::watch_key(Topic topic, std::string_view key) {
   return k;
 }
 
-std::string MemoryStore::status_json(const Job& job) const {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  w.StartObject();
+JobRecord MemoryStore::record(const Job& job) const {
+  JobRecord r;
+  r.id = job.spec.id;
+  r.status = job.status;
   if (job.has_started) {
-    w.Key("delayTime");
-    w.Int64(millis_between(job.queued, job.started));
-    if (is_terminal(job.status)) {
-      w.Key("executionTime");
-      w.Int64(millis_between(job.started, job.finished));
-    }
+    r.delay_ms = millis_between(job.queued, job.started);
+    if (is_terminal(job.status)) r.execution_ms = millis_between(job.started, job.finished);
   }
-  if (job.has_error) {
-    w.Key("error");
-    write_string(w, job.error);
-  }
-  w.Key("id");
-  write_string(w, job.spec.id);
-  if (job.status == JobStatus::in_progress) {
-    if (!job.progress_json.empty()) {
-      w.Key("output");
-      write_raw(w, job.progress_json);
-    }
-  } else if (!job.output_json.empty()) {
-    w.Key("output");
-    write_raw(w, job.output_json);
-  }
-  w.Key("status");
-  write_string(w, status_name(job.status));
-  if (!job.worker.empty()) {
-    w.Key("workerId");
-    write_string(w, job.worker);
-  }
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  if (job.has_error) r.error = job.error;
+  r.output_json = job.status == JobStatus::in_progress ? job.progress_json : job.output_json;
+  r.worker = job.worker;
+  return r;
 }
 
 void MemoryStore::notify(Topic topic, std::string_view key) {
@@ -127,6 +93,45 @@ void MemoryStore::drop_taker(std::uint64_t token) {
   wake_takers();
 }
 
+void MemoryStore::schedule(Job& job, Due due, time_point at) {
+  unschedule(job, due);
+  const auto i = static_cast<std::size_t>(due);
+  job.due[i] = deadlines_.emplace(at, std::pair{&job, due});
+  job.scheduled[i] = true;
+}
+
+void MemoryStore::unschedule(Job& job, Due due) {
+  const auto i = static_cast<std::size_t>(due);
+  if (!job.scheduled[i]) return;
+  deadlines_.erase(job.due[i]);
+  job.scheduled[i] = false;
+}
+
+void MemoryStore::unschedule_all(Job& job) {
+  for (Due due : {Due::ttl, Due::run, Due::holder}) unschedule(job, due);
+}
+
+// An IN_PROGRESS job's holder: lost when silent for longer than the grace, or alive but pinging
+// without listing the job for longer than that. Otherwise checked again when either could next hold.
+void MemoryStore::check_holder(const std::shared_ptr<Job>& job, time_point at, Events& events) {
+  const auto grace = options_.heartbeat_grace;
+  const auto w = workers_.find(job->worker);
+  if (w == workers_.end() || at - w->second.last_seen > grace) {
+    requeue_lost(job, "stopped responding (heartbeat lost)", at, events);
+    return;
+  }
+  const Worker& worker = w->second;
+  if (worker.pinged && worker.last_ping > job->listed && at - job->listed > grace) {
+    requeue_lost(job, "no longer reports holding the job", at, events);
+    return;
+  }
+  time_point next = worker.last_seen + grace;
+  // Listed long ago and no ping since: only a ping can make the listing rule apply; look again in a
+  // while rather than at a time already past.
+  next = std::min(next, job->listed + grace >= at ? job->listed + grace : at + grace / 4);
+  schedule(*job, Due::holder, next);
+}
+
 void MemoryStore::leave_queue(Job& job) {
   if (job.status == JobStatus::in_queue && queued_ > 0) --queued_;
 }
@@ -134,6 +139,8 @@ void MemoryStore::leave_queue(Job& job) {
 // A job starts over (requeue, retry): the old run's output, progress and chunks are not the new
 // run's. Stream cursors move past the old chunks.
 void MemoryStore::new_run(Job& job) {
+  unschedule(job, Due::run);
+  unschedule(job, Due::holder);
   job.has_started = false;
   job.worker.clear();
   job.output_json.clear();
@@ -184,7 +191,9 @@ void MemoryStore::finish(Job& job, JobStatus status, time_point now, Events& eve
   job.status = status;
   job.finished = now;
   ++job.queue_seq;  // drops any queue entry
-  if (!job.spec.webhook.empty()) events.push_back({job.spec.webhook, status_json(job), job.spec.id});
+  unschedule(job, Due::holder);
+  schedule(job, Due::run, now + (job.spec.sync ? options_.runsync_retention : options_.retention));
+  if (!job.spec.webhook.empty()) events.push_back({job.spec.webhook, record(job)});
   notify(Topic::job, job.spec.id);
 }
 
@@ -209,14 +218,15 @@ void MemoryStore::submit(NewJob spec) {
   job->submitted = job->queued = now();
   auto [it, inserted] = jobs_.try_emplace(job->spec.id, job);
   if (!inserted) throw std::logic_error("duplicate job id " + job->spec.id);
+  schedule(*job, Due::ttl, job->submitted + job->spec.policy.ttl);
   enqueue(job, false);
 }
 
-std::optional<JobSnapshot> MemoryStore::status(std::string_view id) {
+std::optional<JobRecord> MemoryStore::status(std::string_view id) {
   std::lock_guard lock(mu_);
   auto job = find_job(id);
   if (!job) return std::nullopt;
-  return JobSnapshot{job->status, status_json(*job)};
+  return record(*job);
 }
 
 std::optional<StreamBatch> MemoryStore::stream(std::string_view id) {
@@ -282,6 +292,7 @@ std::size_t MemoryStore::purge_queue() {
       if (e.job->status != JobStatus::in_queue || e.job->queue_seq != e.seq) continue;
       ++removed;
       leave_queue(*e.job);
+      unschedule_all(*e.job);
       const std::string id = e.job->spec.id;
       jobs_.erase(id);
       notify(Topic::job, id);
@@ -355,6 +366,8 @@ std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max
       job.status = JobStatus::in_progress;
       job.started = job.listed = at;
       job.has_started = true;
+      schedule(job, Due::run, at + job.spec.policy.execution_timeout);
+      schedule(job, Due::holder, at + options_.heartbeat_grace);
       job.worker.assign(worker);
       ++job.queue_seq;
       ++job.lease;
@@ -365,23 +378,7 @@ std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max
         std::erase_if(w.sent, [&](const SentStop& sent) { return sent.job_id == job.spec.id; });
       }
 
-      rapidjson::StringBuffer buffer;
-      Writer w(buffer);
-      w.StartObject();
-      w.Key("id");
-      write_string(w, job.spec.id);
-      w.Key("input");
-      write_raw(w, job.spec.input_json);
-      if (!job.spec.s3_config_json.empty()) {
-        w.Key("s3Config");
-        write_raw(w, job.spec.s3_config_json);
-      }
-      if (!job.spec.webhook.empty()) {
-        w.Key("webhook");
-        write_string(w, job.spec.webhook);
-      }
-      w.EndObject();
-      out.push_back({job.spec.id, job.lease, std::string(buffer.GetString(), buffer.GetSize())});
+      out.push_back({job.spec.id, job.lease, job.spec.input_json, job.spec.s3_config_json, job.spec.webhook});
       notify(Topic::job, job.spec.id);
     }
   }
@@ -528,51 +525,42 @@ void MemoryStore::sweep() {
     const auto at = now();
     const auto grace = options_.heartbeat_grace;
 
-    std::unordered_set<std::string> lost;
-    for (auto it = workers_.begin(); it != workers_.end();) {
-      const Worker& w = it->second;
-      if (at - w.last_seen > grace) {
-        lost.insert(it->first);
-        it = workers_.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    // Lost workers are forgotten; their jobs go when their holder deadlines come due.
+    std::erase_if(workers_, [&](const auto& entry) { return at - entry.second.last_seen > grace; });
 
-    for (auto it = jobs_.begin(); it != jobs_.end();) {
-      const std::shared_ptr<Job> job = it->second;
-      if (at - job->submitted > job->spec.policy.ttl) {
-        // TTL is hard: the job is gone in any state; a worker still running it is told to stop.
-        if (job->status == JobStatus::in_progress) request_stop(job->worker, job->spec.id);
-        leave_queue(*job);
-        ++job->queue_seq;
-        it = jobs_.erase(it);
-        notify(Topic::job, job->spec.id);
-        continue;
-      }
-      if (job->status == JobStatus::in_progress) {
-        if (at - job->started > job->spec.policy.execution_timeout) {
-          request_stop(job->worker, job->spec.id);
-          job->has_error = true;
-          job->error = "job exceeded its execution timeout of " +
-                       std::to_string(job->spec.policy.execution_timeout.count()) + " ms";
-          finish(*job, JobStatus::timed_out, at, events);
-        } else if (lost.contains(job->worker)) {
-          requeue_lost(job, "stopped responding (heartbeat lost)", at, events);
-        } else if (const auto w = workers_.find(job->worker); w != workers_.end() && w->second.pinged &&
-                                                              w->second.last_ping > job->listed &&
-                                                              at - job->listed > grace) {
-          requeue_lost(job, "no longer reports holding the job", at, events);
-        }
-      } else if (is_terminal(job->status)) {
-        const auto keep = job->spec.sync ? options_.runsync_retention : options_.retention;
-        if (at - job->finished > keep) {
-          it = jobs_.erase(it);
+    // Due deadlines only, earliest first. Handling one may add later ones (never one already due).
+    while (!deadlines_.empty() && deadlines_.begin()->first < at) {
+      const auto [job_ptr, due] = deadlines_.begin()->second;
+      unschedule(*job_ptr, due);
+      const std::shared_ptr<Job> job = find_job(job_ptr->spec.id);
+      if (!job) continue;  // not reached: every erase drops the job's deadlines
+      switch (due) {
+        case Due::ttl:
+          // TTL is hard: the job is gone in any state; a worker still running it is told to stop.
+          if (job->status == JobStatus::in_progress) request_stop(job->worker, job->spec.id);
+          leave_queue(*job);
+          ++job->queue_seq;
+          unschedule_all(*job);
+          jobs_.erase(job->spec.id);
           notify(Topic::job, job->spec.id);
-          continue;
-        }
+          break;
+        case Due::run:
+          if (job->status == JobStatus::in_progress) {
+            request_stop(job->worker, job->spec.id);
+            job->has_error = true;
+            job->error = "job exceeded its execution timeout of " +
+                         std::to_string(job->spec.policy.execution_timeout.count()) + " ms";
+            finish(*job, JobStatus::timed_out, at, events);
+          } else if (is_terminal(job->status)) {  // retention
+            unschedule_all(*job);
+            jobs_.erase(job->spec.id);
+            notify(Topic::job, job->spec.id);
+          }
+          break;
+        case Due::holder:
+          if (job->status == JobStatus::in_progress) check_holder(job, at, events);
+          break;
       }
-      ++it;
     }
 
     // Drop dead entries at the queue fronts so cancelled jobs do not pile up.

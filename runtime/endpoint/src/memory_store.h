@@ -2,6 +2,7 @@
 // across I/O). Webhook events are handed to the sink after the lock is released.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -28,7 +29,7 @@ class MemoryStore final : public JobStore {
   ~MemoryStore() override;
 
   void submit(NewJob job) override;
-  std::optional<JobSnapshot> status(std::string_view id) override;
+  std::optional<JobRecord> status(std::string_view id) override;
   std::optional<StreamBatch> stream(std::string_view id) override;
   std::optional<StreamBatch> read_stream(std::string_view id, std::size_t cursor) override;
   std::optional<JobStatus> cancel(std::string_view id) override;
@@ -54,6 +55,14 @@ class MemoryStore final : public JobStore {
  private:
   using time_point = StoreClock::time_point;
 
+  struct Job;
+  // What a job's deadline decides: its TTL; its executionTimeout while IN_PROGRESS, its retention
+  // once ended; whether its holder still holds it (heartbeat, listing in pings).
+  enum class Due : std::uint8_t { ttl, run, holder };
+  // Deadlines in time order, so sweep() looks at due jobs only. An entry is due once its time has
+  // passed; the job keeps the iterators of its entries to move or drop them.
+  using DeadlineIndex = std::multimap<time_point, std::pair<Job*, Due>>;
+
   struct Job {
     NewJob spec;
     JobStatus status = JobStatus::in_queue;
@@ -74,6 +83,8 @@ class MemoryStore final : public JobStore {
     std::uint64_t lease = 0;          // counts takes; a release() names the one it gives back
     int requeues = 0;
     std::uint64_t queue_seq = 0;  // a queue entry is live only while its seq matches
+    std::array<DeadlineIndex::iterator, 3> due{};
+    std::array<bool, 3> scheduled{};
   };
   struct QueueEntry {
     std::shared_ptr<Job> job;
@@ -104,7 +115,7 @@ class MemoryStore final : public JobStore {
   using Events = std::vector<TerminalEvent>;
 
   static std::string watch_key(Topic topic, std::string_view key);
-  std::string status_json(const Job& job) const;
+  JobRecord record(const Job& job) const;
   time_point now() const { return clock_->now(); }
   void enqueue(const std::shared_ptr<Job>& job, bool front);
   void leave_queue(Job& job);
@@ -112,6 +123,10 @@ class MemoryStore final : public JobStore {
   void requeue_lost(const std::shared_ptr<Job>& job, const std::string& why, time_point now, Events& events);
   void finish(Job& job, JobStatus status, time_point now, Events& events);
   PostOutcome holder_check(const Job& job, std::string_view worker, std::string_view what) const;
+  void schedule(Job& job, Due due, time_point at);
+  void unschedule(Job& job, Due due);
+  void unschedule_all(Job& job);
+  void check_holder(const std::shared_ptr<Job>& job, time_point at, Events& events);
   void wake_takers();
   void drop_taker(std::uint64_t token);
   void request_stop(const std::string& worker, const std::string& job_id);
@@ -129,6 +144,7 @@ class MemoryStore final : public JobStore {
   std::deque<QueueEntry> queue_;
   std::deque<QueueEntry> low_queue_;  // policy.lowPriority: taken only when queue_ is empty
   std::unordered_map<std::string, Worker, StringHash, std::equal_to<>> workers_;
+  DeadlineIndex deadlines_;
   std::size_t queued_ = 0;  // jobs IN_QUEUE (the deques also hold dead entries)
   std::uint64_t retried_ = 0;
   std::uint64_t next_seq_ = 0;

@@ -7,14 +7,12 @@
 #include <charconv>
 #include <random>
 
-#include "podworker/json.h"
 #include "podworker/log.h"
 
 namespace podworker::endpoint {
 
 namespace {
 
-using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 using Script = redis_script::Id;
 
 constexpr std::chrono::milliseconds kIoTimeout{5'000};
@@ -75,67 +73,20 @@ class JobFields {
   std::map<std::string_view, std::string_view, std::less<>> fields_;
 };
 
-void write_string(Writer& w, std::string_view s) {
-  w.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
-}
-void write_raw(Writer& w, std::string_view json_text) {
-  w.RawValue(json_text.data(), json_text.size(), rapidjson::kObjectType);
-}
-
-// The /status body, member for member as MemoryStore renders it.
-std::string status_json(const JobFields& job) {
-  const auto status = parse_status(job["st"]).value_or(JobStatus::in_queue);
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  w.StartObject();
+// The record of a job hash, as MemoryStore::record() reports one.
+JobRecord job_record(const JobFields& job) {
+  JobRecord r;
+  r.id = std::string(job["id"]);
+  r.status = parse_status(job["st"]).value_or(JobStatus::in_queue);
   if (job["hs"] == "1") {
-    w.Key("delayTime");
-    w.Int64(std::max<std::int64_t>(0, job.number("sta") - job.number("qd")));
-    if (is_terminal(status)) {
-      w.Key("executionTime");
-      w.Int64(std::max<std::int64_t>(0, job.number("fin") - job.number("sta")));
-    }
+    r.delay_ms = std::max<std::int64_t>(0, job.number("sta") - job.number("qd"));
+    if (is_terminal(r.status))
+      r.execution_ms = std::max<std::int64_t>(0, job.number("fin") - job.number("sta"));
   }
-  if (job["he"] == "1") {
-    w.Key("error");
-    write_string(w, job["err"]);
-  }
-  w.Key("id");
-  write_string(w, job["id"]);
-  const std::string_view output = status == JobStatus::in_progress ? job["prog"] : job["out"];
-  if (!output.empty()) {
-    w.Key("output");
-    write_raw(w, output);
-  }
-  w.Key("status");
-  write_string(w, status_name(status));
-  if (!job["w"].empty()) {
-    w.Key("workerId");
-    write_string(w, job["w"]);
-  }
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
-}
-
-std::string taken_json(std::string_view id, std::string_view input, std::string_view s3,
-                       std::string_view webhook) {
-  rapidjson::StringBuffer buffer;
-  Writer w(buffer);
-  w.StartObject();
-  w.Key("id");
-  write_string(w, id);
-  w.Key("input");
-  write_raw(w, input);
-  if (!s3.empty()) {
-    w.Key("s3Config");
-    write_raw(w, s3);
-  }
-  if (!webhook.empty()) {
-    w.Key("webhook");
-    write_string(w, webhook);
-  }
-  w.EndObject();
-  return std::string(buffer.GetString(), buffer.GetSize());
+  if (job["he"] == "1") r.error = std::string(job["err"]);
+  r.output_json = std::string(r.status == JobStatus::in_progress ? job["prog"] : job["out"]);
+  r.worker = std::string(job["w"]);
+  return r;
 }
 
 // The endpoint's channels as a PSUBSCRIBE pattern: glob characters in an endpoint id match only
@@ -346,7 +297,7 @@ void RedisStore::apply(const redisReply& reply) {
     for (std::size_t i = 0; i < events->elements; ++i) {
       const JobFields job(*events->element[i]);
       if (job.empty()) continue;
-      on_terminal_({std::string(job["webhook"]), status_json(job), std::string(job["id"])});
+      on_terminal_({std::string(job["webhook"]), job_record(job)});
     }
   }
 }
@@ -362,7 +313,7 @@ void RedisStore::submit(NewJob job) {
   if (text(element(*r, 0)) == "duplicate") throw std::logic_error("duplicate job id " + job.id);
 }
 
-std::optional<JobSnapshot> RedisStore::status(std::string_view id) {
+std::optional<JobRecord> RedisStore::status(std::string_view id) {
   RedisReply r;
   {
     auto c = pool_->acquire();
@@ -370,9 +321,8 @@ std::optional<JobSnapshot> RedisStore::status(std::string_view id) {
   }
   if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) return std::nullopt;
   const JobFields job(*r);
-  const auto st = parse_status(job["st"]);
-  if (!st) return std::nullopt;  // a hash left half-expired: treat as gone
-  return JobSnapshot{*st, status_json(job)};
+  if (!parse_status(job["st"])) return std::nullopt;  // not a whole job hash: treat as gone
+  return job_record(job);
 }
 
 std::optional<StreamBatch> RedisStore::stream(std::string_view id) {
@@ -438,7 +388,8 @@ std::vector<TakenJob> RedisStore::take(std::string_view worker, std::size_t max_
     const redisReply& j = *jobs->element[i];
     const std::string_view id = text(element(j, 0));
     out.push_back({std::string(id), static_cast<std::uint64_t>(integer(element(j, 1))),
-                   taken_json(id, text(element(j, 2)), text(element(j, 3)), text(element(j, 4)))});
+                   std::string(text(element(j, 2))), std::string(text(element(j, 3))),
+                   std::string(text(element(j, 4)))});
   }
   return out;
 }

@@ -40,7 +40,7 @@ class RedisStore final : public JobStore {
   RedisStore& operator=(const RedisStore&) = delete;
 
   void submit(NewJob job) override;
-  std::optional<JobSnapshot> status(std::string_view id) override;
+  std::optional<JobRecord> status(std::string_view id) override;
   std::optional<StreamBatch> stream(std::string_view id) override;
   std::optional<StreamBatch> read_stream(std::string_view id, std::size_t cursor) override;
   std::optional<JobStatus> cancel(std::string_view id) override;

@@ -279,6 +279,7 @@ class Server::Impl {
   bool started_ = false;
   bool stopped_ = false;
 
+  WebhookSender webhooks_;
   asio::io_context io_context_;
   tcp::acceptor acceptor_;
   asio::steady_timer sweep_timer_;
@@ -289,6 +290,8 @@ Server::Impl::Impl(Options options)
     : options_(std::move(options)),
       policy_limits_{options_.execution_timeout_default, options_.execution_timeout_min,
                      options_.execution_timeout_max, options_.ttl_default, options_.ttl_min, options_.ttl_max},
+      webhooks_(WebhookPolicy{options_.webhook_retries, options_.webhook_retry_delay, options_.webhook_timeout,
+                              options_.webhook_ca_file}),
       io_context_(static_cast<int>(std::max(1u, options_.io_threads))),
       acceptor_(asio::make_strand(io_context_)),
       sweep_timer_(asio::make_strand(io_context_)) {
@@ -378,13 +381,12 @@ void Server::Impl::stop() {
   }
   io_context_.stop();
   threads_.clear();  // joins
+  webhooks_.stop();
 }
 
 void Server::Impl::on_terminal(TerminalEvent event) {
   if (stopping_.load()) return;
-  WebhookPolicy policy{options_.webhook_retries, options_.webhook_retry_delay, options_.webhook_timeout};
-  asio::co_spawn(asio::make_strand(io_context_), deliver_webhook(std::move(event), policy, stopping_),
-                 [](std::exception_ptr p) { log_exception(p, "webhook delivery"); });
+  webhooks_.send(std::move(event));
 }
 
 awaitable<void> Server::Impl::accept_loop() {
@@ -586,7 +588,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
     case Op::status: {
       auto snap = store.status(arg1);
       if (!snap) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
-      co_return Reply{http::status::ok, std::move(snap->json), {}};
+      co_return Reply{http::status::ok, render_status(*snap), {}};
     }
     case Op::stream:
       if (contains_token(sv(req[http::field::accept]), "text/event-stream")) {
@@ -700,13 +702,13 @@ awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Ro
   const std::string id = job.id;
   JobStore& store = *ep.store;
   store.submit(std::move(job));
-  std::optional<JobSnapshot> snap;
+  std::optional<JobRecord> snap;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
     snap = store.status(id);
     return !snap || is_terminal(snap->status);
   });
   if (!snap) co_return error_reply(http::status::not_found, "job " + id + " no longer exists");
-  if (is_terminal(snap->status)) co_return Reply{http::status::ok, std::move(snap->json), {}};
+  if (is_terminal(snap->status)) co_return Reply{http::status::ok, render_status(*snap), {}};
   co_return Reply{http::status::ok, id_status_json(id, status_name(snap->status)), {}};
 }
 
@@ -771,7 +773,7 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
       if (is_terminal(batch->status)) {
         auto snap = store.status(id);
         out += "event: done\ndata: ";
-        out += snap ? snap->json : id_status_json(id, status_name(batch->status));
+        out += snap ? render_status(*snap) : id_status_json(id, status_name(batch->status));
         out += "\n\n";
         done = true;
       } else if (batch->chunks.empty()) {
@@ -808,7 +810,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
     co_return Reply{};
   }
   const Millis wait = options_.runsync_wait_default;
-  std::optional<JobSnapshot> snap;
+  std::optional<JobRecord> snap;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
     snap = store.status(id);
     return !snap || is_terminal(snap->status);
@@ -827,7 +829,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
   }
   std::vector<std::string> chunks;
   if (auto batch = store.read_stream(id, 0)) chunks = std::move(batch->chunks);
-  OpenAiResponse response = openai_response(id, snap->json, chunks);
+  OpenAiResponse response = openai_response(id, render_status(*snap), chunks);
   co_return Reply{static_cast<http::status>(response.http_status), std::move(response.body), {}};
 }
 
@@ -864,7 +866,7 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
         at_boundary = out.ends_with("\n\n");
       }
       if (is_terminal(batch->status)) {
-        if (auto snap = store.status(id)) out += openai_stream_tail(id, snap->json, streamed_any);
+        if (auto snap = store.status(id)) out += openai_stream_tail(id, render_status(*snap), streamed_any);
         done = true;
       } else if (batch->chunks.empty() && at_boundary) {
         out += ": keep-alive\n\n";
@@ -923,12 +925,12 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, b
   if (jobs.empty()) co_return Reply{http::status::no_content, {}, {}};
   std::string body;
   if (route.op == Op::job_take) {
-    body = jobs.front().json;
+    body = render_taken(jobs.front());
   } else {
     body = "[";
     for (std::size_t i = 0; i < jobs.size(); ++i) {
       if (i != 0) body += ',';
-      body += jobs[i].json;
+      body += render_taken(jobs[i]);
     }
     body += ']';
   }

@@ -1,7 +1,8 @@
 // The job store: every job of one endpoint, its queue, the workers that hold jobs, and the state
 // machine IN_QUEUE -> IN_PROGRESS -> COMPLETED | FAILED | CANCELLED | TIMED_OUT.
 //
-// The HTTP layer only speaks to this interface. Operations are short and never block on I/O; long
+// The HTTP layer only speaks to this interface, which speaks records (job.h): JSON bodies are
+// rendered in the HTTP layer. Operations are short and never block on I/O; long
 // polls are built from watch(): a callback fired when something the caller waits for may have
 // changed, after which the caller asks again. A durable or multi-node implementation (Redis lists
 // for the queues, hashes for jobs, pub/sub for watch()) can replace MemoryStore without touching
@@ -67,23 +68,10 @@ class SteadyStoreClock final : public StoreClock {
   time_point now() const override { return std::chrono::steady_clock::now(); }
 };
 
-struct JobSnapshot {
-  JobStatus status;
-  std::string json;  // the /status body
-};
-
 struct StreamBatch {
   JobStatus status;
   std::vector<std::string> chunks;  // JSON text of each chunk
   std::size_t next = 0;             // cursor for the next read_stream()
-};
-
-// What take() hands a worker: the job object it receives ({"id","input",...}) and the lease it now
-// holds, by which an undelivered take is given back.
-struct TakenJob {
-  std::string id;
-  std::uint64_t lease = 0;
-  std::string json;
 };
 
 enum class RetryOutcome : std::uint8_t { requeued, not_found, not_retryable };
@@ -101,8 +89,7 @@ struct HealthCounts {
 // Sent when a job reaches a terminal state and has a webhook.
 struct TerminalEvent {
   std::string webhook;
-  std::string status_json;
-  std::string job_id;
+  JobRecord job;
 };
 
 class JobStore {
@@ -111,7 +98,7 @@ class JobStore {
 
   // ---- client API
   virtual void submit(NewJob job) = 0;
-  virtual std::optional<JobSnapshot> status(std::string_view id) = 0;
+  virtual std::optional<JobRecord> status(std::string_view id) = 0;
   // The JSON /stream poll (RunPod's meaning): the chunks no earlier stream() call has returned.
   virtual std::optional<StreamBatch> stream(std::string_view id) = 0;
   // The chunks from `cursor` on, taking nothing from anyone: SSE readers and internal consumers
@@ -129,7 +116,7 @@ class JobStore {
   // poll may be gone. begin/end bracket a request (health counts workers with requests open).
   virtual void worker_begin(std::string_view worker) = 0;
   virtual void worker_end(std::string_view worker) = 0;
-  // Up to `max_jobs` queued jobs, now IN_PROGRESS and leased to `worker`.
+  // Up to `max_jobs` queued jobs, now IN_PROGRESS and leased to `worker` (the lease names this take).
   virtual std::vector<TakenJob> take(std::string_view worker, std::size_t max_jobs) = 0;
   // Jobs a take() handed out that never reached the worker (the response could not be written, or
   // the poller had gone): back to the head of the queue, no retry counted. A lease that has moved

@@ -1,116 +1,158 @@
 #include "webhook.h"
 
-#include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/redirect_error.hpp>
-#include <boost/asio/steady_timer.hpp>
-#include <boost/asio/this_coro.hpp>
-#include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <curl/curl.h>
+
+#include <algorithm>
+#include <memory>
+#include <stdexcept>
 
 #include "podworker/log.h"
 
 namespace podworker::endpoint {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
+namespace {
 
-std::optional<HttpUrl> parse_http_url(std::string_view url) {
-  constexpr std::string_view scheme = "http://";
-  if (url.substr(0, scheme.size()) != scheme) return std::nullopt;
-  url.remove_prefix(scheme.size());
-  const auto slash = url.find_first_of("/?");
-  std::string_view authority = url.substr(0, slash);
-  HttpUrl out;
-  out.target = slash == std::string_view::npos ? "/" : std::string(url.substr(slash));
-  if (!out.target.empty() && out.target.front() == '?') out.target.insert(0, "/");
-  if (authority.find('@') != std::string_view::npos) return std::nullopt;
-  if (!authority.empty() && authority.front() == '[') {  // [v6]:port
-    const auto close = authority.find(']');
-    if (close == std::string_view::npos) return std::nullopt;
-    out.host = std::string(authority.substr(1, close - 1));
-    authority.remove_prefix(close + 1);
-    if (!authority.empty() && authority.front() == ':') out.port = std::string(authority.substr(1));
-  } else {
-    const auto colon = authority.rfind(':');
-    out.host = std::string(authority.substr(0, colon));
-    if (colon != std::string_view::npos) out.port = std::string(authority.substr(colon + 1));
-  }
-  if (out.port.empty()) out.port = "80";
-  if (out.host.empty()) return std::nullopt;
-  return out;
+// Deliveries waiting beyond this are dropped (and logged): a receiver that is down must not let the
+// backlog grow without bound.
+constexpr std::size_t kMaxQueued = 10'000;
+
+struct EasyDeleter {
+  void operator()(CURL* h) const { curl_easy_cleanup(h); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+std::size_t discard_body(char*, std::size_t size, std::size_t n, void*) { return size * n; }
+
+int abort_on_stop(void* stop, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  return static_cast<std::stop_token*>(stop)->stop_requested() ? 1 : 0;
 }
 
-asio::awaitable<HttpResult> http_post_json(const HttpUrl& url, const std::string& body,
-                                           std::chrono::milliseconds timeout) {
-  auto ex = co_await asio::this_coro::executor;
-  beast::error_code ec;
+}  // namespace
+
+bool webhook_url_supported(std::string_view url) {
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (!url.starts_with(scheme)) continue;
+    const std::string_view rest = url.substr(scheme.size());
+    const auto end = rest.find_first_of("/?#");
+    const std::string_view authority = rest.substr(0, end);
+    // No user info: credentials in a webhook URL would be sent to whoever it names.
+    return !authority.empty() && authority.front() != ':' && authority.find('@') == std::string_view::npos;
+  }
+  return false;
+}
+
+HttpResult post_json(const std::string& url, const std::string& body, const WebhookPolicy& policy,
+                     std::stop_token stop) {
   HttpResult result;
-  asio::ip::tcp::resolver resolver(ex);
-  auto endpoints = co_await resolver.async_resolve(url.host, url.port, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    result.error = "cannot resolve " + url.host + ": " + ec.message();
-    co_return result;
+  std::unique_ptr<CURL, EasyDeleter> easy(curl_easy_init());
+  if (!easy) {
+    result.error = "cannot create a libcurl handle";
+    return result;
   }
-  beast::tcp_stream stream(ex);
-  stream.expires_after(timeout);
-  co_await stream.async_connect(endpoints, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    result.error = "cannot connect to " + url.host + ":" + url.port + ": " + ec.message();
-    co_return result;
+  std::unique_ptr<curl_slist, SlistDeleter> headers(curl_slist_append(nullptr, "Content-Type: application/json"));
+  CURL* h = easy.get();
+  curl_easy_setopt(h, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_POST, 1L);
+  curl_easy_setopt(h, CURLOPT_POSTFIELDS, body.data());
+  curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+  curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers.get());
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "podworker-endpoint");
+  curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, static_cast<long>(policy.timeout.count()));
+  // Redirects are not followed: the status JSON goes to the URL the client gave, nowhere else.
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 1L);
+  curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 2L);
+  if (!policy.ca_file.empty()) curl_easy_setopt(h, CURLOPT_CAINFO, policy.ca_file.c_str());
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, discard_body);
+  curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+  curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
+  curl_easy_setopt(h, CURLOPT_XFERINFODATA, &stop);
+  char error[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, error);
+  const CURLcode rc = curl_easy_perform(h);
+  if (rc != CURLE_OK) {
+    result.error = error[0] != '\0' ? std::string(error) : std::string(curl_easy_strerror(rc));
+    return result;
   }
-  http::request<http::string_body> req{http::verb::post, url.target, 11};
-  req.set(http::field::host, url.host);
-  req.set(http::field::user_agent, "podworker-endpoint");
-  req.set(http::field::content_type, "application/json");
-  req.body() = body;
-  req.prepare_payload();
-  co_await http::async_write(stream, req, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    result.error = "cannot send: " + ec.message();
-    co_return result;
-  }
-  beast::flat_buffer buffer;
-  http::response_parser<http::string_body> parser;
-  parser.body_limit(1u << 20);
-  co_await http::async_read(stream, buffer, parser, asio::redirect_error(asio::use_awaitable, ec));
-  if (ec) {
-    result.error = "no response: " + ec.message();
-    co_return result;
-  }
-  result.status = parser.get().result_int();
-  beast::error_code ignored;
-  stream.socket().shutdown(asio::ip::tcp::socket::shutdown_both, ignored);
-  co_return result;
+  curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &result.status);
+  return result;
 }
 
-asio::awaitable<void> deliver_webhook(TerminalEvent event, WebhookPolicy policy, const std::atomic<bool>& stopping) {
-  const auto url = parse_http_url(event.webhook);
-  if (!url) {
-    log::warn("webhook " + event.webhook + " not delivered: only http:// URLs are supported", event.job_id);
-    co_return;
+WebhookSender::WebhookSender(WebhookPolicy policy, unsigned threads) : policy_(std::move(policy)) {
+  // Once per process, before any handle (the worker's HTTP client does the same; calls nest).
+  static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
+  if (!curl_ready) throw std::runtime_error("curl_global_init failed");
+  for (unsigned i = 0; i < std::max(1u, threads); ++i) {
+    threads_.emplace_back([this](std::stop_token stop) { run(stop); });
   }
-  auto ex = co_await asio::this_coro::executor;
-  for (int attempt = 0; attempt <= policy.retries; ++attempt) {
+}
+
+WebhookSender::~WebhookSender() { stop(); }
+
+void WebhookSender::stop() {
+  for (auto& t : threads_) t.request_stop();
+  threads_.clear();  // joins
+  std::lock_guard lock(mu_);
+  if (!queue_.empty()) log::warn("endpoint: " + std::to_string(queue_.size()) + " webhook(s) not delivered at shutdown");
+  queue_.clear();
+}
+
+void WebhookSender::send(TerminalEvent event) {
+  if (!webhook_url_supported(event.webhook)) {
+    log::warn("webhook " + event.webhook + " not delivered: only http:// and https:// URLs are supported",
+              event.job.id);
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    if (queue_.size() >= kMaxQueued) {
+      log::error("webhook to " + event.webhook + " dropped: " + std::to_string(kMaxQueued) + " deliveries waiting",
+                 event.job.id);
+      return;
+    }
+    queue_.push_back(std::move(event));
+  }
+  cv_.notify_one();
+}
+
+void WebhookSender::run(std::stop_token stop) {
+  for (;;) {
+    TerminalEvent event;
+    {
+      std::unique_lock lock(mu_);
+      if (!cv_.wait(lock, stop, [this] { return !queue_.empty(); })) return;
+      event = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    deliver(event, stop);
+  }
+}
+
+void WebhookSender::deliver(const TerminalEvent& event, std::stop_token stop) {
+  const std::string body = render_status(event.job);
+  for (int attempt = 0; attempt <= policy_.retries; ++attempt) {
     if (attempt > 0) {
-      asio::steady_timer timer(ex, policy.delay);
-      beast::error_code ec;
-      co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, stop, policy_.delay, [] { return false; });
     }
-    if (stopping.load()) co_return;
-    const HttpResult r = co_await http_post_json(*url, event.status_json, policy.timeout);
+    if (stop.stop_requested()) return;
+    const HttpResult r = post_json(event.webhook, body, policy_, stop);
     if (r.status >= 200 && r.status < 300) {
-      log::debug("webhook delivered to " + event.webhook, event.job_id);
-      co_return;
+      log::debug("webhook delivered to " + event.webhook, event.job.id);
+      return;
     }
+    if (stop.stop_requested()) return;
     const std::string why = r.status != 0 ? "HTTP " + std::to_string(r.status) : r.error;
     log::warn("webhook attempt " + std::to_string(attempt + 1) + " to " + event.webhook + " failed: " + why,
-              event.job_id);
+              event.job.id);
   }
-  log::error("webhook to " + event.webhook + " not delivered after " + std::to_string(policy.retries + 1) +
+  log::error("webhook to " + event.webhook + " not delivered after " + std::to_string(policy_.retries + 1) +
                  " attempts",
-             event.job_id);
+             event.job.id);
 }
 
 }  // namespace podworker::endpoint

@@ -95,6 +95,7 @@ struct Options {
   int webhook_retries = 2;  // after the first attempt
   Millis webhook_retry_delay{10'000};
   Millis webhook_timeout{10'000};  // per attempt: connect, send, receive
+  std::string webhook_ca_file;     // CA bundle that https webhooks are checked against (empty: the system's)
 
   Millis idle_timeout{120'000};    // a keep-alive connection with no request is closed after it
   Millis shutdown_timeout{5'000};  // stop() waits this long for in-flight requests
