@@ -486,3 +486,48 @@ TEST_CASE_TEMPLATE("store: health counts workers alive by their last sign of lif
   CHECK(health.workers_running == 0);
   CHECK(health.workers_idle == 0);
 }
+
+TEST_CASE_TEMPLATE("store: stop channel: each stop once, re-announced while the worker still holds the job", F,
+                   JOB_STORES) {
+  Harness<F> h;
+  h.submit("j");
+  h.take_one("w1");
+  CHECK(h.store->take_stop_requests("w1").empty());
+  h.store->cancel("j");
+  CHECK(h.store->take_stop_requests("w1") == Strings{"j"});
+  CHECK(h.store->take_stop_requests("w1").empty());
+  // job-take with job_in_progress=1 names no job: the stop is sent again, a bounded number of times.
+  int reannounced = 0;
+  for (int i = 0; i < 10; ++i) {
+    h.store->report_in_progress("w1", true);
+    reannounced += static_cast<int>(h.store->take_stop_requests("w1").size());
+  }
+  CHECK(reannounced >= 1);
+  CHECK(reannounced <= 5);
+  // A ping that still lists the job: sent again, every time.
+  h.store->ping("w1", {"j"});
+  CHECK(h.store->take_stop_requests("w1") == Strings{"j"});
+  h.store->ping("w1", {"j"});
+  CHECK(h.store->take_stop_requests("w1") == Strings{"j"});
+  // The worker no longer lists it: it acted on the stop; nothing more is sent.
+  h.store->ping("w1", {});
+  h.store->report_in_progress("w1", true);
+  CHECK(h.store->take_stop_requests("w1").empty());
+  // Taking another job leaves a pending stop for an earlier one alone; a ping then listing only the
+  // new job sends nothing more.
+  h.submit("k");
+  h.take_one("w1");
+  CHECK(h.store->cancel("k") == pe::JobStatus::cancelled);
+  h.submit("k2");
+  CHECK(h.take_one("w1") == "k2");
+  CHECK(h.store->take_stop_requests("w1") == Strings{"k"});
+  h.store->ping("w1", {"k2"});
+  CHECK(h.store->take_stop_requests("w1").empty());
+}
+
+TEST_CASE_TEMPLATE("store: a duplicate job id is a programming error, not a second job", F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("same");
+  CHECK_THROWS(h.submit("same"));
+  CHECK(h.store->health().in_queue == 1);
+}

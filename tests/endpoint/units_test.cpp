@@ -114,6 +114,12 @@ TEST_CASE("command line") {
   CHECK(o.limits.openai.requests == 7);
   CHECK(o.limits.openai.concurrent == 3);
   CHECK_FALSE(pe::parse_cli({"--openai-model="}, o).error.empty());
+
+  CHECK(o.webhook_ca_file.empty());
+  CHECK(pe::parse_cli({"--webhook-ca-file", "/etc/ssl/private-ca.pem"}, o).error.empty());
+  CHECK(o.webhook_ca_file == "/etc/ssl/private-ca.pem");
+  CHECK_FALSE(pe::parse_cli({"--webhook-ca-file="}, o).error.empty());
+  CHECK(pe::cli_help("endpoint").find("--webhook-ca-file") != std::string::npos);
 }
 
 TEST_CASE("routes: the OpenAI-compatible paths") {

@@ -26,14 +26,14 @@ namespace {
 
 namespace asio = boost::asio;
 
-// A job-take long poll sent on a raw connection, which close() drops as a worker process that exits
-// or is killed does.
+// A worker's long poll (job-take, or `route` such as job-stop) sent on a raw connection, which
+// close() drops as a worker process that exits or is killed does.
 class RawPoll {
  public:
-  RawPoll(std::uint16_t port, const std::string& worker) : socket_(io_) {
+  RawPoll(std::uint16_t port, const std::string& worker, const std::string& route = "job-take") : socket_(io_) {
     socket_.connect({asio::ip::address_v4::loopback(), port});
     const std::string request =
-        "GET /v2/local/job-take/" + worker + "?gpu=x&job_in_progress=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+        "GET /v2/local/" + route + "/" + worker + "?gpu=x&job_in_progress=0 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
     asio::write(socket_, asio::buffer(request));
   }
   void close() {
@@ -105,6 +105,33 @@ TEST_CASE(
   CHECK(c.get("/v2/local/health").json()["jobs"]["retried"].GetInt() == 0);
 }
 
+TEST_CASE("departed worker: a job-stop poll whose client has gone does not swallow the stop request") {
+  pe::Options o = fast_options();
+  o.stop_wait = 20s;
+  Endpoint ep(o);
+  HttpClient c(ep.port);
+  const std::string id = job_id(c.post("/v2/local/run", R"({"input":{}})"));
+  {
+    // The stop channel's first poll is the worker's first request: health shows it once it is open.
+    RawPoll gone(ep.port, "w1", "job-stop");
+    REQUIRE(eventually([&] { return idle_workers(c) == 1; }));
+    CHECK(str(take(c, "w1"), "id") == id);
+    gone.close();
+  }
+  // The worker's stop channel reconnects; the cancel must reach it there.
+  Response stop;
+  std::jthread poll([&] {
+    HttpClient client(ep.port);
+    stop = client.get("/v2/local/job-stop/w1?gpu=x");
+  });
+  CHECK(c.post("/v2/local/cancel/" + id).status == 200);
+  poll.join();
+  REQUIRE(stop.status == 200);
+  const pj::Document body = stop.json();
+  REQUIRE(body["jobsToStop"].Size() == 1);
+  CHECK(std::string(body["jobsToStop"][0].GetString()) == id);
+}
+
 TEST_CASE("ownership: only the worker holding a job posts results, progress and chunks for it") {
   Endpoint ep;
   HttpClient c(ep.port);
@@ -145,6 +172,33 @@ TEST_CASE("ownership: only the worker holding a job posts results, progress and 
   CHECK(c.post("/v2/local/job-done/holder/" + held, R"({"output":"late"})").json()["status"] == "ignored");
   CHECK(c.post("/v2/local/job-done/intruder/" + held, R"({"output":"late"})").status == 409);
   CHECK(str(c.get("/v2/local/status/" + held).json(), "output") == "real");
+}
+
+TEST_CASE("listing: a job its pinging worker no longer lists is requeued after the grace; a listed one stays") {
+  pe::Options o = fast_options();
+  o.heartbeat_grace = 300ms;
+  Endpoint ep(o);
+  HttpClient c(ep.port);
+  const std::string listed = job_id(c.post("/v2/local/run", R"({"input":{"n":1}})"));
+  const std::string dropped = job_id(c.post("/v2/local/run", R"({"input":{"n":2}})"));
+  CHECK(str(take(c, "w1"), "id") == listed);
+  CHECK(str(take(c, "w1"), "id") == dropped);
+  // The worker is alive (it pings) but lists one job only: the other's result can never come.
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(eventually([&] {
+    c.get("/v2/local/ping/w1?job_id=" + listed + "&runpod_version=1.12.0");
+    return status_of(c, dropped) == "IN_QUEUE";
+  }));
+  CHECK(std::chrono::steady_clock::now() - start >= 300ms);
+  CHECK(status_of(c, listed) == "IN_PROGRESS");
+  CHECK(c.get("/v2/local/health").json()["jobs"]["retried"].GetInt() == 1);
+  CHECK(c.post("/v2/local/job-done/w1/" + dropped, R"({"output":"late"})").status == 409);
+  // The worker is told to stop it; the job runs again elsewhere.
+  Response stop = c.get("/v2/local/job-stop/w1?gpu=x");
+  REQUIRE(stop.status == 200);
+  CHECK(std::string(stop.json()["jobsToStop"][0].GetString()) == dropped);
+  CHECK(str(take(c, "w2"), "id") == dropped);
+  CHECK(c.post("/v2/local/job-done/w1/" + listed, R"({"output":"ok"})").status == 200);
 }
 
 TEST_CASE("heartbeat requeue: the old run's chunks are dropped; stream readers each see every chunk") {

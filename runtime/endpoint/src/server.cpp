@@ -86,6 +86,32 @@ bool peer_connected(tcp::socket& socket) {
   return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
 }
 
+// Ends a worker's long poll when its client goes away (the process exited or was killed), so
+// nothing is handed to a dead connection: the socket turning readable (end of stream, reset) wakes
+// the wait through slot(), and gone() is asked before anything is taken. The socket wait is
+// cancelled on destruction, before the response is written.
+class ClientWatch {
+ public:
+  explicit ClientWatch(tcp::socket& socket) : socket_(socket), waiter_(std::make_shared<std::shared_ptr<Waiter>>()) {
+    socket_.async_wait(tcp::socket::wait_read, [waiter = waiter_](const beast::error_code& ec) {
+      if (!ec && *waiter) (*waiter)->fire();
+    });
+  }
+  ~ClientWatch() {
+    beast::error_code ignored;
+    socket_.cancel(ignored);
+    waiter_->reset();
+  }
+  ClientWatch(const ClientWatch&) = delete;
+  ClientWatch& operator=(const ClientWatch&) = delete;
+  bool gone() { return !peer_connected(socket_); }
+  std::shared_ptr<Waiter>* slot() { return waiter_.get(); }
+
+ private:
+  tcp::socket& socket_;
+  std::shared_ptr<std::shared_ptr<Waiter>> waiter_;
+};
+
 using Writer = rapidjson::Writer<rapidjson::StringBuffer>;
 
 void write_string(Writer& w, std::string_view s) { w.String(s.data(), static_cast<rapidjson::SizeType>(s.size())); }
@@ -252,7 +278,7 @@ class Server::Impl {
   awaitable<Reply> job_take(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   awaitable<Reply> openai_chat(EndpointState& ep, Request& req, beast::tcp_stream& stream, bool& consumed);
   awaitable<void> openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream);
-  awaitable<Reply> job_stop(EndpointState& ep, const Route& route);
+  awaitable<Reply> job_stop(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   Reply health(EndpointState& ep);
   // `current`, when given, is kept pointing at the waiter of the moment, for a wake-up from outside
   // the store.
@@ -301,6 +327,7 @@ Server::Impl::Impl(Options options)
   so.runsync_retention = options_.runsync_retention;
   so.heartbeat_grace = options_.heartbeat_grace;
   so.retry_limit = options_.retry_limit;
+  so.clock = std::make_shared<const SteadyStoreClock>();
   for (const std::string& id : options_.endpoint_ids) {
     if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
     if (endpoints_.contains(id)) continue;
@@ -647,7 +674,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       co_return Reply{http::status::ok, R"({"status":"ok"})", {}};
     case Op::job_stop: {
       WorkerPresence presence(store, arg1);
-      co_return co_await job_stop(*ep, *route);
+      co_return co_await job_stop(*ep, *route, stream);
     }
     case Op::openai_chat: co_return co_await openai_chat(*ep, req, stream, consumed);
     case Op::openai_models:
@@ -903,25 +930,18 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, b
   // Once per request, before the wait: a worker that holds jobs is told again about stops it may
   // have dropped.
   if (auto held = query_param(route.query, "job_in_progress")) store.report_in_progress(worker, *held == "1" || *held == "true");
-  // A worker that exits (or is killed) while it waits here must not be handed a job: the socket
-  // turning readable (end of stream, reset) ends the wait, and the peer is checked before each take.
-  tcp::socket& socket = stream.socket();
-  auto waiter = std::make_shared<std::shared_ptr<Waiter>>();
-  socket.async_wait(tcp::socket::wait_read, [waiter](const beast::error_code& ec) {
-    if (!ec && *waiter) (*waiter)->fire();
-  });
   std::vector<TakenJob> jobs;
-  co_await wait_for(
-      store, Topic::queue, {}, Clock::now() + options_.take_wait,
-      [&] {
-        if (!peer_connected(socket)) return true;
-        jobs = store.take(worker, max_jobs);
-        return !jobs.empty();
-      },
-      waiter.get());
-  beast::error_code ignored;
-  socket.cancel(ignored);
-  waiter->reset();
+  {
+    ClientWatch client(stream.socket());
+    co_await wait_for(
+        store, Topic::queue, {}, Clock::now() + options_.take_wait,
+        [&] {
+          if (client.gone()) return true;
+          jobs = store.take(worker, max_jobs);
+          return !jobs.empty();
+        },
+        client.slot());
+  }
   if (jobs.empty()) co_return Reply{http::status::no_content, {}, {}};
   std::string body;
   if (route.op == Op::job_take) {
@@ -939,14 +959,21 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, b
   co_return reply;
 }
 
-awaitable<Reply> Server::Impl::job_stop(EndpointState& ep, const Route& route) {
+awaitable<Reply> Server::Impl::job_stop(EndpointState& ep, const Route& route, beast::tcp_stream& stream) {
   JobStore& store = *ep.store;
   const std::string worker(route.arg1);
   std::vector<std::string> ids;
-  co_await wait_for(store, Topic::stop, worker, Clock::now() + options_.stop_wait, [&] {
-    ids = store.take_stop_requests(worker);
-    return !ids.empty();
-  });
+  {
+    ClientWatch client(stream.socket());
+    co_await wait_for(
+        store, Topic::stop, worker, Clock::now() + options_.stop_wait,
+        [&] {
+          if (client.gone()) return true;
+          ids = store.take_stop_requests(worker);
+          return !ids.empty();
+        },
+        client.slot());
+  }
   if (ids.empty()) co_return Reply{http::status::no_content, {}, {}};
   rapidjson::StringBuffer buffer;
   Writer w(buffer);

@@ -97,7 +97,8 @@ void WebhookSender::stop() {
   for (auto& t : threads_) t.request_stop();
   threads_.clear();  // joins
   std::lock_guard lock(mu_);
-  if (!queue_.empty()) log::warn("endpoint: " + std::to_string(queue_.size()) + " webhook(s) not delivered at shutdown");
+  if (!queue_.empty())
+    log::warn("endpoint: " + std::to_string(queue_.size()) + " webhook(s) not delivered at shutdown");
   queue_.clear();
 }
 
@@ -150,9 +151,9 @@ void WebhookSender::deliver(const TerminalEvent& event, std::stop_token stop) {
     log::warn("webhook attempt " + std::to_string(attempt + 1) + " to " + event.webhook + " failed: " + why,
               event.job.id);
   }
-  log::error("webhook to " + event.webhook + " not delivered after " + std::to_string(policy_.retries + 1) +
-                 " attempts",
-             event.job.id);
+  log::error(
+      "webhook to " + event.webhook + " not delivered after " + std::to_string(policy_.retries + 1) + " attempts",
+      event.job.id);
 }
 
 }  // namespace podworker::endpoint
