@@ -1,6 +1,7 @@
 // What survives what, with real processes: an `endpoint` replica SIGKILLed and started again on
 // the same Redis finds its queued, running and finished jobs (and takes the running job's late
-// result); a redis-server with AOF on, stopped and started again, has lost nothing it acknowledged.
+// result); a redis-server with AOF on, stopped and started again, has lost nothing it acknowledged;
+// a `worker --serve-api --store` process takes jobs submitted through another replica.
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -96,4 +97,22 @@ TEST_CASE("redis: an endpoint whose Redis cannot be reached refuses to start wit
   CHECK(ep.wait() == 1);
   ChildProcess bad(PODWORKER_ENDPOINT_BINARY, {"--store", "redis:/nowhere"}, {});
   CHECK(bad.wait() == 2);
+}
+
+TEST_CASE("redis: worker --serve-api --store runs jobs submitted through another replica") {
+  RedisTestServer redis;
+  ChildProcess worker(PODWORKER_WORKER_BINARY,
+                      {"--serve-api", "--api-port", "0", "--handler", "echo", "--store",
+                       redis.url(), "--", "--no-rate-limit"},
+                      {"RUNPOD_LOG_LEVEL=WARN"});
+  REQUIRE(worker.read_line_with("listening on ", 20s));
+  pe::Options o = podworker::test::fast_options();
+  o.store = redis.url();
+  podworker::test::Endpoint other(o);
+  HttpClient c(other.port);
+  const pj::Document st = c.post("/v2/local/runsync?wait=10000", R"({"input":{"a":"b"}})").json();
+  CHECK(str(st, "status") == "COMPLETED");
+  CHECK(pj::to_string(st["output"]) == R"({"a":"b"})");
+  worker.signal(SIGTERM);
+  CHECK(worker.wait() == 0);
 }
