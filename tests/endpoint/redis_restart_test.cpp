@@ -116,3 +116,36 @@ TEST_CASE("redis: worker --serve-api --store runs jobs submitted through another
   worker.signal(SIGTERM);
   CHECK(worker.wait() == 0);
 }
+
+TEST_CASE(
+    "redis: while Redis is away requests get 503 and the endpoint goes on; it recovers by itself") {
+  RedisTestServer redis(/*aof=*/true);
+  pe::Options o = podworker::test::fast_options();
+  o.store = redis.url();
+  o.take_wait = 300ms;
+  podworker::test::Endpoint ep(o);
+  HttpClient c(ep.port);
+  const std::string id = job_id(c.post("/v2/local/run", R"({"input":{}})"));
+  CHECK(str(take(c, "w0"), "id") == id);
+  CHECK(c.post("/v2/local/job-done/w0/" + id, R"({"output":"kept"})").status == 200);
+  // A worker's long poll open while Redis goes away ends with an answer, not a dead endpoint.
+  int polled = 0;
+  {
+    std::jthread poll([&] {
+      HttpClient worker(ep.port);
+      polled = worker.get("/v2/local/job-take/w2?gpu=x&job_in_progress=0").status;
+    });
+    REQUIRE(eventually(
+        [&] { return c.get("/v2/local/health").json()["workers"]["idle"].GetInt() == 2; }));
+    redis.stop();
+  }
+  CHECK((polled == 503 || polled == 204));
+  CHECK(c.get("/v2/local/status/" + id).status == 503);
+  CHECK(c.post("/v2/local/run", R"({"input":{}})").status == 503);
+  CHECK(c.get("/v2/local/job-take/w1?gpu=x&job_in_progress=0").status == 503);
+  redis.start();
+  REQUIRE(eventually([&] { return c.get("/v2/local/status/" + id).status == 200; }));
+  CHECK(status_of(c, id) == "COMPLETED");
+  const std::string next = job_id(c.post("/v2/local/run", R"({"input":{}})"));
+  CHECK(str(take(c, "w1"), "id") == next);
+}

@@ -76,18 +76,16 @@ class RedisTestServer {
 
   // SIGTERM (redis-server writes its AOF and exits), then a new server on the same port and dir.
   void restart() {
+    stop();
+    start();
+  }
+  void stop() {
     child_->signal(SIGTERM);
     child_->wait();
     child_.reset();
-    start();
   }
 
-  // Every database emptied: each test case starts from nothing.
-  void flush() {
-    endpoint::RedisConnection(address(), std::chrono::seconds(5)).command({"FLUSHALL"});
-  }
-
- private:
+  // Starts the server (again) on the port and directory it was given.
   void start() {
     std::vector<std::string> args{"--port",       std::to_string(port_),
                                   "--bind",       "127.0.0.1",
@@ -106,12 +104,19 @@ class RedisTestServer {
         if (endpoint::reply_text(*c.command({"PING"})) == "PONG") return;
       } catch (const endpoint::RedisError&) {
       }
-      if (std::chrono::steady_clock::now() > deadline)
+      if (std::chrono::steady_clock::now() > deadline) {
         throw std::runtime_error("redis-server did not start");
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   }
 
+  // Every database emptied: each test case starts from nothing.
+  void flush() {
+    endpoint::RedisConnection(address(), std::chrono::seconds(5)).command({"FLUSHALL"});
+  }
+
+ private:
   bool aof_;
   std::uint16_t port_;
   std::string dir_;

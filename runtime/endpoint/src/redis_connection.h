@@ -13,13 +13,15 @@
 #include <string_view>
 #include <vector>
 
+#include "store_factory.h"
+
 namespace podworker::endpoint {
 
 // The server could not be reached, or a command's reply did not come back. The connection that
 // threw is broken and must not be reused.
-class RedisError : public std::runtime_error {
+class RedisError : public StoreUnavailable {
  public:
-  using std::runtime_error::runtime_error;
+  using StoreUnavailable::StoreUnavailable;
 };
 
 struct RedisReplyDeleter {

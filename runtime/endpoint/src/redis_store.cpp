@@ -375,8 +375,14 @@ void RedisStore::worker_begin(std::string_view worker) {
   run(Script::worker_begin, {std::string(worker)});
 }
 
+// Called from the destructor of a request's bracket: it must not throw. A lost decrement only
+// leaves the open-request count high, which no rule depends on.
 void RedisStore::worker_end(std::string_view worker) {
-  run(Script::worker_end, {std::string(worker)});
+  try {
+    run(Script::worker_end, {std::string(worker)});
+  } catch (const RedisError& e) {
+    log::warn(std::string("redis store: worker_end: ") + e.what());
+  }
 }
 
 std::vector<TakenJob> RedisStore::take(std::string_view worker, std::size_t max_jobs) {
@@ -464,10 +470,13 @@ std::vector<std::string> RedisStore::take_stop_requests(std::string_view worker)
 
 void RedisStore::sweep() {
   // Called from the server's timer: a Redis that is away for a moment must not end the sweeper.
+  // Said once per outage, not once per sweep.
   try {
     run(Script::sweep, {});
+    if (sweep_failing_.exchange(false)) log::info("redis store: sweeping again");
   } catch (const RedisError& e) {
-    log::warn(std::string("redis store sweep: ") + e.what());
+    if (!sweep_failing_.exchange(true))
+      log::warn(std::string("redis store: sweep failed: ") + e.what());
   }
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -113,6 +114,7 @@ class RedisStore final : public JobStore {
   std::size_t queued_ = 0;  // the queue length at queue_version_
   std::uint64_t queue_version_ = 0;
   std::uint64_t next_token_ = 0;
+  std::atomic<bool> sweep_failing_{false};
 
   // An eventfd that ends the subscriber's poll at shutdown.
   struct WakeFd {

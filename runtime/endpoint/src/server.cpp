@@ -505,7 +505,14 @@ awaitable<void> Server::Impl::session(tcp::socket socket) {
     }
     stream.expires_never();
     bool consumed = false;
-    Reply reply = co_await dispatch(req, route, stream, consumed);
+    Reply reply;
+    try {
+      reply = co_await dispatch(req, route, stream, consumed);
+    } catch (const StoreUnavailable& e) {
+      if (consumed) throw;  // a streamed response had begun: only closing the connection is left
+      log::warn(std::string("endpoint: job store unavailable: ") + e.what());
+      reply = error_reply(http::status::service_unavailable, "job store unavailable; retry later");
+    }
     if (consumed) co_return;  // an SSE response owned the connection and closed it
     // OpenAI clients read errors from {"error": {"message", "type"}}.
     if (openai && static_cast<int>(reply.status) >= 400) {

@@ -4,12 +4,20 @@
 
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "store.h"
 
 namespace podworker::endpoint {
+
+// A store operation failed for a reason outside the request (the store's server is away): the
+// request gets 503 and may be retried; the endpoint goes on.
+class StoreUnavailable : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // Empty when `spec` names a store, else a message for the command line.
 std::string check_store_spec(std::string_view spec);
