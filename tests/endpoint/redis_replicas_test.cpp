@@ -136,3 +136,26 @@ TEST_CASE("redis replicas: jobs through both replicas are each taken exactly onc
   CHECK(h["jobs"]["completed"].GetInt() == 10);
   CHECK(h["jobs"]["inQueue"].GetInt() == 0);
 }
+
+TEST_CASE(
+    "redis replicas: a job of a worker gone silent on one replica is requeued and run through the "
+    "other") {
+  RedisTestServer redis;
+  pe::Options o = replica_options(redis);
+  o.take_wait = 200ms;
+  o.heartbeat_grace = 300ms;  // both replicas sweep; either may requeue
+  Endpoint a(o);
+  Endpoint b(o);
+  HttpClient ca(a.port), cb(b.port);
+  const std::string id = job_id(ca.post("/v2/local/run", R"({"input":{}})"));
+  CHECK(str(take(ca, "lost"), "id") == id);
+  // "lost" never pings; a worker polling B gets the job once the grace has passed.
+  CHECK(str(take(cb, "w2"), "id") == id);
+  CHECK(cb.post("/v2/local/job-done/lost/" + id, R"({"output":"stale"})").status == 409);
+  CHECK(ca.post("/v2/local/job-done/w2/" + id, R"({"output":"fresh"})").status == 200);
+  const pj::Document st = cb.get("/v2/local/status/" + id).json();
+  CHECK(str(st, "status") == "COMPLETED");
+  CHECK(str(st, "output") == "fresh");
+  CHECK(ca.get("/v2/local/health").json()["jobs"]["retried"].GetInt() == 1);
+  CHECK(cb.get("/v2/local/health").json()["jobs"]["retried"].GetInt() == 1);
+}
