@@ -41,15 +41,16 @@ RUN --mount=type=cache,target=/root/.cache/ccache \
 
 # ---------------------------------------------------------------------------------------------
 # Runtime bases: the CUDA runtime image carries cudart and cuBLAS; both add libcurl (the worker's
-# HTTP client) and CA certificates (RunPod's API is HTTPS).
+# HTTP client), hiredis (the embedded endpoint's Redis store) and CA certificates (RunPod's API is
+# HTTPS).
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu24.04 AS runtime-cuda
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libcurl4t64 ca-certificates \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libcurl4t64 libhiredis1.1.0 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 FROM debian:bookworm-slim AS runtime-cpu
 RUN apt-get update \
- && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libcurl4 ca-certificates \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libcurl4 libhiredis0.14 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 FROM runtime-${VARIANT} AS runtime

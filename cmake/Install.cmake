@@ -141,6 +141,7 @@ endforeach()
 # to know them.
 set(PODWORKER_CONFIG_DEPENDENCIES "")
 set(_podworker_packages "")
+set(_podworker_pkg_config "")
 foreach(imported IN LISTS _podworker_imported)
   if(imported MATCHES "^Threads::")
     list(APPEND _podworker_packages "Threads")
@@ -150,6 +151,12 @@ foreach(imported IN LISTS _podworker_imported)
     list(APPEND _podworker_packages "Boost 1.74")
   elseif(imported MATCHES "^CUDA::")
     list(APPEND _podworker_packages "CUDAToolkit")
+  elseif(imported MATCHES "^PkgConfig::(.+)$")
+    # Found by pkg-config (hiredis): the consumer looks the module up the same way.
+    string(TOLOWER "${CMAKE_MATCH_1}" module)
+    string(APPEND _podworker_pkg_config
+           "pkg_check_modules(${CMAKE_MATCH_1} REQUIRED IMPORTED_TARGET ${module})\n")
+    list(APPEND _podworker_packages "PkgConfig")
   else()
     message(WARNING "podworker: exported targets link ${imported}; the package config does not find it")
   endif()
@@ -158,6 +165,7 @@ list(REMOVE_DUPLICATES _podworker_packages)
 foreach(package IN LISTS _podworker_packages)
   string(APPEND PODWORKER_CONFIG_DEPENDENCIES "find_dependency(${package})\n")
 endforeach()
+string(APPEND PODWORKER_CONFIG_DEPENDENCIES "${_podworker_pkg_config}")
 
 # Recorded so consumers can match how the package was built.
 set(PODWORKER_CONFIG_WITH_CUDA ${PODWORKER_HAVE_CUDA})

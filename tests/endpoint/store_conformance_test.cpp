@@ -11,6 +11,9 @@
 
 #include "memory_store.h"
 #include "podworker/json.h"
+#ifdef PODWORKER_STORE_CONFORMANCE_REDIS
+#include "redis_store_factory.h"
+#endif
 
 namespace pe = podworker::endpoint;
 namespace pj = podworker::json;
@@ -33,7 +36,11 @@ struct MemoryStoreFactory {
   }
 };
 
+#ifdef PODWORKER_STORE_CONFORMANCE_REDIS
+#define JOB_STORES RedisStoreFactory  // redis_store_factory.h: the same cases on a fresh Redis database
+#else
 #define JOB_STORES MemoryStoreFactory
+#endif
 
 pe::StoreOptions test_options() {
   pe::StoreOptions o;
@@ -51,13 +58,17 @@ struct Harness {
     store = Factory::make(std::move(o), [this](pe::TerminalEvent e) { events.push_back(std::move(e)); });
   }
   void submit(const std::string& id, pe::Policy policy = {}, bool sync = false, std::string webhook = {}) {
+    REQUIRE(try_submit(id, policy, sync, std::move(webhook)).accepted);
+  }
+  pe::SubmitResult try_submit(const std::string& id, pe::Policy policy = {}, bool sync = false,
+                              std::string webhook = {}) {
     pe::NewJob job;
     job.id = id;
     job.input_json = R"({"n":1})";
     job.policy = policy;
     job.sync = sync;
     job.webhook = std::move(webhook);
-    store->submit(std::move(job));
+    return store->submit(std::move(job));
   }
   // One take by `worker`, as a worker request brackets it.
   std::vector<pe::TakenJob> take(const std::string& worker, std::size_t n = 1) {
@@ -521,6 +532,48 @@ TEST_CASE_TEMPLATE("store: stop channel: each stop once, re-announced while the 
 TEST_CASE_TEMPLATE("store: a duplicate job id is a programming error, not a second job", F, JOB_STORES) {
   Harness<F> h;
   h.submit("same");
-  CHECK_THROWS(h.submit("same"));
+  CHECK_THROWS((void)h.try_submit("same"));
   CHECK(h.store->health().in_queue == 1);
+}
+
+TEST_CASE_TEMPLATE("store: queued payload bytes are capped; every way out of the queue frees them", F, JOB_STORES) {
+  pe::StoreOptions o = test_options();
+  const std::size_t job_bytes = pe::queued_payload_bytes([] {
+    pe::NewJob j;
+    j.input_json = R"({"n":1})";
+    return j;
+  }());
+  o.max_queued_bytes = 3 * job_bytes;
+  Harness<F> h(o);
+  h.submit("a");
+  h.submit("b");
+  h.submit("c");
+  const pe::SubmitResult full = h.try_submit("d");
+  CHECK_FALSE(full.accepted);
+  CHECK(full.job_bytes == job_bytes);
+  CHECK(full.queued_bytes == 3 * job_bytes);
+  CHECK(h.status("d") == "GONE");  // nothing was stored
+  CHECK(h.status("a") == "IN_QUEUE");
+  CHECK(h.store->health().in_queue == 3);
+
+  CHECK(h.take_one("w1") == "a");  // taken: freed
+  h.submit("d");
+  CHECK_FALSE(h.try_submit("e").accepted);
+  CHECK(h.store->cancel("b"));  // cancelled: freed
+  h.submit("e");
+  CHECK_FALSE(h.try_submit("f").accepted);
+  CHECK(h.store->purge_queue() == 3);  // purged: freed
+  h.submit("f");
+  h.submit("g");
+  h.submit("h");
+  CHECK_FALSE(h.try_submit("i").accepted);
+
+  // A job requeued after its holder went silent counts again but is never refused.
+  CHECK(h.take_one("w1") == "f");
+  h.submit("i");
+  h.advance(6s);  // w1's grace passes: "a" and "f" go back to the queue, over the cap
+  CHECK(h.status("a") == "IN_QUEUE");
+  CHECK(h.status("f") == "IN_QUEUE");
+  CHECK(h.store->health().in_queue == 5);
+  CHECK_FALSE(h.try_submit("j").accepted);
 }

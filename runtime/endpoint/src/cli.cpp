@@ -3,10 +3,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
 #include <pthread.h>
 
 #include "podworker/endpoint/server.h"
 #include "podworker/log.h"
+#include "store_factory.h"
 
 namespace podworker::endpoint {
 
@@ -119,6 +121,13 @@ CliResult parse_cli(const std::vector<std::string>& args, Options& o) {
       if (!need_value()) return result;
       if (!parse_number(value, 0, 1 << 24, n)) return bad_value();
       o.openai_context = static_cast<int>(n);
+    } else if (flag == "--store") {
+      if (!need_value()) return result;
+      if (std::string e = check_store_spec(value); !e.empty()) {
+        result.error = e;
+        return result;
+      }
+      o.store = value;
     } else if (flag == "--webhook-ca-file") {
       if (!need_value()) return result;
       if (value.empty()) return bad_value();
@@ -202,6 +211,8 @@ std::string cli_help(const std::string& program) {
       "  --openai-context TOKENS   the served model's context: chat requests whose max_tokens exceed\n"
       "                            it are refused (400) before a job exists; 0 = not known (0; worker\n"
       "                            --serve-api sets it from the handler)\n"
+      "  --store STORE             job store: memory, or redis://HOST:PORT[/DB] to share one Redis\n"
+      "                            between endpoint replicas (memory)\n"
       "  --webhook-ca-file PATH    CA bundle that https webhook receivers are checked against\n"
       "                            (the system's)\n"
       "  --io-threads N            I/O threads (2)\n"
@@ -254,9 +265,10 @@ int endpoint_main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  Server server(options);
+  std::optional<Server> server;
   try {
-    server.start();
+    server.emplace(options);  // opens the store: a Redis that cannot be reached ends here
+    server->start();
   } catch (const std::exception& e) {
     std::cerr << program << ": " << e.what() << "\n";
     return 1;
@@ -264,14 +276,14 @@ int endpoint_main(int argc, char** argv) {
   std::string ids;
   for (const auto& id : options.endpoint_ids) ids += (ids.empty() ? "" : ", ") + id;
   log::info("endpoint: serving endpoint id(s) " + ids + " (default " + options.endpoint_ids.front() + ")");
-  const std::string line = "podworker endpoint listening on " + server.url() + "\n";
+  const std::string line = "podworker endpoint listening on " + server->url() + "\n";
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fflush(stdout);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
   log::info(std::string("endpoint: ") + (signal_number == SIGINT ? "SIGINT" : "SIGTERM") + ", shutting down");
-  server.stop();
+  server->stop();
   log::info("endpoint: stopped");
   return 0;
 }

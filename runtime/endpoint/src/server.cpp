@@ -33,6 +33,7 @@
 #include "message_text.h"
 #include "openai.h"
 #include "openapi_document.h"
+#include "store_factory.h"
 #include "podworker/ids.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
@@ -353,7 +354,7 @@ Server::Impl::Impl(Options options)
   for (const std::string& id : options_.endpoint_ids) {
     if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
     if (endpoints_.contains(id)) continue;
-    auto store = std::make_unique<MemoryStore>(so, [this](TerminalEvent e) { on_terminal(std::move(e)); });
+    auto store = make_store(options_.store, id, so, [this](TerminalEvent e) { on_terminal(std::move(e)); });
     endpoints_.emplace(id, std::make_unique<EndpointState>(id, std::move(store), options_));
   }
   default_endpoint_ = endpoints_.find(options_.endpoint_ids.front())->second.get();
@@ -549,7 +550,14 @@ Response Server::Impl::too_large_response(const Request& req, const std::optiona
 awaitable<Response> Server::Impl::respond(Request& req, const std::optional<Route>& route,
                                           beast::tcp_stream& stream, bool& consumed,
                                           std::function<void()>& undelivered) {
-  Reply reply = co_await dispatch(req, route, stream, consumed);
+  Reply reply;
+  try {
+    reply = co_await dispatch(req, route, stream, consumed);
+  } catch (const StoreUnavailable& e) {
+    if (consumed) throw;  // a streamed response had begun: only closing the connection is left
+    log::warn(std::string("endpoint: job store unavailable: ") + e.what());
+    reply = error_reply(http::status::service_unavailable, "job store unavailable; retry later");
+  }
   if (consumed) co_return Response{};
   undelivered = std::move(reply.undelivered);
   // OpenAI clients read errors from {"error": {"message", "type"}}.

@@ -90,7 +90,7 @@ WorkerOptions options_from_env() {
 void apply_flags(WorkerOptions& o, const std::vector<std::string>& args) {
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--") {  // the rest configures the embedded endpoint (--serve-api)
-      o.api_args.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+      o.api_args.insert(o.api_args.end(), args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
       return;
     }
     std::string flag = args[i];
@@ -117,6 +117,9 @@ void apply_flags(WorkerOptions& o, const std::vector<std::string>& args) {
       o.test_input = next();
     } else if (flag == "--serve-api") {
       o.serve_api = true;
+    } else if (flag == "--store") {
+      // The embedded endpoint's job store; its own parser checks the value.
+      o.api_args.insert(o.api_args.begin(), {"--store", next()});
     } else if (flag == "--api-host") {
       o.api_host = next();
     } else if (flag == "--api-port") {

@@ -27,6 +27,7 @@ constexpr const char* kUsage = R"(usage: worker [flags]
                             (without flags and RUNPOD_WEBHOOK_GET_JOB: ./test_input.json)
   --serve-api               serve the job API in this process and take jobs from it
   --api-host H --api-port P address for --serve-api (default 127.0.0.1:8000; 0 = any free port)
+  --store STORE             job store of --serve-api: memory (default) or redis://HOST:PORT[/DB]
   -- ENDPOINT-FLAGS         after --: flags for the embedded endpoint (see `endpoint --help`)
   --log-level LEVEL         ERROR, WARN, INFO, DEBUG, TRACE (RUNPOD_LOG_LEVEL)
   --return-aggregate-stream a stream's final result holds all its chunks

@@ -64,6 +64,8 @@ struct Options {
   // from its workers); the handler, which knows its model, then refuses them as a failed job.
   // `worker --serve-api` sets it from the handler.
   int openai_context = 0;
+  // The job store: "memory" (this process only) or "redis://HOST:PORT[/DB]" (shared by replicas).
+  std::string store = "memory";
 
   bool rate_limit = true;
   RateLimits limits;
@@ -111,6 +113,7 @@ struct Options {
 
 class Server {
  public:
+  // Throws when the store cannot be opened (a Redis that cannot be reached).
   explicit Server(Options options);
   ~Server();  // stop()s if running
   Server(const Server&) = delete;

@@ -1,0 +1,495 @@
+#include "redis_scripts.h"
+
+#include <string>
+
+namespace podworker::endpoint::redis_script {
+
+namespace {
+
+// Helpers every script shares. Keys are built from the prefix "pw:{endpoint}:": the braces are a
+// Redis Cluster hash tag, so all keys of one endpoint live in one slot, as multi-key scripts need.
+// Job hashes and chunk lists also get a key expiry a little past their TTL or retention deadline:
+// the sweep (which also stops workers and counts) acts first, the expiry frees memory should no
+// endpoint be running to sweep.
+constexpr std::string_view kPrelude = R"LUA(
+local P, ORIGIN, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local RETENTION, RUNSYNC_RETENTION = tonumber(ARGV[4]), tonumber(ARGV[5])
+local GRACE, RETRY_LIMIT = tonumber(ARGV[6]), tonumber(ARGV[7])
+local SLACK = 60000
+local notes, events, logs = {}, {}, {}
+local queue_changed = false
+
+local function jk(id) return P .. 'job:' .. id end
+local function ck(id) return P .. 'chunks:' .. id end
+local function note_job(id)
+  notes[#notes + 1] = 'j' .. id
+  redis.call('PUBLISH', P .. 'ev:job:' .. id, ORIGIN)
+end
+local function note_stop(w)
+  notes[#notes + 1] = 's' .. w
+  redis.call('PUBLISH', P .. 'ev:stop:' .. w, ORIGIN)
+end
+local function note_queue() queue_changed = true end
+-- The queue note carries a version and the queue length: a replica wakes at most one long poll
+-- per queued job, and ignores a note older than what it already knows.
+local function reply(result)
+  if queue_changed then
+    local v = redis.call('INCR', P .. 'qver')
+    local n = redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
+    notes[#notes + 1] = 'q' .. v .. ':' .. n
+    redis.call('PUBLISH', P .. 'ev:queue', ORIGIN .. ' ' .. v .. ' ' .. n)
+  end
+  return {result, notes, events, logs}
+end
+local function qkey(k)
+  if redis.call('HGET', k, 'low') == '1' then return P .. 'queue:low' end
+  return P .. 'queue'
+end
+local function expire_at(id, k, at)
+  redis.call('HSET', k, 'exp', at)
+  redis.call('PEXPIREAT', k, at + SLACK)
+  redis.call('PEXPIREAT', ck(id), at + SLACK)
+end
+-- Payload bytes of queued jobs (StoreOptions::max_queued_bytes): a job holds its 'pb' in 'qb' and
+-- in the endpoint's 'qbytes' counter while IN_QUEUE. Every way out of the queue releases it.
+local function leave_queue(k)
+  local qb = tonumber(redis.call('HGET', k, 'qb') or '0')
+  if qb > 0 then
+    redis.call('DECRBY', P .. 'qbytes', qb)
+    redis.call('HSET', k, 'qb', 0)
+  end
+end
+local function worker_exists(w) return redis.call('ZSCORE', P .. 'workers', w) end
+local function queue_stop(w, id)
+  local k = P .. 'stop:' .. w
+  if redis.call('LLEN', k) >= 1024 then return end
+  if redis.call('LPOS', k, id) then return end
+  redis.call('RPUSH', k, id)
+  note_stop(w)
+end
+-- A worker not seen yet is recorded as last seen at time 0: its stop channel exists until the next
+-- sweep finds it silent.
+local function request_stop(w, id)
+  if not w or w == '' then return end
+  redis.call('ZADD', P .. 'workers', 'NX', 0, w)
+  queue_stop(w, id)
+end
+local function finish(id, k, status)
+  if redis.call('HGET', k, 'st') == 'IN_QUEUE' then
+    redis.call('LREM', qkey(k), 0, id)
+    leave_queue(k)
+    note_queue()
+  end
+  redis.call('ZREM', P .. 'running', id)
+  redis.call('HSET', k, 'st', status, 'fin', NOW)
+  redis.call('SADD', P .. 'ended:' .. status, id)
+  local keep = RETENTION
+  if redis.call('HGET', k, 'sync') == '1' then keep = RUNSYNC_RETENTION end
+  local at = NOW + keep
+  redis.call('ZADD', P .. 'ended', at, id)
+  local ttl_at = tonumber(redis.call('ZSCORE', P .. 'ttl', id))
+  if ttl_at and ttl_at < at then at = ttl_at end
+  expire_at(id, k, at)
+  local hook = redis.call('HGET', k, 'webhook')
+  if hook and hook ~= '' then events[#events + 1] = redis.call('HGETALL', k) end
+  note_job(id)
+end
+-- A job starts over (requeue, retry): the old run's output, progress and chunks are not the new
+-- run's; stream cursors move past the old chunks.
+local function new_run(id, k)
+  local cb = tonumber(redis.call('HGET', k, 'cb') or '0') + redis.call('LLEN', ck(id))
+  redis.call('DEL', ck(id))
+  redis.call('HSET', k, 'hs', 0, 'w', '', 'out', '', 'err', '', 'he', 0, 'prog', '', 'cb', cb, 'dlv', cb)
+end
+local function enqueue(id, k, front)
+  -- Requeued jobs count toward the cap again, but are never refused: they were accepted once.
+  leave_queue(k)
+  local pb = tonumber(redis.call('HGET', k, 'pb') or '0')
+  redis.call('HSET', k, 'st', 'IN_QUEUE', 'qb', pb)
+  redis.call('INCRBY', P .. 'qbytes', pb)
+  redis.call('ZREM', P .. 'running', id)
+  if front then redis.call('LPUSH', qkey(k), id) else redis.call('RPUSH', qkey(k), id) end
+  note_queue()
+end
+local function remove_job(id, k)
+  local st = redis.call('HGET', k, 'st')
+  if st == 'IN_QUEUE' then
+    redis.call('LREM', qkey(k), 0, id)
+    leave_queue(k)
+    note_queue()
+  end
+  if st then redis.call('SREM', P .. 'ended:' .. st, id) end
+  redis.call('DEL', k, ck(id))
+  redis.call('ZREM', P .. 'ttl', id)
+  redis.call('ZREM', P .. 'running', id)
+  redis.call('ZREM', P .. 'ended', id)
+  note_job(id)
+end
+local function requeue_lost(id, k, why)
+  local w = redis.call('HGET', k, 'w')
+  local rq = tonumber(redis.call('HGET', k, 'rq') or '0')
+  -- A live holder must not go on with it (nor post for it: it no longer holds the lease). A lost
+  -- one is told by its next ping, should it come back.
+  local alive = worker_exists(w)
+  if rq < RETRY_LIMIT then
+    redis.call('HSET', k, 'rq', rq + 1)
+    redis.call('INCR', P .. 'retried')
+    logs[#logs + 1] = id
+    logs[#logs + 1] = 'worker ' .. w .. ' ' .. why .. '; job requeued'
+    if alive then queue_stop(w, id) end
+    new_run(id, k)
+    enqueue(id, k, true)
+    note_job(id)
+    return
+  end
+  logs[#logs + 1] = id
+  logs[#logs + 1] = 'worker ' .. w .. ' ' .. why .. '; retry limit reached, job failed'
+  if alive then queue_stop(w, id) end
+  redis.call('HSET', k, 'he', 1, 'err', 'worker ' .. w .. ' ' .. why .. ' ' .. (rq + 1) .. ' times; retry limit reached')
+  finish(id, k, 'FAILED')
+end
+local function is_terminal(st) return st ~= 'IN_QUEUE' and st ~= 'IN_PROGRESS' end
+)LUA";
+
+constexpr std::string_view kSubmit = R"LUA(
+local id = ARGV[8]
+local k = jk(id)
+if redis.call('EXISTS', k) == 1 then return reply('duplicate') end
+local pb, cap = tonumber(ARGV[16]), tonumber(ARGV[17])
+local held = tonumber(redis.call('GET', P .. 'qbytes') or '0')
+if cap > 0 and (pb > cap or held > cap - pb) then return reply('full ' .. held) end
+redis.call('HSET', k, 'pb', pb, 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3', ARGV[11], 'xt', ARGV[12],
+  'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'sub', NOW, 'qd', NOW, 'cb', 0, 'dlv', 0,
+  'lease', 0, 'rq', 0, 'hs', 0, 'he', 0, 'w', '', 'out', '', 'err', '', 'prog', '')
+local ttl_at = NOW + tonumber(ARGV[13])
+redis.call('ZADD', P .. 'ttl', ttl_at, id)
+expire_at(id, k, ttl_at)
+enqueue(id, k, false)
+return reply('ok')
+)LUA";
+
+// The JSON /stream poll: the chunks no earlier poll returned.
+constexpr std::string_view kStream = R"LUA(
+local id = ARGV[8]
+local k = jk(id)
+local f = redis.call('HMGET', k, 'st', 'cb', 'dlv')
+if not f[1] then return reply(0) end
+local cb, dlv = tonumber(f[2]), tonumber(f[3])
+local n = redis.call('LLEN', ck(id))
+local chunks = redis.call('LRANGE', ck(id), math.max(dlv, cb) - cb, -1)
+redis.call('HSET', k, 'dlv', cb + n)
+return reply({f[1], cb + n, chunks})
+)LUA";
+
+constexpr std::string_view kReadStream = R"LUA(
+local id = ARGV[8]
+local f = redis.call('HMGET', jk(id), 'st', 'cb')
+if not f[1] then return reply(0) end
+local cb = tonumber(f[2])
+local last = cb + redis.call('LLEN', ck(id))
+local from = math.min(math.max(tonumber(ARGV[9]), cb), last) - cb
+return reply({f[1], last, redis.call('LRANGE', ck(id), from, -1)})
+)LUA";
+
+constexpr std::string_view kCancel = R"LUA(
+local id = ARGV[8]
+local k = jk(id)
+local f = redis.call('HMGET', k, 'st', 'w')
+if not f[1] then return reply(0) end
+if f[1] == 'IN_QUEUE' then
+  finish(id, k, 'CANCELLED')
+elseif f[1] == 'IN_PROGRESS' then
+  request_stop(f[2], id)
+  finish(id, k, 'CANCELLED')
+end
+return reply(redis.call('HGET', k, 'st'))
+)LUA";
+
+constexpr std::string_view kRetry = R"LUA(
+local id = ARGV[8]
+local k = jk(id)
+local st = redis.call('HGET', k, 'st')
+if not st then return reply('not_found') end
+if st ~= 'FAILED' and st ~= 'TIMED_OUT' then return reply('not_retryable') end
+redis.call('SREM', P .. 'ended:' .. st, id)
+redis.call('ZREM', P .. 'ended', id)
+new_run(id, k)
+redis.call('HSET', k, 'qd', NOW)
+expire_at(id, k, tonumber(redis.call('ZSCORE', P .. 'ttl', id) or NOW))
+enqueue(id, k, false)
+note_job(id)
+return reply('requeued')
+)LUA";
+
+constexpr std::string_view kPurge = R"LUA(
+local removed = 0
+for _, q in ipairs({P .. 'queue', P .. 'queue:low'}) do
+  for _, id in ipairs(redis.call('LRANGE', q, 0, -1)) do
+    local k = jk(id)
+    if redis.call('HGET', k, 'st') == 'IN_QUEUE' then
+      removed = removed + 1
+      leave_queue(k)
+      redis.call('DEL', k, ck(id))
+      redis.call('ZREM', P .. 'ttl', id)
+      note_job(id)
+    end
+  end
+  redis.call('DEL', q)
+end
+note_queue()
+return reply(removed)
+)LUA";
+
+constexpr std::string_view kHealth = R"LUA(
+local running = redis.call('ZRANGE', P .. 'running', 0, -1)
+local busy = {}
+for _, id in ipairs(running) do
+  local w = redis.call('HGET', jk(id), 'w')
+  if w then busy[w] = true end
+end
+local idle, working = 0, 0
+for _, w in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', NOW - GRACE, '+inf')) do
+  if busy[w] then working = working + 1 else idle = idle + 1 end
+end
+local failed = redis.call('SCARD', P .. 'ended:FAILED') + redis.call('SCARD', P .. 'ended:TIMED_OUT')
+local queued = redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
+return reply({redis.call('SCARD', P .. 'ended:COMPLETED'), failed, #running, queued,
+  tonumber(redis.call('GET', P .. 'retried') or '0'), idle, working})
+)LUA";
+
+constexpr std::string_view kWorkerBegin = R"LUA(
+redis.call('ZADD', P .. 'workers', NOW, ARGV[8])
+redis.call('HINCRBY', P .. 'worker:' .. ARGV[8], 'active', 1)
+return reply(1)
+)LUA";
+
+// The end of a request is no sign of life: a long poll ends the same whether its worker is there.
+constexpr std::string_view kWorkerEnd = R"LUA(
+if worker_exists(ARGV[8]) then
+  local k = P .. 'worker:' .. ARGV[8]
+  if redis.call('HINCRBY', k, 'active', -1) < 0 then redis.call('HSET', k, 'active', 0) end
+end
+return reply(1)
+)LUA";
+
+constexpr std::string_view kTake = R"LUA(
+local w, max = ARGV[8], tonumber(ARGV[9])
+local known = worker_exists(w)
+local out = {}
+for _, q in ipairs({P .. 'queue', P .. 'queue:low'}) do
+  while #out < max do
+    local id = redis.call('LPOP', q)
+    if not id then break end
+    note_queue()
+    local k = jk(id)
+    if redis.call('HGET', k, 'st') == 'IN_QUEUE' then
+      leave_queue(k)
+      local lease = redis.call('HINCRBY', k, 'lease', 1)
+      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'sta', NOW, 'lst', NOW, 'hs', 1, 'w', w)
+      redis.call('ZADD', P .. 'running', NOW, id)
+      if known then
+        -- A job retried onto the worker that was told to stop it before: the old stop is void.
+        redis.call('LREM', P .. 'stop:' .. w, 0, id)
+        redis.call('LREM', P .. 'sent:' .. w, 0, id)
+        redis.call('HDEL', P .. 'sentn:' .. w, id)
+      end
+      local f = redis.call('HMGET', k, 'input', 's3', 'webhook')
+      out[#out + 1] = {id, lease, f[1], f[2], f[3]}
+      note_job(id)
+    end
+  end
+end
+return reply(out)
+)LUA";
+
+constexpr std::string_view kRelease = R"LUA(
+local w = ARGV[8]
+local released = {}
+for i = 9, #ARGV - 1, 2 do
+  local id = ARGV[i]
+  local k = jk(id)
+  local f = redis.call('HMGET', k, 'st', 'w', 'lease')
+  if f[1] == 'IN_PROGRESS' and f[2] == w and f[3] == ARGV[i + 1] then
+    new_run(id, k)
+    enqueue(id, k, true)
+    note_job(id)
+    released[#released + 1] = id
+  end
+end
+return reply(released)
+)LUA";
+
+// Results, progress and chunks are taken only from the worker holding the job. The holder's late
+// posts after the end are ignored; anyone else's are refused (the job is untouched).
+constexpr std::string_view kPostResult = R"LUA(
+local w, id, kind = ARGV[8], ARGV[9], ARGV[10]
+local k = jk(id)
+local f = redis.call('HMGET', k, 'st', 'w')
+if not f[1] then return reply({'not_found'}) end
+if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
+if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
+if kind == 'p' then
+  redis.call('HSET', k, 'prog', ARGV[11], 'lst', NOW)
+  note_job(id)
+  return reply({'accepted'})
+end
+redis.call('LREM', P .. 'sent:' .. w, 0, id)
+redis.call('HDEL', P .. 'sentn:' .. w, id)
+redis.call('HSET', k, 'out', ARGV[11], 'prog', '')
+if kind == 'e' then
+  redis.call('HSET', k, 'err', ARGV[12], 'he', 1)
+  finish(id, k, 'FAILED')
+else
+  finish(id, k, 'COMPLETED')
+end
+return reply({'accepted'})
+)LUA";
+
+constexpr std::string_view kPostStream = R"LUA(
+local w, id = ARGV[8], ARGV[9]
+local k = jk(id)
+local f = redis.call('HMGET', k, 'st', 'w', 'exp')
+if not f[1] then return reply({'not_found'}) end
+if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
+if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
+redis.call('HSET', k, 'lst', NOW)
+redis.call('RPUSH', ck(id), ARGV[10])
+if f[3] then redis.call('PEXPIREAT', ck(id), tonumber(f[3]) + SLACK) end
+note_job(id)
+return reply({'accepted'})
+)LUA";
+
+// The heartbeat: a sign of life; each listed job not (or no longer) assigned here is queued for
+// the stop channel again; a stop whose job the worker no longer lists has been acted on.
+constexpr std::string_view kPing = R"LUA(
+local w = ARGV[8]
+redis.call('ZADD', P .. 'workers', NOW, w)
+redis.call('HSET', P .. 'worker:' .. w, 'lp', NOW, 'pinged', 1)
+local listed = {}
+for i = 9, #ARGV do listed[ARGV[i]] = true end
+local sk = P .. 'sent:' .. w
+for _, id in ipairs(redis.call('LRANGE', sk, 0, -1)) do
+  if not listed[id] then
+    redis.call('LREM', sk, 0, id)
+    redis.call('HDEL', P .. 'sentn:' .. w, id)
+  end
+end
+for i = 9, #ARGV do
+  local id = ARGV[i]
+  local k = jk(id)
+  local f = redis.call('HMGET', k, 'st', 'w')
+  if f[1] == 'IN_PROGRESS' and f[2] == w then
+    redis.call('HSET', k, 'lst', NOW)
+  else
+    queue_stop(w, id)
+  end
+end
+return reply(1)
+)LUA";
+
+// job-take's job_in_progress flag; a stop is re-announced this way at most 3 times.
+constexpr std::string_view kReportInProgress = R"LUA(
+local w = ARGV[8]
+if not worker_exists(w) then return reply(0) end
+local sk, nk = P .. 'sent:' .. w, P .. 'sentn:' .. w
+if ARGV[9] ~= '1' then
+  redis.call('DEL', sk, nk)
+  return reply(1)
+end
+for _, id in ipairs(redis.call('LRANGE', sk, 0, -1)) do
+  local n = tonumber(redis.call('HGET', nk, id) or '0')
+  if n < 3 then
+    local f = redis.call('HMGET', jk(id), 'st', 'w')
+    if not (f[1] == 'IN_PROGRESS' and f[2] == w) then
+      redis.call('HSET', nk, id, n + 1)
+      queue_stop(w, id)
+    end
+  end
+end
+return reply(1)
+)LUA";
+
+constexpr std::string_view kTakeStop = R"LUA(
+local w = ARGV[8]
+if not worker_exists(w) then return reply({}) end
+local stk, sk, nk = P .. 'stop:' .. w, P .. 'sent:' .. w, P .. 'sentn:' .. w
+local stops = redis.call('LRANGE', stk, 0, -1)
+for _, id in ipairs(stops) do
+  if not redis.call('LPOS', sk, id) then
+    if redis.call('LLEN', sk) >= 256 then
+      local old = redis.call('LPOP', sk)
+      if old then redis.call('HDEL', nk, old) end
+    end
+    redis.call('RPUSH', sk, id)
+    redis.call('HDEL', nk, id)
+  end
+end
+redis.call('DEL', stk)
+return reply(stops)
+)LUA";
+
+// Time: silent workers, TTL, executionTimeout, unlisted jobs, retention. Idempotent, so every
+// replica may run it; the deadlines live in sorted sets, so a sweep reads only what is due (and
+// the running set, bounded by the workers' concurrency).
+constexpr std::string_view kSweep = R"LUA(
+local lost = {}
+for _, w in ipairs(redis.call('ZRANGEBYSCORE', P .. 'workers', '-inf', '(' .. (NOW - GRACE))) do
+  lost[w] = true
+  redis.call('ZREM', P .. 'workers', w)
+  redis.call('DEL', P .. 'worker:' .. w, P .. 'stop:' .. w, P .. 'sent:' .. w, P .. 'sentn:' .. w)
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ttl', '-inf', '(' .. NOW)) do
+  -- TTL is hard: the job is gone in any state; a worker still running it is told to stop.
+  local k = jk(id)
+  local f = redis.call('HMGET', k, 'st', 'w')
+  if f[1] == 'IN_PROGRESS' then request_stop(f[2], id) end
+  remove_job(id, k)
+end
+for _, id in ipairs(redis.call('ZRANGE', P .. 'running', 0, -1)) do
+  local k = jk(id)
+  local f = redis.call('HMGET', k, 'st', 'sta', 'xt', 'w', 'lst')
+  if f[1] ~= 'IN_PROGRESS' then
+    redis.call('ZREM', P .. 'running', id)
+  else
+    local sta, xt, w, lst = tonumber(f[2]), tonumber(f[3]), f[4], tonumber(f[5])
+    if NOW - sta > xt then
+      request_stop(w, id)
+      redis.call('HSET', k, 'he', 1, 'err', 'job exceeded its execution timeout of ' .. xt .. ' ms')
+      finish(id, k, 'TIMED_OUT')
+    elseif lost[w] then
+      requeue_lost(id, k, 'stopped responding (heartbeat lost)')
+    elseif worker_exists(w) then
+      local wf = redis.call('HMGET', P .. 'worker:' .. w, 'pinged', 'lp')
+      if wf[1] == '1' and tonumber(wf[2]) > lst and NOW - lst > GRACE then
+        requeue_lost(id, k, 'no longer reports holding the job')
+      end
+    end
+  end
+end
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', '(' .. NOW)) do
+  remove_job(id, jk(id))
+end
+return reply(1)
+)LUA";
+
+constexpr std::array<std::string_view, kCount> kBodies = {
+    kSubmit,     kStream,      kReadStream,       kCancel,   kRetry,   kPurge,
+    kHealth,     kWorkerBegin, kWorkerEnd,        kTake,     kRelease, kPostResult,
+    kPostStream, kPing,        kReportInProgress, kTakeStop, kSweep};
+
+const std::array<std::string, kCount>& sources() {
+  static const std::array<std::string, kCount> all = [] {
+    std::array<std::string, kCount> s;
+    for (std::size_t i = 0; i < kCount; ++i) s[i] = std::string(kPrelude) + std::string(kBodies[i]);
+    return s;
+  }();
+  return all;
+}
+
+}  // namespace
+
+std::string_view source(Id id) {
+  return sources()[static_cast<std::size_t>(id)];
+}
+
+}  // namespace podworker::endpoint::redis_script

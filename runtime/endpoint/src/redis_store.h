@@ -1,0 +1,133 @@
+// JobStore on a Redis server shared by several endpoint processes (replicas of one endpoint): every
+// state transition is one Lua script (redis_scripts.cpp), so it is atomic across replicas; change
+// notifications travel by pub/sub. Key layout and what survives what: docs/local.md, "Running
+// replicas on Redis".
+//
+// Delivery is at least once, by lease: take() leases a job to its worker; the worker's requests
+// and pings keep the lease; a sweep (run by every replica, idempotent) requeues the jobs of a
+// worker silent for longer than the heartbeat grace (retried++) and FAILs them at the retry limit.
+//
+// The JobStore interface is synchronous: each operation does its Redis round trip (tens of
+// microseconds on loopback: about 20 for status(), 50 for a scripted transition) on the calling
+// thread, one pooled connection per concurrent caller. An awaitable store seam would let the I/O
+// threads go on serving during the round trip; that is the interface's change to make, not this
+// class's.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "redis_connection.h"
+#include "redis_scripts.h"
+#include "store.h"
+
+namespace podworker::endpoint {
+
+class RedisStore final : public JobStore {
+ public:
+  // Connects, loads the scripts and subscribes to the endpoint's change channel. Throws RedisError
+  // when the server cannot be reached (the endpoint then refuses to start).
+  RedisStore(const RedisAddress& address, std::string endpoint_id, StoreOptions options,
+             std::function<void(TerminalEvent)> on_terminal);
+  ~RedisStore() override;
+  RedisStore(const RedisStore&) = delete;
+  RedisStore& operator=(const RedisStore&) = delete;
+
+  SubmitResult submit(NewJob job) override;
+  std::optional<JobRecord> status(std::string_view id) override;
+  std::optional<StreamBatch> stream(std::string_view id) override;
+  std::optional<StreamBatch> read_stream(std::string_view id, std::size_t cursor) override;
+  std::optional<JobStatus> cancel(std::string_view id) override;
+  RetryOutcome retry(std::string_view id) override;
+  std::size_t purge_queue() override;
+  HealthCounts health() override;
+
+  void worker_begin(std::string_view worker) override;
+  void worker_end(std::string_view worker) override;
+  std::vector<TakenJob> take(std::string_view worker, std::size_t max_jobs) override;
+  void release(std::string_view worker, const std::vector<TakenJob>& taken) override;
+  PostOutcome post_result(std::string_view worker, std::string_view job,
+                          WorkerResult result) override;
+  PostOutcome post_stream(std::string_view worker, std::string_view job,
+                          std::string chunk_json) override;
+  void ping(std::string_view worker, const std::vector<std::string>& job_ids) override;
+  void report_in_progress(std::string_view worker, bool holding) override;
+  std::vector<std::string> take_stop_requests(std::string_view worker) override;
+
+  void sweep() override;
+
+  Subscription watch(Topic topic, std::string_view key, std::function<void()> notify) override;
+  void wake_all() override;
+
+  const std::string& key_prefix() const { return prefix_; }
+
+ private:
+  class Pool;
+  struct Watch {
+    std::uint64_t token;
+    std::function<void()> notify;
+  };
+  struct Taker {
+    std::function<void()> notify;
+    bool woken = false;
+  };
+
+  std::int64_t now_ms() const;
+  // Runs one script with the common arguments and `args`; applies its notes, logs and events and
+  // returns the whole reply ({result, notes, events, logs}).
+  RedisReply run(redis_script::Id script, const std::vector<std::string>& args);
+  RedisReply eval(RedisConnection& c, redis_script::Id script,
+                  const std::vector<std::string>& args);
+  void apply(const redisReply& reply);
+  void fire(Topic topic, std::string_view key);
+  void fire_all();
+  void queue_changed(std::uint64_t version, std::size_t length);
+  void wake_takers();  // watch_mu_ held
+  void drop_taker(std::uint64_t token);
+  void subscriber_loop(std::stop_token stop, std::unique_ptr<RedisConnection> c);
+  void on_message(const redisReply& reply);
+  PostOutcome post_outcome(const redisReply& result, std::string_view worker, std::string_view job,
+                           std::string_view what) const;
+
+  const RedisAddress address_;
+  const std::string endpoint_id_;
+  const std::string prefix_;  // pw:{endpoint}:
+  const std::string origin_;  // this instance, in every publish
+  const StoreOptions options_;
+  const std::shared_ptr<const StoreClock> clock_;
+  const std::int64_t wall_offset_ms_;  // wall clock minus the store clock, taken at construction
+  const std::function<void(TerminalEvent)> on_terminal_;
+  std::unique_ptr<Pool> pool_;
+  std::array<std::string, redis_script::kCount> shas_;
+
+  std::mutex watch_mu_;
+  std::unordered_map<std::string, std::vector<Watch>> watches_;
+  std::map<std::uint64_t, Taker> takers_;  // by token: the first not yet woken waited longest
+  std::size_t woken_takers_ = 0;
+  std::size_t queued_ = 0;  // the queue length at queue_version_
+  std::uint64_t queue_version_ = 0;
+  std::uint64_t next_token_ = 0;
+  std::atomic<bool> sweep_failing_{false};
+
+  // An eventfd that ends the subscriber's poll at shutdown.
+  struct WakeFd {
+    WakeFd();
+    ~WakeFd();
+    WakeFd(const WakeFd&) = delete;
+    WakeFd& operator=(const WakeFd&) = delete;
+    void signal() const;
+    int fd = -1;
+  };
+  WakeFd wake_;
+  std::jthread subscriber_;  // last: joined before anything it uses goes
+};
+
+}  // namespace podworker::endpoint
