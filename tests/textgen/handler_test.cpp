@@ -294,3 +294,44 @@ TEST_CASE("real model: greedy generation gives the pinned text") {
   MESSAGE("generated: " << res.text);
   CHECK(res.text == "The capital of France is Paris.");
 }
+
+TEST_CASE("textgen: merged stream chunks read exactly as the chunks one by one") {
+  handlers::textgen::TextgenHandler h(small_generator());
+  h.init();
+  TestJob job(R"({"prompt": "hello there", "max_tokens": 12, "temperature": 0})");
+  TestEmitter out;
+  REQUIRE(!h.execute(job, out).is_error());
+  REQUIRE(out.chunks.size() >= 3);
+  json::Document chunks(rapidjson::kArrayType);
+  for (const auto& c : out.chunks) chunks.PushBack(json::clone(json::parse(c), chunks.GetAllocator()), chunks.GetAllocator());
+  std::vector<const json::Value*> refs;
+  for (const auto& c : chunks.GetArray()) refs.push_back(&c);
+  const json::Value& last = *refs.back();
+
+  // Deltas then the summary: one chunk, as a client concatenating "text" and reading the latest
+  // counts would have seen them.
+  json::Document all;
+  CHECK(h.merge_chunks(refs, all) == refs.size());
+  CHECK(std::string(all["text"].GetString()) == last["full_text"].GetString());
+  CHECK(all["output_tokens"] == last["output_tokens"]);
+  CHECK(all["done"].GetBool());
+  CHECK(all["finish_reason"] == last["finish_reason"]);
+
+  // Deltas alone: their text concatenated, the latest count.
+  json::Document deltas;
+  const std::span<const json::Value* const> head(refs.data(), refs.size() - 1);
+  CHECK(h.merge_chunks(head, deltas) == head.size());
+  std::string joined;
+  for (const auto* c : head) joined += (*c)["text"].GetString();
+  CHECK(std::string(deltas["text"].GetString()) == joined);
+  CHECK(deltas["output_tokens"] == (*head.back())["output_tokens"]);
+  CHECK(deltas.MemberCount() == 2);
+
+  // Nothing follows the summary; an object of another shape merges with nothing.
+  json::Document none;
+  const json::Value* summary_first[] = {&last, refs.front()};
+  CHECK(h.merge_chunks(summary_first, none) == 0);
+  const json::Document other = json::parse(R"({"choices":[]})");
+  const json::Value* other_first[] = {&other, refs.front()};
+  CHECK(h.merge_chunks(other_first, none) == 0);
+}
