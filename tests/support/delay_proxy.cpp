@@ -47,7 +47,7 @@ struct Connection {
 };
 
 asio::awaitable<void> read_lane(std::shared_ptr<Connection> c, tcp::socket& from, Lane& lane,
-                                std::chrono::microseconds delay) {
+                                const std::atomic<std::chrono::microseconds>& delay) {
   (void)c;  // held: the connection lives while either lane runs
   std::vector<char> buffer(64 * 1024);
   for (;;) {
@@ -55,7 +55,7 @@ asio::awaitable<void> read_lane(std::shared_ptr<Connection> c, tcp::socket& from
     const std::size_t n = co_await from.async_read_some(
         asio::buffer(buffer), asio::redirect_error(asio::use_awaitable, ec));
     if (ec) break;
-    lane.queue.emplace_back(Clock::now() + delay,
+    lane.queue.emplace_back(Clock::now() + delay.load(),
                             std::vector<char>(buffer.begin(), buffer.begin() + n));
     lane.wake.cancel();
   }
@@ -123,7 +123,7 @@ struct DelayProxy::Impl {
   }
 
   std::uint16_t upstream_port;
-  std::chrono::microseconds delay;
+  std::atomic<std::chrono::microseconds> delay;
   asio::io_context io;
   tcp::acceptor acceptor;
   std::atomic<std::size_t> accepted{0};
@@ -143,6 +143,9 @@ DelayProxy::~DelayProxy() {
 
 std::uint16_t DelayProxy::port() const {
   return impl_->acceptor.local_endpoint().port();
+}
+void DelayProxy::set_one_way_delay(std::chrono::microseconds one_way_delay) {
+  impl_->delay = one_way_delay;
 }
 std::size_t DelayProxy::connections() const {
   return impl_->accepted.load();

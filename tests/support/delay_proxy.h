@@ -22,6 +22,8 @@ class DelayProxy {
 
   std::uint16_t port() const;
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port()); }
+  // Changes the delay for bytes read from now on (open connections included).
+  void set_one_way_delay(std::chrono::microseconds one_way_delay);
   // Connections accepted so far.
   std::size_t connections() const;
 
