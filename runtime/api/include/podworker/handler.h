@@ -84,7 +84,9 @@ class Job {
   virtual std::stop_token stop_token() const = 0;
   bool cancelled() const { return stop_token().stop_requested(); }
 
-  // Posts a progress update, shown as the job's "output" by /status while it runs.
+  // Posts a progress update, shown as the job's "output" by /status while it runs. Returns at
+  // once: a sender posts it; of the updates made while one is in flight only the newest is sent,
+  // and one still unsent when the job ends is dropped (the result supersedes it).
   virtual void progress(const json::Value& update) = 0;
   void progress(std::string_view message) {
     json::Value v(rapidjson::StringRef(message.data(), message.size()));
