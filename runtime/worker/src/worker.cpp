@@ -1,6 +1,8 @@
 // The job loop: one thread takes jobs (long poll, batch take when several slots are free), a pool
 // of threads runs them, a heartbeat thread pings, a stop-channel thread cancels. Each thread owns
-// its own HttpClient, so every thread keeps its own keep-alive connection to the endpoint.
+// its own HttpClient, so every thread keeps its own keep-alive connection to the endpoint; a job
+// thread's client carries its job's stream posts (from the job's sender thread) and result, and a
+// second one, opened on first use, its progress.
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
