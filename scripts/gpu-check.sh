@@ -7,7 +7,9 @@
 #      backend), then bench_textgen on the GPU at 1, 8 and 32 streams — on a generated model with
 #      SmolLM2-135M's exact shapes, and on the real file when models/SmolLM2-135M-Instruct.Q4_1.gguf
 #      (or $PODWORKER_MODEL) is present — and once more sending decode batches of 8+ through cuBLAS
-#      on the F16 weight copies instead of the quantized mat-vec, to compare the two paths.
+#      on the F16 weight copies instead of the quantized mat-vec, to compare the two paths;
+#   3. when Boost and libcurl are installed: bench_stream, textgen at batch 1 on the GPU streamed
+#      through a 20 ms RTT proxy, tok/s next to the direct figure.
 # A gpu suite that skips (no device found: exit 77, or a case saying "no CUDA device") fails the
 # check: on the machine this is for, every GPU case must run. $OUT/summary.txt holds the results;
 # every log travels in $OUT/results.tar.gz. Budget: under 5 minutes on an H200 (about 2 of them
@@ -113,5 +115,25 @@ step "textgen benchmark: CUDA, cuBLAS decode from batch 8 (generated model)"
 run bench_textgen_gemm 90 env PODWORKER_CUDA_DECODE_GEMM_FROM=8 "$BUILD/bench/textgen/bench_textgen" \
   --backend cuda --streams 8,32 --prompt 64 --gen "$GEN" --model "$ROOT/models/absent.gguf"
 cat "$LOGS/bench_textgen_gemm.log" >> "$OUT/summary.txt"
+
+# Streaming over a network: textgen at batch 1 on the GPU, the worker posting through a loopback
+# proxy that adds 20 ms per round trip, tok/s next to the direct (0 ms) figure. It needs the server
+# parts (Boost, libcurl): a second build, only when their headers are on the machine.
+step "stream benchmark: textgen on CUDA through a 20 ms RTT proxy"
+if [[ -d /usr/include/boost/beast && ( -f /usr/include/x86_64-linux-gnu/curl/curl.h ||
+      -f /usr/include/curl/curl.h ) && -f "$model" ]]; then
+  if cmake -S "$ROOT" -B "$BUILD-server" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPODWORKER_SERVER=ON       -DPODWORKER_TESTS=OFF -DPODWORKER_BENCH=ON -DPODWORKER_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH"       > "$LOGS/configure_server.log" 2>&1 &&
+    cmake --build "$BUILD-server" -j "$JOBS" --target bench_stream > "$LOGS/build_server.log" 2>&1; then
+    cd "$ROOT" || finish
+    run bench_stream 150 env PODWORKER_BACKEND=cuda PODWORKER_MODEL="$model" \
+      "$BUILD-server/bench/stream/bench_stream" --no-sdk --rtt 0,20 --tokens "$GEN"
+    cat "$LOGS/bench_stream.log" >> "$OUT/summary.txt"
+  else
+    status=1
+    say "FAILED: the server build for bench_stream (see logs/build_server.log)"
+  fi
+else
+  say "skipped: bench_stream needs Boost and libcurl headers and the real model file"
+fi
 
 finish

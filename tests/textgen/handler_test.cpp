@@ -1,6 +1,8 @@
 // The textgen handler driven through the handler API with a small in-test Job and Emitter.
 #include <doctest/doctest.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <mutex>
 #include <stop_token>
@@ -293,4 +295,103 @@ TEST_CASE("real model: greedy generation gives the pinned text") {
   const llm::TextResult res = g->generate_text(r, {});
   MESSAGE("generated: " << res.text);
   CHECK(res.text == "The capital of France is Paris.");
+}
+
+TEST_CASE("textgen: merged stream chunks read exactly as the chunks one by one") {
+  handlers::textgen::TextgenHandler h(small_generator());
+  h.init();
+  TestJob job(R"({"prompt": "hello there", "max_tokens": 12, "temperature": 0})");
+  TestEmitter out;
+  REQUIRE(!h.execute(job, out).is_error());
+  REQUIRE(out.chunks.size() >= 3);
+  json::Document chunks(rapidjson::kArrayType);
+  for (const auto& c : out.chunks) chunks.PushBack(json::clone(json::parse(c), chunks.GetAllocator()), chunks.GetAllocator());
+  std::vector<const json::Value*> refs;
+  for (const auto& c : chunks.GetArray()) refs.push_back(&c);
+  const json::Value& last = *refs.back();
+
+  // Deltas then the summary: one chunk, as a client concatenating "text" and reading the latest
+  // counts would have seen them.
+  json::Document all;
+  CHECK(h.merge_chunks(refs, all) == refs.size());
+  CHECK(std::string(all["text"].GetString()) == last["full_text"].GetString());
+  CHECK(all["output_tokens"] == last["output_tokens"]);
+  CHECK(all["done"].GetBool());
+  CHECK(all["finish_reason"] == last["finish_reason"]);
+
+  // Deltas alone: their text concatenated, the latest count.
+  json::Document deltas;
+  const std::span<const json::Value* const> head(refs.data(), refs.size() - 1);
+  CHECK(h.merge_chunks(head, deltas) == head.size());
+  std::string joined;
+  for (const auto* c : head) joined += (*c)["text"].GetString();
+  CHECK(std::string(deltas["text"].GetString()) == joined);
+  CHECK(deltas["output_tokens"] == (*head.back())["output_tokens"]);
+  CHECK(deltas.MemberCount() == 2);
+
+  // Nothing follows the summary; an object of another shape merges with nothing.
+  json::Document none;
+  const json::Value* summary_first[] = {&last, refs.front()};
+  CHECK(h.merge_chunks(summary_first, none) == 0);
+  const json::Document other = json::parse(R"({"choices":[]})");
+  const json::Value* other_first[] = {&other, refs.front()};
+  CHECK(h.merge_chunks(other_first, none) == 0);
+}
+
+namespace {
+
+// An Emitter whose first yield blocks until release(), as the worker's stream sender does when a
+// job's network stalls and its buffer is full. The wait gives up after two minutes, so an engine
+// that stalled on it fails the test instead of hanging it.
+class StalledEmitter final : public Emitter {
+ public:
+  void yield(const json::Value&) override {
+    std::unique_lock lock(mutex_);
+    if (yields_++ != 0) return;
+    blocked_ = true;
+    changed_.notify_all();
+    released_by_call_ = changed_.wait_for(lock, std::chrono::seconds(120), [&] { return open_; });
+  }
+  void wait_blocked() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return blocked_; });
+  }
+  void release() {
+    {
+      std::lock_guard lock(mutex_);
+      open_ = true;
+    }
+    changed_.notify_all();
+  }
+  bool released_by_call() {
+    std::lock_guard lock(mutex_);
+    return released_by_call_;
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  bool blocked_ = false, open_ = false, released_by_call_ = false;
+  int yields_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("textgen: a job whose stream is stalled does not stall the other sequences") {
+  handlers::textgen::TextgenHandler h(small_generator());
+  StalledEmitter stalled_out;
+  std::jthread stalled([&] {
+    TestJob job(R"({"prompt": "abc", "max_tokens": 40, "temperature": 0})");
+    CHECK(!h.execute(job, stalled_out).is_error());
+  });
+  stalled_out.wait_blocked();
+  // Runs to the end while the stalled job's consumer is blocked: the engine pauses only that
+  // sequence (its token queue fills), never the batch.
+  TestJob job(R"({"prompt": "xyz", "max_tokens": 40, "temperature": 0})");
+  TestEmitter out;
+  CHECK(!h.execute(job, out).is_error());
+  CHECK(last_chunk(out)["done"].GetBool());
+  stalled_out.release();
+  stalled.join();
+  CHECK(stalled_out.released_by_call());  // not by the two-minute guard
 }

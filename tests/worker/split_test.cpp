@@ -81,13 +81,13 @@ TEST_CASE("urls: templates substitute like the SDK and parameters append with & 
 TEST_CASE("flags: ours and the SDK's spellings; bad values are refused") {
   WorkerOptions o;
   apply_flags(o, {"--handler", "sleep", "--concurrency=4", "--rp_serve_api", "--rp_api_port", "0",
-                  "--test_input", R"({"input":1})", "--stream-coalesce-ms", "5"});
+                  "--test_input", R"({"input":1})", "--stream-buffer-bytes", "5000"});
   CHECK(o.handler == "sleep");
   CHECK(o.concurrency == 4);
   CHECK(o.serve_api);
   CHECK(o.api_port == 0);
   CHECK(o.test_input.value() == R"({"input":1})");
-  CHECK(o.stream_coalesce == std::chrono::milliseconds(5));
+  CHECK(o.stream_buffer_bytes == 5000);
   CHECK_THROWS_AS(apply_flags(o, {"--concurrency", "zero"}), std::invalid_argument);
   CHECK_THROWS_AS(apply_flags(o, {"--concurrency", "0"}), std::invalid_argument);
   CHECK_THROWS_AS(apply_flags(o, {"--handler"}), std::invalid_argument);

@@ -31,7 +31,37 @@ json::Document chunk(std::string_view delta, int output_tokens) {
   return d;
 }
 
+// A plain delta is exactly {"text": string, "output_tokens": number}.
+bool is_delta(const json::Value& v) {
+  if (!v.IsObject() || v.MemberCount() != 2) return false;
+  const auto text = v.FindMember("text");
+  const auto count = v.FindMember("output_tokens");
+  return text != v.MemberEnd() && text->value.IsString() && count != v.MemberEnd() && count->value.IsNumber();
+}
+
 }  // namespace
+
+std::size_t TextgenHandler::merge_chunks(std::span<const json::Value* const> chunks, json::Document& merged) const {
+  std::string text;
+  std::size_t n = 0;
+  for (; n < chunks.size(); ++n) {
+    const json::Value& c = *chunks[n];
+    if (is_delta(c)) {
+      text.append(c["text"].GetString(), c["text"].GetStringLength());
+      continue;
+    }
+    // The summary chunk may end the run: it carries the latest count and the totals.
+    if (c.IsObject() && c.HasMember("done") && c.HasMember("text") && c["text"].IsString()) {
+      text.append(c["text"].GetString(), c["text"].GetStringLength());
+      ++n;
+    }
+    break;
+  }
+  if (n < 2) return 0;
+  merged.CopyFrom(*chunks[n - 1], merged.GetAllocator());
+  merged["text"].SetString(text.data(), static_cast<rapidjson::SizeType>(text.size()), merged.GetAllocator());
+  return n;
+}
 
 void TextgenHandler::init() {
   if (generator_) return;

@@ -23,6 +23,12 @@ class TextgenHandler final : public Handler {
   // The loaded model's context: max_tokens beyond it is refused (here and, with --serve-api, by
   // the endpoint before a job exists).
   chat::ChatLimits chat_limits() const override;
+  // The native stream's merge rule: successive {"text", "output_tokens"} deltas merge into one
+  // whose text is their concatenation and whose output_tokens is the latest; the final chunk
+  // (done, full_text, ...) may close the run and keeps its fields, its text prefixed by the run's.
+  // So a client that concatenates "text" and reads the last counts sees exactly what it would
+  // have seen chunk by chunk. OpenAI-route events are strings, which the runtime concatenates.
+  std::size_t merge_chunks(std::span<const json::Value* const> chunks, json::Document& merged) const override;
 
  private:
   std::shared_ptr<llm::Generator> generator_;

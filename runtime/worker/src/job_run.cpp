@@ -1,25 +1,19 @@
 #include "job_run.h"
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
-#include <mutex>
-#include <optional>
-#include <thread>
 
 #include "error_report.h"
 #include "podworker/log.h"
-#include "stream_split.h"
+#include "progress_sender.h"
+#include "stream_sender.h"
 
 namespace podworker::worker {
 namespace {
 
 class RunningJob final : public Job {
  public:
-  RunningJob(const json::Value& raw, JobSink& sink, std::stop_token stop, std::size_t max_post_bytes,
-             std::mutex& sink_mutex)
-      : raw_(raw), sink_(sink), stop_(std::move(stop)), max_post_bytes_(max_post_bytes),
-        sink_mutex_(sink_mutex) {
+  RunningJob(const json::Value& raw, JobSink& sink, std::stop_token stop, std::size_t max_post_bytes)
+      : raw_(raw), stop_(stop), max_post_bytes_(max_post_bytes), progress_(sink, std::move(stop)) {
     id_ = json::get_string(raw_, "id");
     input_ = json::find(raw_, "input");
   }
@@ -36,193 +30,29 @@ class RunningJob final : public Job {
     auto& a = body.GetAllocator();
     body.AddMember("status", "IN_PROGRESS", a);
     body.AddMember("output", json::clone(update, a), a);
-    const std::string text = json::to_string(body);
+    std::string text = json::to_string(body);
     if (text.size() > max_post_bytes_) {
       log::warn("progress update of " + std::to_string(text.size()) + " bytes dropped: over the " +
                     std::to_string(max_post_bytes_) + "-byte post limit",
                 id_);
       return;
     }
-    std::lock_guard lock(sink_mutex_);
-    sink_.post_progress(text);
+    progress_.post(std::move(text));
   }
 
   void request_refresh() override { refresh_.store(true); }
   bool refresh_requested() const { return refresh_.load(); }
+  // Before the result is posted: no progress update may follow it.
+  void finish_progress() { progress_.finish(); }
 
  private:
   const json::Value& raw_;
-  JobSink& sink_;
   std::stop_token stop_;
   std::size_t max_post_bytes_;
-  std::mutex& sink_mutex_;
   std::string id_;
   const json::Value* input_ = nullptr;
   std::atomic<bool> refresh_{false};
-};
-
-// Turns yields into posts. Without coalescing each yield is posted by the handler's thread before
-// yield() returns. With coalescing, a sender thread posts: string chunks arriving within the window
-// of the first unsent one are merged (up to the post limit); other chunks go out as they are.
-class StreamEmitter final : public Emitter {
- public:
-  StreamEmitter(JobSink& sink, std::mutex& sink_mutex, std::stop_token stop,
-                const JobRunConfig& config, const std::string& job_id)
-      : sink_(sink), sink_mutex_(sink_mutex), stop_(std::move(stop)), config_(config),
-        job_id_(job_id) {
-    aggregate_.SetArray();
-    if (config_.stream_coalesce.count() > 0) {
-      sender_ = std::jthread([this](std::stop_token) { send_loop(); });
-    }
-  }
-  ~StreamEmitter() override { finish(); }
-
-  void yield(const json::Value& chunk) override {
-    if (stop_.stop_requested()) return;
-    if (auto why = failure()) throw std::runtime_error(*why);
-    std::vector<std::string> bodies;
-    if (!(chunk.IsString() && sender_.joinable())) {
-      try {
-        bodies = chunk_bodies(chunk, config_.max_post_bytes);
-      } catch (const ChunkTooLarge& e) {
-        fail(e.what());
-        throw;
-      }
-    }
-    if (config_.aggregate_stream) aggregate_.PushBack(json::clone(chunk, aggregate_.GetAllocator()), aggregate_.GetAllocator());
-    if (!sender_.joinable()) {
-      for (const auto& body : bodies) {
-        if (stop_.stop_requested()) return;
-        std::string error;
-        {
-          std::lock_guard lock(sink_mutex_);
-          error = sink_.post_stream(body);
-        }
-        if (!error.empty()) {
-          fail("stream chunk could not be delivered: " + error);
-          throw std::runtime_error(*failure());
-        }
-      }
-      return;
-    }
-    std::unique_lock lock(mutex_);
-    // Backpressure: a handler far ahead of the network waits instead of buffering without bound.
-    space_.wait(lock, [&] { return outbox_.size() < kMaxOutbox || !failure_.empty(); });
-    if (chunk.IsString()) {
-      add_text(std::string_view(chunk.GetString(), chunk.GetStringLength()));
-    } else {
-      move_pending_to_outbox();
-      for (auto& body : bodies) outbox_.push_back(std::move(body));
-    }
-    work_.notify_one();
-  }
-
-  // Sends whatever is pending and stops the sender. Safe to call twice.
-  void finish() {
-    if (!sender_.joinable()) return;
-    {
-      std::lock_guard lock(mutex_);
-      move_pending_to_outbox();
-      done_ = true;
-    }
-    work_.notify_one();
-    sender_.join();
-  }
-
-  std::optional<std::string> failure() const {
-    std::lock_guard lock(mutex_);
-    if (failure_.empty()) return std::nullopt;
-    return failure_;
-  }
-  json::Document& aggregate() { return aggregate_; }
-
- private:
-  static constexpr std::size_t kMaxOutbox = 64;
-
-  void fail(const std::string& why) {
-    std::lock_guard lock(mutex_);
-    if (failure_.empty()) failure_ = why;
-    space_.notify_all();
-  }
-
-  // Holds mutex_.
-  void add_text(std::string_view text) {
-    const std::size_t room = config_.max_post_bytes;
-    const std::size_t text_size = json_string_size(text) - 2;
-    if (!pending_.empty() && kOutputEnvelopeBytes + 2 + pending_size_ + text_size > room) {
-      move_pending_to_outbox();
-    }
-    if (kOutputEnvelopeBytes + 2 + pending_size_ + text_size <= room) {
-      if (pending_.empty()) pending_since_ = std::chrono::steady_clock::now();
-      pending_ += text;
-      pending_size_ += text_size;
-      return;
-    }
-    auto pieces = split_text(text, room);
-    for (std::size_t i = 0; i + 1 < pieces.size(); ++i) outbox_.push_back(text_body(pieces[i]));
-    pending_ = std::string(pieces.back());
-    pending_size_ = json_string_size(pending_) - 2;
-    pending_since_ = std::chrono::steady_clock::now();
-  }
-
-  // Holds mutex_.
-  void move_pending_to_outbox() {
-    if (pending_.empty()) return;
-    outbox_.push_back(text_body(pending_));
-    pending_.clear();
-    pending_size_ = 0;
-  }
-
-  void send_loop() {
-    std::unique_lock lock(mutex_);
-    for (;;) {
-      if (outbox_.empty() && !pending_.empty()) {
-        const auto due = pending_since_ + config_.stream_coalesce;
-        work_.wait_until(lock, due, [&] { return !outbox_.empty() || done_; });
-        if (outbox_.empty() && std::chrono::steady_clock::now() >= due) move_pending_to_outbox();
-      } else if (outbox_.empty()) {
-        work_.wait(lock, [&] { return !outbox_.empty() || !pending_.empty() || done_; });
-      }
-      if (outbox_.empty()) {
-        if (done_ && pending_.empty()) return;
-        continue;
-      }
-      std::string body = std::move(outbox_.front());
-      outbox_.pop_front();
-      space_.notify_all();
-      if (!failure_.empty() || stop_.stop_requested()) continue;  // drain without posting
-      lock.unlock();
-      std::string error;
-      {
-        std::lock_guard sink_lock(sink_mutex_);
-        error = sink_.post_stream(body);
-      }
-      lock.lock();
-      if (!error.empty() && failure_.empty()) {
-        failure_ = "stream chunk could not be delivered: " + error;
-        log::error(failure_, job_id_);
-        space_.notify_all();
-      }
-    }
-  }
-
-  JobSink& sink_;
-  std::mutex& sink_mutex_;
-  std::stop_token stop_;
-  const JobRunConfig& config_;
-  const std::string& job_id_;
-  json::Document aggregate_;
-
-  mutable std::mutex mutex_;
-  std::condition_variable work_;
-  std::condition_variable space_;
-  std::deque<std::string> outbox_;
-  std::string pending_;
-  std::size_t pending_size_ = 0;  // escaped size of pending_, quotes excluded
-  std::chrono::steady_clock::time_point pending_since_{};
-  bool done_ = false;
-  std::string failure_;
-  std::jthread sender_;  // last: joined before the members it uses are destroyed
+  ProgressSender progress_;  // last: its thread ends before the members above go
 };
 
 }  // namespace
@@ -239,9 +69,10 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, std:
                    const JobRunConfig& config) {
   JobOutcome outcome;
   outcome.is_stream = handler.streams();
-  std::mutex sink_mutex;
-  RunningJob running(job, sink, stop, config.max_post_bytes, sink_mutex);
-  StreamEmitter emitter(sink, sink_mutex, stop, config, running.id());
+  RunningJob running(job, sink, stop, config.max_post_bytes);
+  StreamSender emitter(sink, handler, stop,
+                       {config.max_post_bytes, config.stream_buffer_bytes, config.aggregate_stream},
+                       running.id());
 
   json::Document body;
   body.SetObject();
@@ -249,6 +80,7 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, std:
   try {
     Output output = handler.execute(running, emitter);
     emitter.finish();
+    running.finish_progress();
     if (auto why = emitter.failure()) {
       body.AddMember("error", json::string_value(*why, a), a);
     } else if (output.is_error()) {
@@ -266,6 +98,7 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, std:
     }
   } catch (...) {
     emitter.finish();
+    running.finish_progress();
     if (auto why = emitter.failure()) {
       // The handler let the stream's own error escape: report that, it says what went wrong.
       body.AddMember("error", json::string_value(*why, a), a);

@@ -1,30 +1,19 @@
-// Runs one job through a handler: the Job and Emitter the handler sees, stream splitting and
-// coalescing, progress, and the final result body in the protocol's shape.
+// Runs one job through a handler: the Job and Emitter the handler sees (stream and progress
+// senders), and the final result body in the protocol's shape.
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <stop_token>
 #include <string>
 
+#include "job_sink.h"
 #include "podworker/handler.h"
 
 namespace podworker::worker {
 
-// Where a job's intermediate posts go (HTTP for a real worker, nowhere for a local test run).
-// Calls for one job never overlap.
-class JobSink {
- public:
-  virtual ~JobSink() = default;
-  // Posts one stream body; returns an empty string on success, else why it could not be delivered.
-  virtual std::string post_stream(const std::string& body) = 0;
-  // Posts one progress body; best effort (a lost progress update loses nothing).
-  virtual void post_progress(const std::string& body) = 0;
-};
-
 struct JobRunConfig {
   std::size_t max_post_bytes = 1024 * 1024;
-  std::chrono::milliseconds stream_coalesce{0};
+  std::size_t stream_buffer_bytes = 4 * 1024 * 1024;  // see StreamSenderConfig
   bool aggregate_stream = false;
   std::string hostname = "unknown";
   std::string worker_id;

@@ -72,7 +72,9 @@ WorkerOptions options_from_env() {
     o.concurrency = static_cast<int>(parse_integer(c, "PODWORKER_CONCURRENCY", 1, 4096));
   }
   o.return_aggregate_stream = truthy(env("PODWORKER_RETURN_AGGREGATE_STREAM"));
-  env_ms("PODWORKER_STREAM_COALESCE_MS", o.stream_coalesce);
+  if (const auto b = env("PODWORKER_STREAM_BUFFER_BYTES"); !b.empty()) {
+    o.stream_buffer_bytes = static_cast<std::size_t>(parse_integer(b, "PODWORKER_STREAM_BUFFER_BYTES", 1, 1LL << 40));
+  }
   env_ms("PODWORKER_CONNECT_TIMEOUT_MS", o.connect_timeout, 1);
   env_ms("PODWORKER_REQUEST_TIMEOUT_MS", o.request_timeout, 1);
   env_ms("PODWORKER_LONG_POLL_TIMEOUT_MS", o.long_poll_timeout, 1);
@@ -131,8 +133,8 @@ void apply_flags(WorkerOptions& o, const std::vector<std::string>& args) {
       log::set_level(lvl);
     } else if (flag == "--return-aggregate-stream") {
       o.return_aggregate_stream = true;
-    } else if (flag == "--stream-coalesce-ms") {
-      o.stream_coalesce = std::chrono::milliseconds(parse_integer(next(), flag, 0, 60000));
+    } else if (flag == "--stream-buffer-bytes") {
+      o.stream_buffer_bytes = static_cast<std::size_t>(parse_integer(next(), flag, 1, 1LL << 40));
     } else if (flag == "--shutdown-grace-ms") {
       o.shutdown_grace = std::chrono::milliseconds(parse_integer(next(), flag, 0, 86400000));
     } else {

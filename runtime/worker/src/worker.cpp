@@ -1,6 +1,8 @@
 // The job loop: one thread takes jobs (long poll, batch take when several slots are free), a pool
 // of threads runs them, a heartbeat thread pings, a stop-channel thread cancels. Each thread owns
-// its own HttpClient, so every thread keeps its own keep-alive connection to the endpoint.
+// its own HttpClient, so every thread keeps its own keep-alive connection to the endpoint; a job
+// thread's client carries its job's stream posts (from the job's sender thread) and result, and a
+// second one, opened on first use, its progress.
 #include <algorithm>
 #include <condition_variable>
 #include <deque>
@@ -68,7 +70,7 @@ struct Worker::Impl {
     }
     if (!o.ping_url.empty()) ping_url = substitute_url(o.ping_url, o.worker_id, o.worker_id);
     run_config.max_post_bytes = o.max_post_bytes;
-    run_config.stream_coalesce = o.stream_coalesce;
+    run_config.stream_buffer_bytes = o.stream_buffer_bytes;
     run_config.aggregate_stream = o.return_aggregate_stream;
     run_config.hostname = o.hostname;
     run_config.worker_id = o.worker_id;
@@ -112,10 +114,19 @@ struct Worker::Impl {
     }
   }
 
+  // A pool thread's connections: `main` carries the job's stream posts (from its sender thread)
+  // and its result; progress has a connection of its own, opened on first use, so a progress post
+  // in flight never delays a stream chunk. Both stay alive across the thread's jobs.
+  struct JobClients {
+    HttpClient main;
+    std::unique_ptr<HttpClient> progress;
+  };
+
   class RemoteSink final : public worker::JobSink {
    public:
-    RemoteSink(Impl& impl, HttpClient& client, std::string job_id, std::stop_token stop)
-        : impl_(impl), client_(client), job_id_(std::move(job_id)), stop_(std::move(stop)) {
+    RemoteSink(Impl& impl, JobClients& clients, std::string job_id, std::stop_token stop)
+        : impl_(impl), client_(clients.main), clients_(clients), job_id_(std::move(job_id)),
+          stop_(std::move(stop)) {
       stream_url_ = substitute_url(impl_.o.stream_url, impl_.o.worker_id, job_id_);
     }
     std::string post_stream(const std::string& body) override {
@@ -124,7 +135,10 @@ struct Worker::Impl {
       return success(r) || r.interrupted ? std::string() : describe(r);
     }
     void post_progress(const std::string& body) override {
-      const auto r = impl_.post_with_retry(client_, impl_.done_url(job_id_, false), body, job_id_,
+      if (!clients_.progress) {
+        clients_.progress = std::make_unique<HttpClient>(impl_.o.api_key, impl_.o.connect_timeout);
+      }
+      const auto r = impl_.post_with_retry(*clients_.progress, impl_.done_url(job_id_, false), body, job_id_,
                                            std::min(impl_.o.post_attempts, 2), stop_);
       if (!success(r) && !r.interrupted) log::warn("progress update lost: " + describe(r), job_id_);
     }
@@ -132,15 +146,17 @@ struct Worker::Impl {
    private:
     Impl& impl_;
     HttpClient& client_;
+    JobClients& clients_;
     std::string job_id_;
     std::stop_token stop_;
     std::string stream_url_;
   };
 
-  void execute(HttpClient& client, const std::string& id, const json::Document& job,
+  void execute(JobClients& clients, const std::string& id, const json::Document& job,
                std::stop_token stop) {
     log::info("Started.", id);
-    RemoteSink sink(*this, client, id, stop);
+    HttpClient& client = clients.main;
+    RemoteSink sink(*this, clients, id, stop);
     const auto outcome = worker::run_job(handler, job, sink, stop, run_config);
     if (outcome.stopped) {
       log::info("Stopped; nothing posted.", id);
@@ -166,7 +182,7 @@ struct Worker::Impl {
   }
 
   void pool_loop() {
-    HttpClient client(o.api_key, o.connect_timeout);
+    JobClients clients{HttpClient(o.api_key, o.connect_timeout), nullptr};
     std::unique_lock lock(mu);
     for (;;) {
       ++idle_threads;
@@ -178,7 +194,7 @@ struct Worker::Impl {
       const auto stop = held.at(id);
       lock.unlock();
       try {
-        execute(client, id, job, stop->get_token());
+        execute(clients, id, job, stop->get_token());
       } catch (const std::exception& e) {
         // Only the runtime's own failures get here (handler exceptions are the job's error).
         log::error(std::string("job runner failed: ") + e.what(), id);

@@ -31,7 +31,7 @@ constexpr const char* kUsage = R"(usage: worker [flags]
   -- ENDPOINT-FLAGS         after --: flags for the embedded endpoint (see `endpoint --help`)
   --log-level LEVEL         ERROR, WARN, INFO, DEBUG, TRACE (RUNPOD_LOG_LEVEL)
   --return-aggregate-stream a stream's final result holds all its chunks
-  --stream-coalesce-ms MS   merge string chunks yielded within MS into one post (default 0)
+  --stream-buffer-bytes N   a stream's undelivered chunks before yield() waits (default 4 MiB)
   --shutdown-grace-ms MS    on SIGTERM, how long running jobs may finish (default 30000)
 The SDK's spellings (--test_input, --rp_serve_api, --rp_api_port, ...) are accepted too.
 Environment: RUNPOD_WEBHOOK_GET_JOB, RUNPOD_WEBHOOK_POST_OUTPUT, RUNPOD_WEBHOOK_POST_STREAM,

@@ -10,9 +10,11 @@
 // the job when it is an error. Exceptions thrown by execute() fail that job only, never the worker.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
+#include <span>
 #include <stdexcept>
 #include <stop_token>
 #include <string>
@@ -82,7 +84,9 @@ class Job {
   virtual std::stop_token stop_token() const = 0;
   bool cancelled() const { return stop_token().stop_requested(); }
 
-  // Posts a progress update, shown as the job's "output" by /status while it runs.
+  // Posts a progress update, shown as the job's "output" by /status while it runs. Returns at
+  // once: a sender posts it; of the updates made while one is in flight only the newest is sent,
+  // and one still unsent when the job ends is dropped (the result supersedes it).
   virtual void progress(const json::Value& update) = 0;
   void progress(std::string_view message) {
     json::Value v(rapidjson::StringRef(message.data(), message.size()));
@@ -93,8 +97,12 @@ class Job {
   virtual void request_refresh() = 0;
 };
 
-// Sends the chunks of a streaming job. Each yield becomes one or more posts of at most 1 MB each
-// (see docs/streaming.md for how large values are split).
+// Sends the chunks of a streaming job. yield() copies the chunk and returns without waiting for
+// the network: a sender posts the job's chunks in order, one post in flight at a time, and the
+// chunks yielded while a post is in flight go out together in the next one (strings concatenate,
+// other chunks merge through Handler::merge_chunks). No post exceeds 1 MB (larger strings and
+// arrays are split, see docs/handlers.md). yield() waits only when the chunks not yet delivered
+// fill the job's buffer, and throws once a post could not be delivered.
 class Emitter {
  public:
   virtual ~Emitter() = default;
@@ -121,6 +129,18 @@ class Handler {
   // known once init() has run; the default says nothing. `worker --serve-api` hands it to the
   // endpoint, which then refuses a max_tokens beyond the context before a job exists.
   virtual chat::ChatLimits chat_limits() const { return {}; }
+  // How successive non-string stream chunks merge when the network is slower than the handler.
+  // `chunks` are two or more chunks in the order they were yielded. Merge a leading run of them
+  // into `merged` — the one chunk a client reassembling the stream would read the same as that
+  // run — and return its length; return 0 or 1 to send chunks[0] alone. The default merges
+  // nothing: each non-string chunk is its own post. Strings are concatenated by the runtime
+  // without asking. Runs on the job's sender thread, for several jobs at once: it must be
+  // thread-safe and should be cheap (linear in what it merges).
+  virtual std::size_t merge_chunks(std::span<const json::Value* const> chunks, json::Document& merged) const {
+    (void)chunks;
+    (void)merged;
+    return 0;
+  }
 };
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>()>;

@@ -39,10 +39,11 @@ struct WorkerOptions {
   int concurrency = 1;                 // jobs at once; Handler::concurrency() may adjust per take
   bool return_aggregate_stream = false;  // the final result of a stream holds all its chunks
 
-  // Streaming: no post body exceeds max_post_bytes; string chunks yielded within
-  // stream_coalesce of the first unsent one are merged into one post (0 = post every yield).
+  // Streaming: no post body exceeds max_post_bytes. Chunks yielded while a post is in flight
+  // go out merged in the next one; once stream_buffer_bytes of a job's chunks wait undelivered,
+  // its handler's yield() waits.
   std::size_t max_post_bytes = 1024 * 1024;
-  std::chrono::milliseconds stream_coalesce{0};
+  std::size_t stream_buffer_bytes = 4 * 1024 * 1024;
 
   // HTTP timings.
   std::chrono::milliseconds connect_timeout{10000};
