@@ -22,6 +22,9 @@ namespace podworker::bench {
 namespace {
 
 namespace fs = std::filesystem;
+// Slots of the open-loop workers: the SDK runs one job per second per slot (its fixed sleep), so 64
+// sustain 50 jobs/s and the row compares latency, not a queue growing without bound.
+constexpr const char* kOpenSlots = "64";
 using Clock = std::chrono::steady_clock;
 
 std::uint16_t free_port() {
@@ -274,14 +277,14 @@ int run_store_matrix(const MatrixOptions& o) {
   if (o.open_rate > 0) {
     std::printf(
         "\nopen loop: %.0f jobs/s arriving on a fixed schedule for %.1f s, /runsync, memory "
-        "store, one worker with --concurrency 8; latency from each job's due time (C column: 0)\n",
-        o.open_rate, o.open_seconds);
+        "store, one worker with --concurrency %s; latency from each job's due time (C column: 0)\n",
+        o.open_rate, o.open_seconds, kOpenSlots);
     const Replicas reps = start_replicas(o, "memory", 1, ids);
-    open_row(o, reps.targets[0], "podworker", {o.worker, "--handler", "echo", "--concurrency", "8"},
-             "open-pw");
+    open_row(o, reps.targets[0], "podworker",
+             {o.worker, "--handler", "echo", "--concurrency", kOpenSlots}, "open-pw");
     if (!o.python.empty() && fs::exists(o.python) && fs::exists(o.sdk_script)) {
-      open_row(o, reps.targets[0], "runpod-sdk", {o.python, o.sdk_script, "--concurrency", "8"},
-               "open-sdk");
+      open_row(o, reps.targets[0], "runpod-sdk",
+               {o.python, o.sdk_script, "--concurrency", kOpenSlots}, "open-sdk");
     } else {
       std::printf(
           "runpod-sdk open-loop row skipped: no Python environment (scripts/python-env.sh)\n");
