@@ -124,6 +124,8 @@ def start_replica(tmp: Path, name: str, redis_port: int, port: int) -> Child:
     return child
 
 
+# Above run_pytest.sh's 90 s default: 10,000 jobs on a loaded two-core machine; bounded below 3 min.
+@pytest.mark.timeout(170)
 def test_replica_and_worker_killed_mid_run(tmp_path: Path, children) -> None:
     started = time.monotonic()
     redis_dir = tmp_path / "redis"
