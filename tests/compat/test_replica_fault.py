@@ -9,7 +9,6 @@ Skipped only when nginx or redis-server is not installed (CI installs both, scri
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import signal
