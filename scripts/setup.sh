@@ -9,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libcurl4-openssl-dev libssl-dev rapidjson-dev doctest-dev libboost-dev ccache
-  libhiredis-dev redis-server
+  libhiredis-dev redis-server nginx
   python3 python3-pip python3-venv
   # The fuzz targets (scripts/fuzz.sh): clang, and libclang-rt-14-dev for libFuzzer and clang's
   # sanitizer runtimes; llvm-14 brings llvm-symbolizer for readable crash stacks.

@@ -24,6 +24,8 @@
 #include "podworker/endpoint/server.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
+#include "store_matrix.h"
+#include "worker_env.h"
 
 #ifndef PODWORKER_WORKER_PATH
 #define PODWORKER_WORKER_PATH ""
@@ -43,6 +45,8 @@ using podworker::bench::LoadOptions;
 using podworker::bench::LoadResult;
 using podworker::bench::Request;
 using podworker::bench::Target;
+using podworker::bench::completed;
+using podworker::bench::worker_env;
 
 struct Args {
   std::string worker = PODWORKER_WORKER_PATH;
@@ -55,7 +59,29 @@ struct Args {
   unsigned client_threads = 2;
   unsigned server_threads = 2;
   std::string log_dir;
+  // The store table (store_matrix.h) instead of the worker comparison, when --store is given.
+  std::vector<std::string> stores;
+  std::vector<int> replicas{1};
+  double open_rate = 50;
+  double open_seconds = 4;
 };
+
+template <typename T>
+std::vector<T> parse_list(const std::string& text, T (*convert)(const std::string&)) {
+  std::vector<T> out;
+  std::stringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(convert(item));
+  return out;
+}
+int positive(const std::string& s) {
+  const int v = std::stoi(s);
+  if (v <= 0) throw std::invalid_argument("expected a positive number, got " + s);
+  return v;
+}
+std::string store_kind(const std::string& s) {
+  if (s != "memory" && s != "redis") throw std::invalid_argument("--store takes memory and/or redis, got " + s);
+  return s;
+}
 
 Args parse_args(int argc, char** argv) {
   Args args;
@@ -74,6 +100,10 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--client-threads") args.client_threads = static_cast<unsigned>(std::stoul(value()));
     else if (flag == "--server-threads") args.server_threads = static_cast<unsigned>(std::stoul(value()));
     else if (flag == "--log-dir") args.log_dir = value();
+    else if (flag == "--store") args.stores = parse_list<std::string>(value(), store_kind);
+    else if (flag == "--replicas") args.replicas = parse_list<int>(value(), positive);
+    else if (flag == "--open-rate") args.open_rate = std::stod(value());
+    else if (flag == "--open-seconds") args.open_seconds = std::stod(value());
     else if (flag == "--concurrency") {
       args.concurrency.clear();
       std::stringstream in(value());
@@ -86,6 +116,9 @@ Args parse_args(int argc, char** argv) {
       std::cout << "usage: bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]\n"
                    "                 [--concurrency 1,8,64] [--seconds S] [--sdk-seconds S]\n"
                    "                 [--client-threads N] [--server-threads N] [--log-dir DIR]\n"
+                   "                 [--store memory,redis [--replicas 1,2] [--open-rate 50] [--open-seconds 4]]\n"
+                   "--store: jobs/s and p50/p99 per store and replica count (redis-server started on a\n"
+                   "free port, redis-benchmark's figures as the limit), then an open-loop row per worker\n"
                    "The SDK side needs the Python environment: scripts/python-env.sh\n";
       std::exit(0);
     } else {
@@ -101,35 +134,6 @@ const char* name(Kind kind) { return kind == Kind::podworker ? "podworker" : "ru
 
 std::string endpoint_id(Kind kind, int concurrency) {
   return std::string(kind == Kind::podworker ? "pw" : "sdk") + "-c" + std::to_string(concurrency);
-}
-
-// The RUNPOD_* variables a worker gets in production, shaped like production's templates.
-std::map<std::string, std::string> worker_env(const Target& target, const std::string& ep,
-                                              const std::string& worker_id) {
-  const std::string base =
-      "http://" + target.host + ":" + std::to_string(target.port) + "/v2/" + ep;
-  return {
-      {"RUNPOD_WEBHOOK_GET_JOB", base + "/job-take/$ID?gpu=bench"},
-      {"RUNPOD_WEBHOOK_POST_OUTPUT", base + "/job-done/$RUNPOD_POD_ID/$ID?gpu=bench"},
-      {"RUNPOD_WEBHOOK_POST_STREAM", base + "/job-stream/$RUNPOD_POD_ID/$ID?gpu=bench"},
-      {"RUNPOD_WEBHOOK_PING", base + "/ping/$RUNPOD_POD_ID?gpu=bench"},
-      {"RUNPOD_POD_ID", worker_id},
-      // Both workers log errors only, so neither pays for a log line per job.
-      {"RUNPOD_LOG_LEVEL", "ERROR"},
-      // The SDK's production start-up checks probe GPUs, disk and the internet; not measured here.
-      {"RUNPOD_SKIP_GPU_CHECK", "true"},
-      {"RUNPOD_SKIP_AUTO_SYSTEM_CHECKS", "true"},
-      {"PYTHONUNBUFFERED", "1"},
-  };
-}
-
-bool completed(const std::string& body) {
-  try {
-    const auto doc = podworker::json::parse_object(body);
-    return podworker::json::get_string(doc, "status") == "COMPLETED" && doc.HasMember("output");
-  } catch (const std::exception&) {
-    return false;
-  }
 }
 
 std::string runsync_body(std::size_t connection, std::uint64_t sequence) {
@@ -224,6 +228,23 @@ int main(int argc, char** argv) {
                               ? fs::temp_directory_path() / ("podworker-bench-e2e-" + std::to_string(getpid()))
                               : fs::path(args.log_dir);
     fs::create_directories(logs);
+    if (!args.stores.empty()) {
+      podworker::bench::MatrixOptions m;
+      m.worker = args.worker;
+      m.python = args.sdk ? args.python : std::string();
+      m.sdk_script = args.sdk_script;
+      m.stores = args.stores;
+      m.replicas = args.replicas;
+      m.concurrency = args.concurrency;
+      m.seconds = args.seconds;
+      m.client_threads = args.client_threads;
+      m.server_threads = args.server_threads;
+      m.open_rate = args.open_rate;
+      m.open_seconds = args.open_seconds;
+      m.logs = logs;
+      if (!sdk_note.empty()) std::printf("%s\n", sdk_note.c_str());
+      return podworker::bench::run_store_matrix(m);
+    }
 
     podworker::endpoint::Options options;
     options.host = "127.0.0.1";

@@ -1,0 +1,296 @@
+#include "store_matrix.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+
+#include "child_process.h"
+#include "http_load.h"
+#include "podworker/endpoint/server.h"
+#include "worker_env.h"
+
+namespace podworker::bench {
+
+namespace {
+
+namespace fs = std::filesystem;
+// Slots of the open-loop workers: the SDK runs one job per second per slot (its fixed sleep), so 64
+// sustain 50 jobs/s and the row compares latency, not a queue growing without bound.
+constexpr const char* kOpenSlots = "64";
+using Clock = std::chrono::steady_clock;
+
+std::uint16_t free_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) throw std::runtime_error("socket() failed");
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof addr;
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0;
+  ::close(fd);
+  if (!ok) throw std::runtime_error("no free loopback port");
+  return ntohs(addr.sin_port);
+}
+
+// Output of a shell command (redis-cli, redis-benchmark); empty when it could not run.
+std::string command_output(const std::string& command) {
+  std::string out;
+  if (FILE* pipe = ::popen(command.c_str(), "r"); pipe != nullptr) {
+    char buffer[4096];
+    for (std::size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;)
+      out.append(buffer, n);
+    ::pclose(pipe);
+  }
+  return out;
+}
+
+// An executable's path from PATH (ChildProcess takes a path, not a name).
+std::string which(const std::string& name) {
+  std::string path = command_output("command -v " + name);
+  while (!path.empty() && (path.back() == '\n' || path.back() == '\r')) path.pop_back();
+  if (path.empty()) throw std::runtime_error(name + " not found (scripts/setup.sh installs it)");
+  return path;
+}
+
+// redis-server on a free port, without persistence (the benchmark measures the store's round trips,
+// not the disk); stopped with the object.
+struct RedisServer {
+  std::uint16_t port = free_port();
+  ChildProcess process;
+  explicit RedisServer(const fs::path& logs)
+      : process({which("redis-server"), "--port", std::to_string(port), "--bind", "127.0.0.1",
+                 "--save", "", "--appendonly", "no"},
+                {}, (logs / "redis.log").string()) {
+    const auto deadline = Clock::now() + std::chrono::seconds(15);
+    const std::string ping = "redis-cli -p " + std::to_string(port) + " PING 2>/dev/null";
+    while (command_output(ping).rfind("PONG", 0) != 0) {
+      if (Clock::now() > deadline || !process.running())
+        throw std::runtime_error("redis-server did not start");
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling with a deadline
+    }
+  }
+  std::string url() const { return "redis://127.0.0.1:" + std::to_string(port); }
+};
+
+struct Replicas {
+  std::vector<std::unique_ptr<endpoint::Server>> servers;
+  std::vector<Target> targets;
+};
+
+Replicas start_replicas(const MatrixOptions& o, const std::string& store, int count,
+                        const std::vector<std::string>& ids) {
+  Replicas r;
+  for (int i = 0; i < count; ++i) {
+    endpoint::Options options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.endpoint_ids = ids;
+    options.rate_limit = false;
+    options.io_threads = o.server_threads;
+    options.store = store;
+    options.take_wait = std::chrono::milliseconds(2000);
+    options.stop_wait = std::chrono::milliseconds(2000);
+    r.servers.push_back(std::make_unique<endpoint::Server>(options));
+    Target t;
+    t.port = r.servers.back()->start();
+    r.targets.push_back(t);
+  }
+  return r;
+}
+
+LoadResult merge(std::vector<LoadResult>& parts) {
+  LoadResult all;
+  for (auto& p : parts) {
+    all.ok += p.ok;
+    all.errors += p.errors;
+    if (all.first_error.empty()) all.first_error = p.first_error;
+    all.seconds = std::max(all.seconds, p.seconds);
+    all.latencies_us.insert(all.latencies_us.end(), p.latencies_us.begin(), p.latencies_us.end());
+  }
+  std::sort(all.latencies_us.begin(), all.latencies_us.end());
+  return all;
+}
+
+void print(const char* label, int replicas, int c, const LoadResult& r) {
+  std::printf("%-16s %3d %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu\n", label, replicas, c,
+              static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
+              r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
+  if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
+  std::fflush(stdout);
+}
+
+bool warm_up(const Target& t, const std::string& ep) {
+  try {
+    const auto first =
+        request_once(t, {true, "/v2/" + ep + "/runsync?wait=60000", R"({"input":{"w":1}})"},
+                     std::chrono::seconds(90));
+    return first.status == 200 && completed(first.body);
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+// Closed loop at concurrency C: one worker per replica (--concurrency C split between them), the C
+// client connections spread round-robin over the replicas.
+void closed_row(const MatrixOptions& o, const Replicas& reps, const std::string& label, int c) {
+  const std::string ep = "c" + std::to_string(c);
+  const int n = static_cast<int>(reps.targets.size());
+  std::vector<std::unique_ptr<ChildProcess>> workers;
+  for (int i = 0; i < n; ++i) {
+    const int slots = std::max(1, c / n + (i < c % n ? 1 : 0));
+    const std::string id = "bench-" + label + "-" + ep + "-" + std::to_string(i);
+    workers.push_back(std::make_unique<ChildProcess>(
+        std::vector<std::string>{o.worker, "--handler", "echo", "--concurrency",
+                                 std::to_string(slots)},
+        worker_env(reps.targets[static_cast<std::size_t>(i)], ep, id),
+        (o.logs / (id + ".log")).string()));
+  }
+  for (const auto& t : reps.targets) {
+    if (!warm_up(t, ep)) {
+      std::printf("%-16s %3d %5d  warm-up job did not complete; logs in %s\n", label.c_str(), n, c,
+                  o.logs.string().c_str());
+      return;
+    }
+  }
+  std::vector<LoadResult> parts(reps.targets.size());
+  {
+    std::vector<std::jthread> threads;
+    for (int i = 0; i < n; ++i) {
+      const std::size_t conns = static_cast<std::size_t>(c / n + (i < c % n ? 1 : 0));
+      if (conns == 0) continue;
+      threads.emplace_back([&, i, conns] {
+        LoadOptions load;
+        load.connections = conns;
+        load.threads = std::max(1u, o.client_threads / static_cast<unsigned>(n));
+        load.measure = std::chrono::milliseconds(static_cast<long>(o.seconds * 1000));
+        load.warmup = std::chrono::milliseconds(300);
+        load.accept = completed;
+        const std::string path = "/v2/" + ep + "/runsync?wait=60000";
+        parts[static_cast<std::size_t>(i)] =
+            run_load(reps.targets[static_cast<std::size_t>(i)], load,
+                     [&](std::size_t conn, std::uint64_t seq) {
+                       return Request{true, path,
+                                      R"({"input":{"client":)" + std::to_string(conn) + R"(,"n":)" +
+                                          std::to_string(seq) + "}}"};
+                     });
+      });
+    }
+  }
+  print(label.c_str(), n, c, merge(parts));
+}
+
+// Open loop: job k is due at k / rate whatever the earlier ones did; its latency counts from when
+// it was due, so a stall shows in full (no coordinated omission).
+void open_row(const MatrixOptions& o, const Target& target, const std::string& label,
+              const std::vector<std::string>& worker_argv, const std::string& ep) {
+  const std::string id = "bench-open-" + label;
+  ChildProcess worker(worker_argv, worker_env(target, ep, id), (o.logs / (id + ".log")).string());
+  if (!warm_up(target, ep)) {
+    std::printf("%-16s open loop: warm-up job did not complete; see %s\n", label.c_str(),
+                worker.log_path().c_str());
+    return;
+  }
+  const auto total = static_cast<std::uint64_t>(o.open_rate * o.open_seconds);
+  const auto start = Clock::now() + std::chrono::milliseconds(100);
+  std::atomic<std::uint64_t> next{0};
+  std::mutex mutex;
+  LoadResult r;
+  {
+    std::vector<std::jthread> senders;
+    for (int t = 0; t < 16; ++t) {
+      senders.emplace_back([&] {
+        for (std::uint64_t k; (k = next.fetch_add(1)) < total;) {
+          const auto due =
+              start + std::chrono::microseconds(static_cast<long long>(1e6 * k / o.open_rate));
+          std::this_thread::sleep_until(due);
+          bool ok = false;
+          std::string error;
+          try {
+            const auto reply =
+                request_once(target, {true, "/v2/" + ep + "/runsync?wait=60000",
+                                      R"({"input":{"n":)" + std::to_string(k) + "}}"});
+            ok = reply.status == 200 && completed(reply.body);
+            if (!ok) error = "status " + std::to_string(reply.status);
+          } catch (const std::exception& e) {
+            error = e.what();
+          }
+          const double us = std::chrono::duration<double, std::micro>(Clock::now() - due).count();
+          const std::scoped_lock lock(mutex);
+          if (ok) {
+            ++r.ok;
+            r.latencies_us.push_back(us);
+          } else {
+            ++r.errors;
+            if (r.first_error.empty()) r.first_error = error;
+          }
+        }
+      });
+    }
+  }
+  r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  std::sort(r.latencies_us.begin(), r.latencies_us.end());
+  print(label.c_str(), 1, 0, r);
+}
+
+}  // namespace
+
+int run_store_matrix(const MatrixOptions& o) {
+  const bool want_redis = std::find(o.stores.begin(), o.stores.end(), "redis") != o.stores.end();
+  std::unique_ptr<RedisServer> redis;
+  if (want_redis) {
+    redis = std::make_unique<RedisServer>(o.logs);
+    std::printf(
+        "limit: redis-benchmark -q -t set,get,lpush,lpop -n 100000 on this machine, now:\n%s\n",
+        command_output("redis-benchmark -p " + std::to_string(redis->port) +
+                       " -q -t set,get,lpush,lpop -n 100000 2>&1 | tr '\\r' '\\n' | grep 'requests "
+                       "per second'")
+            .c_str());
+  }
+  std::vector<std::string> ids;
+  for (const int c : o.concurrency) ids.push_back("c" + std::to_string(c));
+  ids.push_back("open-pw");
+  ids.push_back("open-sdk");
+  std::printf(
+      "closed loop: /runsync, C client connections, echo worker(s) with --concurrency C in all; "
+      "%.1f s windows, %u server I/O threads per replica\n",
+      o.seconds, o.server_threads);
+  std::printf("%-16s %3s %5s %9s %6s %10s %9s %9s %7s\n", "store", "rep", "C", "jobs", "s",
+              "jobs/s", "p50 ms", "p99 ms", "errors");
+  for (const auto& store : o.stores) {
+    for (const int n : o.replicas) {
+      if (store == "memory" && n > 1) continue;  // the memory store is one process's own
+      if (store == "redis")
+        command_output("redis-cli -p " + std::to_string(redis->port) + " FLUSHALL");
+      const Replicas reps = start_replicas(o, store == "redis" ? redis->url() : "memory", n, ids);
+      for (const int c : o.concurrency) closed_row(o, reps, store, c);
+    }
+  }
+  if (o.open_rate > 0) {
+    std::printf(
+        "\nopen loop: %.0f jobs/s arriving on a fixed schedule for %.1f s, /runsync, memory "
+        "store, one worker with --concurrency %s; latency from each job's due time (C column: 0)\n",
+        o.open_rate, o.open_seconds, kOpenSlots);
+    const Replicas reps = start_replicas(o, "memory", 1, ids);
+    open_row(o, reps.targets[0], "podworker",
+             {o.worker, "--handler", "echo", "--concurrency", kOpenSlots}, "open-pw");
+    if (!o.python.empty() && fs::exists(o.python) && fs::exists(o.sdk_script)) {
+      open_row(o, reps.targets[0], "runpod-sdk",
+               {o.python, o.sdk_script, "--concurrency", kOpenSlots}, "open-sdk");
+    } else {
+      std::printf(
+          "runpod-sdk open-loop row skipped: no Python environment (scripts/python-env.sh)\n");
+    }
+  }
+  return 0;
+}
+
+}  // namespace podworker::bench
