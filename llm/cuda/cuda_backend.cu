@@ -314,14 +314,6 @@ class CudaBackend final : public Backend {
     std::int32_t counter = 0;
   };
 
-  static kernels::SampleParams to_kernel_params(const SamplingParams& p) {
-    kernels::SampleParams k;
-    k.temperature = p.temperature;
-    k.top_k = p.top_k;
-    k.top_p = p.top_p;
-    k.seed = p.seed;
-    return k;
-  }
   static std::int32_t counter_of(const SampleSpec& spec) { return static_cast<std::int32_t>(spec.step & 0x7fffffffu); }
 
   SeqState& slot(SeqId seq) {
