@@ -177,7 +177,8 @@ __global__ void __launch_bounds__(kAttnThreads)
       sum.z += o.z;
       sum.w += o.w;
     }
-    const float inv = 1.0f / total;
+    // len 0 (a bad length from device memory) attends to nothing: zeros, not 0/0.
+    const float inv = total > 0.0f ? 1.0f / total : 0.0f;
     reinterpret_cast<float4*>(out + (static_cast<std::int64_t>(b) * n_head + head) * HD)[tid] =
         make_float4(sum.x * inv, sum.y * inv, sum.z * inv, sum.w * inv);
   }
