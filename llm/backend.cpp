@@ -23,7 +23,7 @@ void Backend::decode_sample(std::span<const DecodeStep> steps, std::span<const S
   const std::size_t vocab = static_cast<std::size_t>(config().n_vocab);
   std::vector<float> logits(steps.size() * vocab);
   decode(steps, logits);
-  std::vector<std::int32_t> scratch;
+  std::vector<std::uint64_t> scratch;
   for (std::size_t i = 0; i < steps.size(); ++i) {
     out[i] = sample_token(std::span<const float>(logits).subspan(i * vocab, vocab), specs[i], scratch);
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <stdexcept>
+#include <stop_token>
 
 #include "podworker/log.h"
 
@@ -76,6 +77,13 @@ GenerationStats Engine::generate(const GenerationRequest& request, const std::fu
     waiting_.push_back(active);
   }
   wake_.notify_all();
+  // A request cancelled while it waits for a slot must wake the scheduler, which may be asleep
+  // because every slot is held by a paused request; taking the mutex orders the notification after
+  // the scheduler's predicate check, so the wake-up cannot be lost.
+  const std::stop_callback wake_on_cancel(stop, [this] {
+    { std::lock_guard lock(mutex_); }
+    wake_.notify_all();
+  });
 
   std::vector<std::int32_t> batch;
   int delivered = 0;
@@ -201,7 +209,12 @@ void Engine::run(std::stop_token stop) {
       if ((running.empty() || all_paused) && admitting.empty()) {
         // While every running request is paused, a waiting one can only start if a slot is free.
         const bool slot_free = static_cast<int>(running.size()) < backend_->max_sequences();
-        wake_.wait(lock, stop, [&] { return (!waiting_.empty() && slot_free) || (all_paused && resumed_ != resumed); });
+        const auto gave_up = [&] {
+          return std::any_of(waiting_.begin(), waiting_.end(), [](const auto& a) { return a->wants_out(); });
+        };
+        wake_.wait(lock, stop, [&] {
+          return (!waiting_.empty() && slot_free) || (all_paused && resumed_ != resumed) || gave_up();
+        });
         if (stop.stop_requested()) break;
       }
       // Requests that gave up while waiting for a slot end now; others take free slots.

@@ -1,10 +1,12 @@
 // Token sampling: greedy, temperature, top-k and top-p with a counter-based random number, so a
-// device can draw the same number as the CPU from (seed, step) without carrying RNG state.
+// device draws the same token as the CPU from (seed, step, logits) without carrying RNG state.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
+
+#include "kernels/sampling.h"
 
 namespace podworker::llm {
 
@@ -24,27 +26,20 @@ struct SampleSpec {
   std::uint64_t step = 0;
 };
 
-// Uniform in [0, 1) from (seed, step): splitmix64 of the pair, top 24 bits. Identical on any device.
-float sample_uniform(std::uint64_t seed, std::uint64_t step);
-
-// Sampling semantics (both functions below implement exactly these). Greedy → argmax. Otherwise:
-//  1. order the vocabulary by logit, descending, lower id first on ties; the candidates are the
-//     first top_k of that order (all of it when top_k <= 0 or >= n_vocab);
-//  2. p_i = expf(logit_i / temperature - max_logit / temperature) for each candidate (float);
-//  3. total = Σ p_i over the candidates, summed in ascending id order, in double;
-//  4. nucleus (top_p < 1): keep the shortest prefix of the order whose mass (summed in that order,
-//     in double) reaches top_p * total, at least one token; kept = that mass. With top_p >= 1, or
-//     when rounding never lets the mass reach the target, keep every candidate and kept = total;
-//  5. u = sample_uniform(seed, step) * kept; walk the kept prefix in order accumulating p_i (double)
-//     and return the first token whose running sum exceeds u (the last kept token if none does).
-// sample_token only orders as much of the vocabulary as the nucleus and the draw reach (usually a
-// few dozen tokens, not all 49,152). `scratch` avoids allocation per call; it may be empty.
+// Sampling follows the one definition in kernels/sampling.h (temperature, top-k, top-p, then a
+// Philox4x32-10 draw with counter = spec.step), the same one the CUDA backend runs on the device:
+// the same seed and logits give the same token on the CPU and on a GPU.
+//
+// sample_token is the fast CPU implementation (the decode path): it orders only the few weights
+// the nucleus reaches instead of the whole vocabulary. `scratch` avoids allocation per call; it may
+// be empty. sample_token_reference is kernels::cpu::sample, the definition written plainly, which
+// the fast path is tested against.
 std::int32_t sample_token(std::span<const float> logits, const SampleSpec& spec,
-                          std::vector<std::int32_t>& scratch);
+                          std::vector<std::uint64_t>& scratch);
 std::int32_t sample_token(std::span<const float> logits, const SampleSpec& spec);
-// The same semantics by the direct route (sorts the whole vocabulary): the reference the fast
-// path is tested against.
 std::int32_t sample_token_reference(std::span<const float> logits, const SampleSpec& spec);
+// The kernel-level parameters for `p` (what the device sampler reads).
+kernels::SampleParams to_kernel_params(const SamplingParams& p);
 std::int32_t argmax(std::span<const float> logits);
 
 }  // namespace podworker::llm

@@ -98,7 +98,7 @@ void bench_sampling(const std::vector<float>& logits, const char* what) {
                         {"top_p 0.9", {0.8f, 0, 0.9f, 1}},
                         {"top_k 40 + top_p 0.9", {0.8f, 40, 0.9f, 1}}};
   std::printf("\nhost sampling over %zu logits (%s)\n%-24s %14s %18s\n", logits.size(), what, "params", "us/token", "reference us/token");
-  std::vector<std::int32_t> scratch;
+  std::vector<std::uint64_t> scratch;
   for (const Case& c : cases) {
     const int reps = 200;
     std::int64_t sink = 0;  // uses the results, so the calls cannot be dropped

@@ -17,7 +17,7 @@ int sample(const float* logits, int vocab, const SampleParams& params, std::uint
   const float max = logits[best];
   std::vector<std::uint64_t> w(static_cast<std::size_t>(vocab));
   for (int i = 0; i < vocab; ++i) {
-    w[i] = static_cast<std::uint64_t>(std::exp((logits[i] - max) / params.temperature) * 4294967296.0f);
+    w[i] = sample_weight(logits[i], max, params.temperature);
   }
   // Threshold below which tokens are dropped; 0 keeps everything.
   std::uint64_t threshold = 0;
@@ -26,7 +26,7 @@ int sample(const float* logits, int vocab, const SampleParams& params, std::uint
     std::nth_element(sorted.begin(), sorted.begin() + (params.top_k - 1), sorted.end(), std::greater<>());
     threshold = sorted[params.top_k - 1];
   }
-  if (params.top_p > 0.0f && params.top_p < 1.0f) {
+  if (params.top_p < 1.0f) {
     std::vector<std::uint64_t> kept;
     std::uint64_t total = 0;
     for (std::uint64_t v : w) {
@@ -35,7 +35,8 @@ int sample(const float* logits, int vocab, const SampleParams& params, std::uint
         total += v;
       }
     }
-    const auto target = static_cast<std::uint64_t>(std::ceil(static_cast<double>(params.top_p) * total));
+    const auto target = std::max<std::uint64_t>(
+        1, static_cast<std::uint64_t>(std::ceil(static_cast<double>(std::max(params.top_p, 0.0f)) * total)));
     std::sort(kept.begin(), kept.end(), std::greater<>());
     std::uint64_t mass = 0;
     for (std::size_t i = 0; i < kept.size(); ++i) {

@@ -84,7 +84,8 @@ __global__ void __launch_bounds__(kWarps * 32)
       total += s_l[w] * f;
       value += s_acc[w][e] * f;
     }
-    out[(static_cast<std::int64_t>(query) * g.n_q_heads + head) * g.head_dim + e] = value / total;
+    // len 0 (a bad length from device memory) attends to nothing: zeros, not 0/0.
+    out[(static_cast<std::int64_t>(query) * g.n_q_heads + head) * g.head_dim + e] = total > 0.0f ? value / total : 0.0f;
   }
 }
 

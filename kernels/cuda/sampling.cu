@@ -1,7 +1,7 @@
 // Sampling on the device, one block per sequence; the definition is in kernels/sampling.h.
-// Weights are integers (fixed point) so every sum is exact and order-independent. Thresholds for top-k
-// (by count) and top-p (by mass) are found by radix selection over the weight bits, 8 bits per pass
-// with a shared-memory histogram, recomputing the weights from the logits each pass instead of storing
+// Weights are integers (fixed point, from sample_weight, bit-identical to the host's) so every sum
+// is exact and order-independent. Thresholds for top-k (by count) and top-p (by mass) are found by
+// radix selection over the weight bits, 8 bits per pass with a shared-memory histogram, recomputing the weights from the logits each pass instead of storing
 // them. The draw scans per-thread chunks in vocabulary order with a block-wide prefix sum.
 #include "kernels/cuda/common.cuh"
 #include "kernels/sampling.h"
@@ -16,7 +16,7 @@ constexpr int kThreads = 1024;
 using u64 = unsigned long long;
 
 __device__ __forceinline__ u64 weight_of(float logit, float max, float temperature) {
-  return static_cast<u64>(expf((logit - max) / temperature) * 4294967296.0f);
+  return sample_weight(logit, max, temperature);
 }
 
 // Block-wide argmax, lowest index among equal maxima. Every thread gets the result.
@@ -129,14 +129,15 @@ __global__ void __launch_bounds__(kThreads)
   if (p.top_k > 0 && p.top_k < vocab) {
     threshold = radix_select(row, vocab, max, p.temperature, 0, false, static_cast<u64>(p.top_k));
   }
-  if (p.top_p > 0.0f && p.top_p < 1.0f) {
+  if (p.top_p < 1.0f) {
     u64 kept = 0;
     for (int i = threadIdx.x; i < vocab; i += blockDim.x) {
       const u64 w = weight_of(row[i], max, p.temperature);
       kept += w >= threshold ? w : 0;
     }
     kept = block_sum_u64(kept);
-    const auto target = static_cast<u64>(ceil(static_cast<double>(p.top_p) * static_cast<double>(kept)));
+    const auto want = static_cast<u64>(ceil(static_cast<double>(fmaxf(p.top_p, 0.0f)) * static_cast<double>(kept)));
+    const u64 target = want > 0 ? want : 1;
     threshold = radix_select(row, vocab, max, p.temperature, threshold, true, target);
   }
 

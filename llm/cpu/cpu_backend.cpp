@@ -54,8 +54,10 @@ class CpuBackend final : public Backend {
     sequences_.resize(static_cast<std::size_t>(max_sequences_));
     inv_freq_.resize(static_cast<std::size_t>(config_.head_dim / 2));
     for (int j = 0; j < config_.head_dim / 2; ++j) {
+      // In double, as the reference: at positions in the thousands a float angle is off by
+      // several ulps of pi, which rotates long-context keys and queries measurably.
       inv_freq_[static_cast<std::size_t>(j)] =
-          std::pow(config_.rope_freq_base, -2.0f * static_cast<float>(j) / static_cast<float>(config_.head_dim));
+          std::pow(static_cast<double>(config_.rope_freq_base), -2.0 * j / static_cast<double>(config_.head_dim));
     }
     log::info(std::string("llm: CPU backend, ") + std::to_string(pool_.size()) + " thread(s), " + kernels_.name +
               " kernels, " + config_.describe());
@@ -231,8 +233,8 @@ class CpuBackend final : public Backend {
   void rope(float* v, int heads, int pos) const {
     const int hd = config_.head_dim;
     for (int j = 0; j < hd / 2; ++j) {
-      const float angle = static_cast<float>(pos) * inv_freq_[static_cast<std::size_t>(j)];
-      const float c = std::cos(angle), s = std::sin(angle);
+      const double angle = static_cast<double>(pos) * inv_freq_[static_cast<std::size_t>(j)];
+      const auto c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
       for (int h = 0; h < heads; ++h) {
         float* p = v + static_cast<std::size_t>(h) * hd + 2 * j;
         const float a = p[0], b = p[1];
@@ -355,7 +357,7 @@ class CpuBackend final : public Backend {
   int max_sequences_ = 1;
   int max_context_ = 0;
   std::vector<Sequence> sequences_;
-  std::vector<float> inv_freq_;
+  std::vector<double> inv_freq_;
   // The current batch.
   std::vector<std::int32_t> tokens_;
   std::vector<SeqId> seqs_;

@@ -314,14 +314,6 @@ class CudaBackend final : public Backend {
     std::int32_t counter = 0;
   };
 
-  static kernels::SampleParams to_kernel_params(const SamplingParams& p) {
-    kernels::SampleParams k;
-    k.temperature = p.temperature;
-    k.top_k = p.top_k;
-    k.top_p = p.top_p;
-    k.seed = p.seed;
-    return k;
-  }
   static std::int32_t counter_of(const SampleSpec& spec) { return static_cast<std::int32_t>(spec.step & 0x7fffffffu); }
 
   SeqState& slot(SeqId seq) {
@@ -504,8 +496,9 @@ class CudaBackend final : public Backend {
 
   // One decode step of the bucket `B` on the inputs already copied to d_step_.
   void forward_decode(int B) {
-    if (!tuning_.graphs) return enqueue_decode(B);
-    GraphExec& g = graphs_[static_cast<std::size_t>(bucket_index(B))];
+    const auto bucket = static_cast<std::size_t>(bucket_index(B));
+    if (!tuning_.graphs || graph_failed_[bucket]) return enqueue_decode(B);
+    GraphExec& g = graphs_[bucket];
     if (g) {
       cuda::check(cudaGraphLaunch(g.get(), cuda::native(stream_.view())), "cudaGraphLaunch");
       return;
@@ -513,7 +506,15 @@ class CudaBackend final : public Backend {
     // The bucket's first step runs eagerly (lazy module loading and cuBLAS set-up happen outside a
     // capture), then its graph is captured for the steps after it.
     enqueue_decode(B);
-    g = capture(B);
+    try {
+      g = capture(B);
+    } catch (const std::exception& e) {
+      // The eager launches above did this step's work; a bucket that cannot be captured keeps
+      // launching eagerly instead of failing every later step the same way.
+      graph_failed_[bucket] = true;
+      log::warn("llm: CUDA graph capture failed for batch " + std::to_string(B) + " (" + e.what() +
+                "); launching its kernels directly");
+    }
   }
 
   void run_decode(std::span<const DecodeStep> steps, std::span<const SampleSpec> specs, float* logits,
@@ -681,6 +682,7 @@ class CudaBackend final : public Backend {
   kc::DeviceBuffer<std::int32_t> d_ids_;
   kc::PinnedBuffer<std::int32_t> h_ids_;
   std::array<GraphExec, kBuckets> graphs_;
+  std::array<bool, kBuckets> graph_failed_{};  // buckets whose capture failed: eager launches
 
   // Prefill activations, prefill_chunk rows each.
   kc::DeviceBuffer<float> p_x_, p_qkv_, p_att_, p_gu_, p_last_, p_logits_;

@@ -177,14 +177,12 @@ __global__ void __launch_bounds__(kAttnThreads)
       sum.z += o.z;
       sum.w += o.w;
     }
-    const float inv = 1.0f / total;
+    // len 0 (a bad length from device memory) attends to nothing: zeros, not 0/0.
+    const float inv = total > 0.0f ? 1.0f / total : 0.0f;
     reinterpret_cast<float4*>(out + (static_cast<std::int64_t>(b) * n_head + head) * HD)[tid] =
         make_float4(sum.x * inv, sum.y * inv, sum.z * inv, sum.w * inv);
   }
 }
-
-// Shared memory a block may use for scores beyond the static arrays (Hopper: 227 KiB per block).
-constexpr std::int64_t kMaxScoreBytes = 200 * 1024;
 
 unsigned grid_for(std::int64_t n, int threads) {
   const std::int64_t blocks = (n + threads - 1) / threads;
@@ -221,9 +219,32 @@ void rmsnorm_to_f16(const float* x, const float* weight, kernels::half_bits* out
   check_launch("rmsnorm_f16_kernel");
 }
 
+namespace {
+// Dynamic shared memory a block of decode_attention_kernel<HD> may use for its scores on the current
+// device: the device's opt-in per-block limit (99 KiB on sm_86/89, 163 KiB on A100, 227 KiB on
+// Hopper) less the kernel's static arrays.
+template <int HD>
+std::int64_t max_score_bytes() {
+  int device = 0;
+  check(cudaGetDevice(&device), "cudaGetDevice");
+  int optin = 0;
+  check(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+        "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)");
+  cudaFuncAttributes attr{};
+  check(cudaFuncGetAttributes(&attr, decode_attention_kernel<HD>), "cudaFuncGetAttributes(decode_attention_kernel)");
+  return static_cast<std::int64_t>(optin) - static_cast<std::int64_t>(attr.sharedSizeBytes);
+}
+}  // namespace
+
 bool decode_attention_supported(int head_dim, std::int64_t max_ctx) {
-  return (head_dim == 32 || head_dim == 64 || head_dim == 128) && max_ctx > 0 &&
-         max_ctx * static_cast<std::int64_t>(sizeof(float)) <= kMaxScoreBytes;
+  if (max_ctx <= 0) return false;
+  const std::int64_t bytes = max_ctx * static_cast<std::int64_t>(sizeof(float));
+  switch (head_dim) {
+    case 32: return bytes <= max_score_bytes<32>();
+    case 64: return bytes <= max_score_bytes<64>();
+    case 128: return bytes <= max_score_bytes<128>();
+    default: return false;
+  }
 }
 
 namespace {

@@ -41,8 +41,9 @@ void rmsnorm_to_f16(const float* x, const float* weight, kernels::half_bits* out
 // position group. kernels::cuda::attention_decode walks the positions one by one per warp instead.
 // q row b at q + b * q_stride; out is [batch][n_head * head_dim]; slots and lens in device memory.
 // decode_attention_supported() says whether this kernel handles the shape (head_dim 32, 64 or 128,
-// max_ctx scores fitting in shared memory); prepare_decode_attention() must run once before launches
-// (outside graph capture) for a given max_ctx.
+// max_ctx scores fitting in the current device's shared memory per block);
+// prepare_decode_attention() must run once before launches (outside graph capture) for a given
+// max_ctx.
 bool decode_attention_supported(int head_dim, std::int64_t max_ctx);
 void prepare_decode_attention(int head_dim, std::int64_t max_ctx);
 void decode_attention(const float* q, std::int64_t q_stride, const float* k_cache, const float* v_cache, float* out,

@@ -355,9 +355,8 @@ TEST_CASE("get_rows_matches_reference") {
   }
 }
 
-// Argmax: exact. Sampling: the device computes the same integer weights from expf, which may differ
-// from the host's by an ulp, so a draw can land on the other side of a boundary: at least 95% of the
-// draws must pick the reference's token, and every draw must pick a token the reference could pick.
+// Argmax and sampling: exact, token for token (sample_weight is bit-identical on host and device, the
+// sums are integers and the draw is Philox4x32-10 on both sides).
 TEST_CASE("sampling_matches_reference") {
   if (!have_device()) return;
   const int vocab = 49152, batch = 16;
@@ -369,7 +368,6 @@ TEST_CASE("sampling_matches_reference") {
   const auto am = to_host(dtok);
   for (int b = 0; b < batch; ++b) CHECK(am[b] == k::cpu::sample(logits.data() + b * vocab, vocab, {}, 0));
 
-  int matches = 0, total = 0;
   for (int round = 0; round < 8; ++round) {
     std::vector<k::SampleParams> params(batch);
     std::vector<int> counters(batch);
@@ -388,14 +386,12 @@ TEST_CASE("sampling_matches_reference") {
     for (int b = 0; b < batch; ++b) {
       const int want =
           k::cpu::sample(logits.data() + b * vocab, vocab, params[b], static_cast<std::uint64_t>(counters[b]));
-      ++total;
-      matches += got[b] == want ? 1 : 0;
-      CHECK(got[b] >= 0);
-      CHECK(got[b] < vocab);
-      if (params[b].temperature <= 0.0f || params[b].top_k == 1) CHECK(got[b] == want);
+      // One definition with bit-identical weights and an integer draw: the device picks exactly
+      // the reference's token, every time.
+      INFO("row " << b << " round " << round);
+      CHECK(got[b] == want);
     }
   }
-  CHECK(matches * 100 >= total * 95);
 }
 
 }  // TEST_SUITE("gpu")

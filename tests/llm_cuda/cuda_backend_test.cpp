@@ -409,6 +409,49 @@ TEST_SUITE("gpu") {
     }
   }
 
+  // One sampling definition (kernels/sampling.h): from the same logits and seed the device sampler
+  // picks the host sampler's token. Two backends fed the same tokens run the same kernels at the same
+  // shapes, so one's logits are the other's bit for bit.
+  TEST_CASE("device sampling draws the host sampler's token from the same logits") {
+    SKIP_WITHOUT_GPU();
+    const auto w = make_weights(small_spec());
+    const std::size_t vocab = static_cast<std::size_t>(w->config().n_vocab);
+    auto with_logits = gpu_backend(w);
+    auto sampling = gpu_backend(w);
+    const llm::SamplingParams params[3] = {{0.8f, 0, 1.0f, 11}, {1.0f, 40, 0.9f, 12}, {1.5f, 0, 0.95f, 13}};
+    std::vector<SeqId> a, b;
+    std::vector<std::int32_t> last;
+    for (std::size_t i = 0; i < 3; ++i) {
+      a.push_back(with_logits->alloc_sequence());
+      b.push_back(sampling->alloc_sequence());
+      const auto prompt = prompt_tokens(6 + 2 * static_cast<int>(i), static_cast<int>(vocab), 30 + static_cast<int>(i));
+      std::vector<float> logits(vocab);
+      with_logits->prefill(a.back(), prompt, logits);
+      const SampleSpec spec{params[i], 0};
+      const std::int32_t id = sampling->prefill_sample(b.back(), prompt, spec);
+      CHECK(id == llm::sample_token(logits, spec));
+      last.push_back(id);
+    }
+    for (std::uint64_t step = 1; step <= 6; ++step) {
+      std::vector<DecodeStep> sa, sb;
+      std::vector<SampleSpec> specs;
+      for (std::size_t i = 0; i < 3; ++i) {
+        sa.push_back({a[i], last[i]});
+        sb.push_back({b[i], last[i]});
+        specs.push_back({params[i], step});
+      }
+      std::vector<float> logits(3 * vocab);
+      with_logits->decode(sa, logits);
+      std::vector<std::int32_t> ids(3);
+      sampling->decode_sample(sb, specs, ids);
+      for (std::size_t i = 0; i < 3; ++i) {
+        INFO("sequence " << i << " step " << step);
+        CHECK(ids[i] == llm::sample_token(std::span<const float>(logits).subspan(i * vocab, vocab), specs[i]));
+        last[i] = ids[i];
+      }
+    }
+  }
+
   TEST_CASE("device sampling: top_k 1 picks the argmax and a seed repeats its draws") {
     SKIP_WITHOUT_GPU();
     const auto w = make_weights(small_spec());

@@ -137,3 +137,49 @@ TEST_CASE("a stalled consumer pauses only its own sequence, at max_queued_tokens
   CHECK(slow_stats.finish_reason == llm::FinishReason::length);
   CHECK(slow_stats.peak_queued_tokens == 3);
 }
+
+TEST_CASE("a request cancelled while waiting for a slot ends at once, even when every slot is paused") {
+  auto engine = small_engine(1, 2);  // one slot, paused after two undelivered tokens
+  std::mutex m;
+  std::condition_variable cv;
+  bool first_seen = false, release = false;
+  std::jthread holder([&] {
+    (void)engine->generate(request(1, 30), [&](std::int32_t) {
+      std::unique_lock lock(m);
+      first_seen = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return release; });  // stall: the only slot stays taken and paused
+      return true;
+    });
+  });
+  {
+    std::unique_lock lock(m);
+    cv.wait(lock, [&] { return first_seen; });
+  }
+  std::stop_source cancel;
+  llm::GenerationStats stats;
+  int tokens = 0;
+  std::atomic<bool> returned{false};
+  std::jthread waiter([&] {
+    stats = engine->generate(
+        request(2, 10),
+        [&](std::int32_t) {
+          ++tokens;
+          return true;
+        },
+        cancel.get_token());
+    returned = true;
+  });
+  cancel.request_stop();
+  waiter.join();  // hangs here (until the holder finishes) if the cancellation did not wake the scheduler
+  CHECK(returned);
+  {
+    std::lock_guard lock(m);
+    CHECK(!release);  // it ended while the slot was still held
+    release = true;
+  }
+  cv.notify_all();
+  holder.join();
+  CHECK(tokens == 0);
+  CHECK(stats.finish_reason == llm::FinishReason::cancelled);
+}
