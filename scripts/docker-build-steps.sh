@@ -104,9 +104,10 @@ worker="$prefix/bin/worker"
 [ -x "$worker" ] || die "$worker was not installed"
 
 # The worker's shared libraries must all be ones the runtime image provides: the C/C++ runtime,
-# libcurl (installed there) and, for the CUDA image, the CUDA runtime and cuBLAS of the base image
+# libcurl and hiredis (both installed there; hiredis serves --serve-api --store redis://) and, for
+# the CUDA image, the CUDA runtime and cuBLAS of the base image
 # (libcuda itself comes from the host driver).
-known='libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux-[a-z0-9_-]+|libcurl'
+known='libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt|ld-linux-[a-z0-9_-]+|libcurl|libhiredis'
 if [ "$variant" = cuda ]; then known="$known|libcudart|libcublas|libcublasLt|libcuda"; fi
 allowed="^($known)\.so"
 needed=$(readelf -d "$worker" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p')
