@@ -27,8 +27,12 @@ const endpoint::PolicyLimits kLimits{std::chrono::milliseconds(600'000),
                                      std::chrono::milliseconds(10'000),
                                      std::chrono::milliseconds(7 * 24 * 3'600'000LL)};
 
+// SmolLM2's context: both sides check max_tokens against the model's context, as under
+// `worker --serve-api`.
+const chat::ChatLimits kChat{8192};
+
 void check(const textgen::Request& r) {
-  if (r.max_tokens < 1 || r.max_tokens > textgen::kMaxTokensLimit) std::abort();
+  if (r.max_tokens < 1 || r.max_tokens > kChat.max_context) std::abort();
 }
 
 // The handler's side: what TextgenHandler::execute does with a job's input before generating.
@@ -38,11 +42,11 @@ void handler_reads(const std::string& input_json) {
     const json::Value* route = input.IsObject() ? json::find(input, "openai_route") : nullptr;
     if (route != nullptr) {
       if (const json::Value* body = json::find(input, "openai_input"))
-        check(textgen::parse_openai(*body));
+        check(textgen::parse_openai(*body, kChat));
     } else {
-      check(textgen::parse_native(input));
+      check(textgen::parse_native(input, kChat));
     }
-  } catch (const std::invalid_argument&) {
+  } catch (const std::invalid_argument&) {  // chat::ChatRequestError included
   } catch (const JsonError&) {
   }
 }
@@ -59,9 +63,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   try {
     const endpoint::OpenAiRequest request =
-        endpoint::parse_openai_request(body, kLimits, "podworker");
+        endpoint::parse_openai_request(body, kLimits, "podworker", kChat.max_context);
     handler_reads(request.job.input_json);
   } catch (const JsonError&) {
+  } catch (const std::invalid_argument&) {  // a value out of range: the route's 400
   }
   return 0;
 }
