@@ -29,14 +29,6 @@ MemoryStore::MemoryStore(StoreOptions options, std::function<void(TerminalEvent)
 
 MemoryStore::~MemoryStore() = default;
 
-std::string MemoryStore::watch_key(Topic topic, std::string_view key) {
-  std::string k;
-  k.reserve(key.size() + 1);
-  k.push_back(static_cast<char>('0' + static_cast<int>(topic)));
-  k.append(key);
-  return k;
-}
-
 JobRecord MemoryStore::record(const Job& job) const {
   JobRecord r;
   r.id = job.spec.id;
@@ -52,10 +44,8 @@ JobRecord MemoryStore::record(const Job& job) const {
 }
 
 void MemoryStore::notify(Topic topic, std::string_view key) {
-  if (topic == Topic::queue) return wake_takers();
-  auto it = watches_.find(watch_key(topic, key));
-  if (it == watches_.end()) return;
-  for (const Watch& w : it->second) w.notify();
+  if (topic == Topic::queue) return watches_.set_queued(queued_);
+  watches_.fire(topic, key);
 }
 
 void MemoryStore::emit(Events& events) {
@@ -68,29 +58,6 @@ void MemoryStore::emit(Events& events) {
 std::shared_ptr<MemoryStore::Job> MemoryStore::find_job(std::string_view id) {
   auto it = jobs_.find(id);
   return it == jobs_.end() ? nullptr : it->second;
-}
-
-// One woken poller per queued job: waking every poll for each job costs each of them a lock and a
-// failed take, which grows with the number of workers.
-void MemoryStore::wake_takers() {
-  for (auto it = takers_.begin(); woken_takers_ < queued_ && it != takers_.end(); ++it) {
-    if (it->second.woken) continue;
-    it->second.woken = true;
-    ++woken_takers_;
-    it->second.notify();
-  }
-}
-
-void MemoryStore::drop_taker(std::uint64_t token) {
-  auto it = takers_.find(token);
-  if (it == takers_.end()) return;
-  const bool woken = it->second.woken;
-  takers_.erase(it);
-  if (!woken) return;
-  --woken_takers_;
-  // A woken poller that leaves without the job (its client had gone, its wait ran out) hands the
-  // wake-up on.
-  wake_takers();
 }
 
 void MemoryStore::schedule(Job& job, Due due, time_point at) {
@@ -134,7 +101,11 @@ void MemoryStore::check_holder(const std::shared_ptr<Job>& job, time_point at, E
 
 // Every way out of IN_QUEUE (taken, ended, purged, expired) comes through here; idempotent.
 void MemoryStore::leave_queue(Job& job) {
-  if (job.status == JobStatus::in_queue && queued_ > 0) --queued_;
+  if (job.status == JobStatus::in_queue && queued_ > 0) {
+    --queued_;
+    // Fewer jobs, fewer wake-ups to hand on when a woken poller leaves without one.
+    watches_.set_queued(queued_);
+  }
   queued_bytes_ -= job.queued_bytes;
   job.queued_bytes = 0;
 }
@@ -593,39 +564,11 @@ void MemoryStore::sweep() {
 // ---- change notification
 
 Subscription MemoryStore::watch(Topic topic, std::string_view key, std::function<void()> notify_fn) {
-  if (topic == Topic::queue) {
-    std::lock_guard lock(mu_);
-    const std::uint64_t token = ++next_token_;
-    takers_.emplace(token, Taker{std::move(notify_fn), false});
-    return Subscription([this, token] {
-      std::lock_guard relock(mu_);
-      drop_taker(token);
-    });
-  }
-  std::string k = watch_key(topic, key);
-  std::lock_guard lock(mu_);
-  const std::uint64_t token = ++next_token_;
-  watches_[k].push_back({token, std::move(notify_fn)});
-  return Subscription([this, k = std::move(k), token] {
-    std::lock_guard relock(mu_);
-    auto it = watches_.find(k);
-    if (it == watches_.end()) return;
-    auto& v = it->second;
-    std::erase_if(v, [token](const Watch& w) { return w.token == token; });
-    if (v.empty()) watches_.erase(it);
-  });
+  return watches_.watch(topic, key, std::move(notify_fn));
 }
 
 void MemoryStore::wake_all() {
-  std::lock_guard lock(mu_);
-  for (const auto& [key, list] : watches_) {
-    for (const Watch& w : list) w.notify();
-  }
-  for (auto& [token, taker] : takers_) {
-    if (!taker.woken) ++woken_takers_;
-    taker.woken = true;
-    taker.notify();
-  }
+  watches_.fire_all();
 }
 
 }  // namespace podworker::endpoint

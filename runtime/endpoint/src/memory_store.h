@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "store.h"
+#include "watch_registry.h"
 
 namespace podworker::endpoint {
 
@@ -105,17 +106,8 @@ class MemoryStore final : public JobStore {
     std::vector<std::string> stop;  // for the next job-stop answer, no duplicates
     std::deque<SentStop> sent;      // bounded: kMaxSentStops
   };
-  struct Watch {
-    std::uint64_t token;
-    std::function<void()> notify;
-  };
-  struct Taker {
-    std::function<void()> notify;
-    bool woken = false;
-  };
   using Events = std::vector<TerminalEvent>;
 
-  static std::string watch_key(Topic topic, std::string_view key);
   JobRecord record(const Job& job) const;
   time_point now() const { return clock_->now(); }
   void enqueue(const std::shared_ptr<Job>& job, bool front);
@@ -128,8 +120,6 @@ class MemoryStore final : public JobStore {
   void unschedule(Job& job, Due due);
   void unschedule_all(Job& job);
   void check_holder(const std::shared_ptr<Job>& job, time_point at, Events& events);
-  void wake_takers();
-  void drop_taker(std::uint64_t token);
   void request_stop(const std::string& worker, const std::string& job_id);
   void queue_stop(Worker& worker, std::string_view worker_id, std::string_view job_id);
   void notify(Topic topic, std::string_view key);
@@ -151,11 +141,9 @@ class MemoryStore final : public JobStore {
   std::uint64_t next_seq_ = 0;
   std::size_t queued_bytes_ = 0;  // payload bytes of IN_QUEUE jobs (StoreOptions::max_queued_bytes)
 
-  std::unordered_map<std::string, std::vector<Watch>, StringHash, std::equal_to<>> watches_;
-  // Queue watches by token, which grows: the first not yet woken is the longest waiting poller.
-  std::map<std::uint64_t, Taker> takers_;
-  std::size_t woken_takers_ = 0;
-  std::uint64_t next_token_ = 0;
+  // Its own lock, taken under mu_ (never the other way round): a watch comes and goes without
+  // waiting for a store operation.
+  WatchRegistry watches_;
 };
 
 }  // namespace podworker::endpoint

@@ -100,12 +100,6 @@ std::string channel_pattern(std::string_view prefix) {
   return p + "ev:*";
 }
 
-std::string watch_key(Topic topic, std::string_view key) {
-  std::string k(1, static_cast<char>('0' + static_cast<int>(topic)));
-  k.append(key);
-  return k;
-}
-
 std::optional<StreamBatch> stream_batch(const redisReply* result) {
   if (result == nullptr || result->type != REDIS_REPLY_ARRAY) return std::nullopt;
   StreamBatch batch{parse_status(text(element(*result, 0))).value_or(JobStatus::in_queue),
@@ -493,69 +487,25 @@ void RedisStore::sweep() {
 // ---- change notification
 
 void RedisStore::fire(Topic topic, std::string_view key) {
-  std::lock_guard lock(watch_mu_);
-  const auto it = watches_.find(watch_key(topic, key));
-  if (it == watches_.end()) return;
-  for (const Watch& w : it->second) w.notify();
+  watches_.fire(topic, key);
 }
 
 void RedisStore::fire_all() {
-  std::lock_guard lock(watch_mu_);
-  for (const auto& [key, list] : watches_) {
-    for (const Watch& w : list) w.notify();
-  }
-  for (auto& [token, taker] : takers_) {
-    if (!taker.woken) ++woken_takers_;
-    taker.woken = true;
-    taker.notify();
-  }
+  watches_.fire_all();
 }
 
+// Each replica wakes its own pollers, one per queued job; notes and messages may arrive out of
+// order (a script's reply and another replica's publish race), so an older length never overrides
+// a newer one.
 void RedisStore::queue_changed(std::uint64_t version, std::size_t length) {
-  std::lock_guard lock(watch_mu_);
-  if (version <= queue_version_) return;  // an older note than one already applied
+  std::lock_guard lock(queue_mu_);
+  if (version <= queue_version_) return;
   queue_version_ = version;
-  queued_ = length;
-  wake_takers();
-}
-
-// One woken poller per queued job, as in MemoryStore; each replica does so for its own pollers.
-void RedisStore::wake_takers() {
-  for (auto it = takers_.begin(); woken_takers_ < queued_ && it != takers_.end(); ++it) {
-    if (it->second.woken) continue;
-    it->second.woken = true;
-    ++woken_takers_;
-    it->second.notify();
-  }
-}
-
-void RedisStore::drop_taker(std::uint64_t token) {
-  std::lock_guard lock(watch_mu_);
-  const auto it = takers_.find(token);
-  if (it == takers_.end()) return;
-  const bool woken = it->second.woken;
-  takers_.erase(it);
-  if (!woken) return;
-  --woken_takers_;
-  wake_takers();  // a woken poller that leaves without the job hands the wake-up on
+  watches_.set_queued(length);
 }
 
 Subscription RedisStore::watch(Topic topic, std::string_view key, std::function<void()> notify) {
-  std::lock_guard lock(watch_mu_);
-  const std::uint64_t token = ++next_token_;
-  if (topic == Topic::queue) {
-    takers_.emplace(token, Taker{std::move(notify), false});
-    return Subscription([this, token] { drop_taker(token); });
-  }
-  std::string k = watch_key(topic, key);
-  watches_[k].push_back({token, std::move(notify)});
-  return Subscription([this, k = std::move(k), token] {
-    std::lock_guard relock(watch_mu_);
-    const auto it = watches_.find(k);
-    if (it == watches_.end()) return;
-    std::erase_if(it->second, [token](const Watch& w) { return w.token == token; });
-    if (it->second.empty()) watches_.erase(it);
-  });
+  return watches_.watch(topic, key, std::move(notify));
 }
 
 void RedisStore::wake_all() {

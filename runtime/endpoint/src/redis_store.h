@@ -28,6 +28,7 @@
 #include "redis_connection.h"
 #include "redis_scripts.h"
 #include "store.h"
+#include "watch_registry.h"
 
 namespace podworker::endpoint {
 
@@ -71,14 +72,6 @@ class RedisStore final : public JobStore {
 
  private:
   class Pool;
-  struct Watch {
-    std::uint64_t token;
-    std::function<void()> notify;
-  };
-  struct Taker {
-    std::function<void()> notify;
-    bool woken = false;
-  };
 
   std::int64_t now_ms() const;
   // Runs one script with the common arguments and `args`; applies its notes, logs and events and
@@ -90,8 +83,6 @@ class RedisStore final : public JobStore {
   void fire(Topic topic, std::string_view key);
   void fire_all();
   void queue_changed(std::uint64_t version, std::size_t length);
-  void wake_takers();  // watch_mu_ held
-  void drop_taker(std::uint64_t token);
   void subscriber_loop(std::stop_token stop, std::unique_ptr<RedisConnection> c);
   void on_message(const redisReply& reply);
   PostOutcome post_outcome(const redisReply& result, std::string_view worker, std::string_view job,
@@ -108,13 +99,9 @@ class RedisStore final : public JobStore {
   std::unique_ptr<Pool> pool_;
   std::array<std::string, redis_script::kCount> shas_;
 
-  std::mutex watch_mu_;
-  std::unordered_map<std::string, std::vector<Watch>> watches_;
-  std::map<std::uint64_t, Taker> takers_;  // by token: the first not yet woken waited longest
-  std::size_t woken_takers_ = 0;
-  std::size_t queued_ = 0;  // the queue length at queue_version_
-  std::uint64_t queue_version_ = 0;
-  std::uint64_t next_token_ = 0;
+  WatchRegistry watches_;
+  std::mutex queue_mu_;  // taken before the registry's
+  std::uint64_t queue_version_ = 0;  // of the last queue length given to watches_
   std::atomic<bool> sweep_failing_{false};
 
   // An eventfd that ends the subscriber's poll at shutdown.
