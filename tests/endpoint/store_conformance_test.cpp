@@ -74,7 +74,6 @@ struct Harness {
   std::vector<pe::TakenJob> take(const std::string& worker, std::size_t n = 1) {
     store->worker_begin(worker);
     auto jobs = store->take(worker, n);
-    store->worker_end(worker);
     return jobs;
   }
   std::string take_one(const std::string& worker) {

@@ -326,16 +326,7 @@ void MemoryStore::worker_begin(std::string_view worker) {
   std::lock_guard lock(mu_);
   auto it = workers_.find(worker);
   if (it == workers_.end()) it = workers_.try_emplace(std::string(worker)).first;
-  ++it->second.active_requests;
   it->second.last_seen = now();
-}
-
-void MemoryStore::worker_end(std::string_view worker) {
-  std::lock_guard lock(mu_);
-  auto it = workers_.find(worker);
-  if (it == workers_.end()) return;
-  // The end of a request is no sign of life: a long poll ends the same whether its worker is there.
-  it->second.active_requests = std::max(0, it->second.active_requests - 1);
 }
 
 std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max_jobs) {

@@ -39,7 +39,6 @@ class MemoryStore final : public JobStore {
   HealthCounts health() override;
 
   void worker_begin(std::string_view worker) override;
-  void worker_end(std::string_view worker) override;
   std::vector<TakenJob> take(std::string_view worker, std::size_t max_jobs) override;
   void release(std::string_view worker, const std::vector<TakenJob>& taken) override;
   PostOutcome post_result(std::string_view worker, std::string_view job, WorkerResult result) override;
@@ -102,7 +101,6 @@ class MemoryStore final : public JobStore {
     time_point last_seen;  // last sign of life: a request started, or a ping
     time_point last_ping;
     bool pinged = false;
-    int active_requests = 0;
     std::vector<std::string> stop;  // for the next job-stop answer, no duplicates
     std::deque<SentStop> sent;      // bounded: kMaxSentStops
   };

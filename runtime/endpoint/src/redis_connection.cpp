@@ -80,12 +80,15 @@ void RedisConnection::fail(std::string_view what) {
 
 RedisReply RedisConnection::command(const std::vector<std::string_view>& args) {
   send(args);
-  void* raw = nullptr;
-  if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) fail("reading a reply");
-  return RedisReply(static_cast<redisReply*>(raw));
+  return next_reply();
 }
 
 void RedisConnection::send(const std::vector<std::string_view>& args) {
+  append(args);
+  flush();
+}
+
+void RedisConnection::append(const std::vector<std::string_view>& args) {
   if (broken_) fail("command on a broken connection");
   std::vector<const char*> argv;
   std::vector<std::size_t> lengths;
@@ -99,10 +102,20 @@ void RedisConnection::send(const std::vector<std::string_view>& args) {
                              lengths.data()) != REDIS_OK) {
     fail("queueing a command");
   }
+}
+
+void RedisConnection::flush() {
+  if (broken_) fail("command on a broken connection");
   int done = 0;
   while (done == 0) {
     if (redisBufferWrite(ctx_.get(), &done) != REDIS_OK) fail("sending a command");
   }
+}
+
+RedisReply RedisConnection::next_reply() {
+  void* raw = nullptr;
+  if (redisGetReply(ctx_.get(), &raw) != REDIS_OK || raw == nullptr) fail("reading a reply");
+  return RedisReply(static_cast<redisReply*>(raw));
 }
 
 RedisReply RedisConnection::buffered_reply() {

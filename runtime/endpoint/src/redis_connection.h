@@ -53,6 +53,11 @@ class RedisConnection {
   RedisReply command(const std::vector<std::string_view>& args);
   // Sends a command without waiting for the reply (a subscriber reads replies as they come).
   void send(const std::vector<std::string_view>& args);
+  // Pipelining: append() queues commands in the output buffer, flush() writes them all, and
+  // next_reply() waits for the replies one by one, in the order the commands were appended.
+  void append(const std::vector<std::string_view>& args);
+  void flush();
+  RedisReply next_reply();
   // The next reply already received, without blocking; null when none is complete yet.
   RedisReply buffered_reply();
   // Reads what the socket has (after poll() said it is readable). Throws when the peer is gone.

@@ -21,24 +21,20 @@ local queue_changed = false
 
 local function jk(id) return P .. 'job:' .. id end
 local function ck(id) return P .. 'chunks:' .. id end
-local function note_job(id)
-  notes[#notes + 1] = 'j' .. id
-  redis.call('PUBLISH', P .. 'ev:job:' .. id, ORIGIN)
-end
-local function note_stop(w)
-  notes[#notes + 1] = 's' .. w
-  redis.call('PUBLISH', P .. 'ev:stop:' .. w, ORIGIN)
-end
+local function note_job(id) notes[#notes + 1] = 'j' .. id end
+local function note_stop(w) notes[#notes + 1] = 's' .. w end
 local function note_queue() queue_changed = true end
 -- The queue note carries a version and the queue length: a replica wakes at most one long poll
--- per queued job, and ignores a note older than what it already knows.
+-- per queued job, and ignores a note older than what it already knows. The notes go to the other
+-- replicas in one message per script run ("origin\nnote\nnote..."), not one per note: each
+-- message costs every replica a read and a parse.
 local function reply(result)
   if queue_changed then
     local v = redis.call('INCR', P .. 'qver')
     local n = redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
     notes[#notes + 1] = 'q' .. v .. ':' .. n
-    redis.call('PUBLISH', P .. 'ev:queue', ORIGIN .. ' ' .. v .. ' ' .. n)
   end
+  if #notes > 0 then redis.call('PUBLISH', P .. 'ev', ORIGIN .. '\n' .. table.concat(notes, '\n')) end
   return {result, notes, events, logs}
 end
 local function qkey(k)
@@ -259,16 +255,6 @@ return reply({redis.call('SCARD', P .. 'ended:COMPLETED'), failed, #running, que
 
 constexpr std::string_view kWorkerBegin = R"LUA(
 redis.call('ZADD', P .. 'workers', NOW, ARGV[8])
-redis.call('HINCRBY', P .. 'worker:' .. ARGV[8], 'active', 1)
-return reply(1)
-)LUA";
-
-// The end of a request is no sign of life: a long poll ends the same whether its worker is there.
-constexpr std::string_view kWorkerEnd = R"LUA(
-if worker_exists(ARGV[8]) then
-  local k = P .. 'worker:' .. ARGV[8]
-  if redis.call('HINCRBY', k, 'active', -1) < 0 then redis.call('HSET', k, 'active', 0) end
-end
 return reply(1)
 )LUA";
 
@@ -474,7 +460,7 @@ return reply(1)
 
 constexpr std::array<std::string_view, kCount> kBodies = {
     kSubmit,     kStream,      kReadStream,       kCancel,   kRetry,   kPurge,
-    kHealth,     kWorkerBegin, kWorkerEnd,        kTake,     kRelease, kPostResult,
+    kHealth,     kWorkerBegin, kTake,     kRelease, kPostResult,
     kPostStream, kPing,        kReportInProgress, kTakeStop, kSweep};
 
 const std::array<std::string, kCount>& sources() {

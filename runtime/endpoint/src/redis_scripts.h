@@ -20,7 +20,6 @@ enum class Id : std::size_t {
   purge,
   health,
   worker_begin,
-  worker_end,
   take,
   release,
   post_result,

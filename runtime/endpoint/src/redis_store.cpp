@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <future>
 #include <random>
 
 #include "podworker/log.h"
@@ -17,7 +18,6 @@ using Script = redis_script::Id;
 
 constexpr std::chrono::milliseconds kIoTimeout{5'000};
 constexpr std::chrono::milliseconds kReconnectPause{500};
-constexpr std::size_t kMaxIdleConnections = 16;
 
 std::string_view text(const redisReply* r) {
   return r == nullptr ? std::string_view{} : reply_text(*r);
@@ -89,17 +89,6 @@ JobRecord job_record(const JobFields& job) {
   return r;
 }
 
-// The endpoint's channels as a PSUBSCRIBE pattern: glob characters in an endpoint id match only
-// themselves.
-std::string channel_pattern(std::string_view prefix) {
-  std::string p;
-  for (const char ch : prefix) {
-    if (ch == '*' || ch == '?' || ch == '[' || ch == ']' || ch == '\\') p.push_back('\\');
-    p.push_back(ch);
-  }
-  return p + "ev:*";
-}
-
 std::optional<StreamBatch> stream_batch(const redisReply* result) {
   if (result == nullptr || result->type != REDIS_REPLY_ARRAY) return std::nullopt;
   StreamBatch batch{parse_status(text(element(*result, 0))).value_or(JobStatus::in_queue),
@@ -113,49 +102,6 @@ std::optional<StreamBatch> stream_batch(const redisReply* result) {
 }
 
 }  // namespace
-
-// Idle connections, reused; a broken one is dropped and the next caller connects afresh (so a
-// Redis restart costs the requests in flight at that moment, not the endpoint).
-class RedisStore::Pool {
- public:
-  explicit Pool(RedisAddress address) : address_(std::move(address)) {}
-
-  class Lease {
-   public:
-    Lease(Pool& pool, std::unique_ptr<RedisConnection> c) : pool_(pool), c_(std::move(c)) {}
-    ~Lease() { pool_.give_back(std::move(c_)); }
-    Lease(const Lease&) = delete;
-    Lease& operator=(const Lease&) = delete;
-    RedisConnection& operator*() const { return *c_; }
-
-   private:
-    Pool& pool_;
-    std::unique_ptr<RedisConnection> c_;
-  };
-
-  Lease acquire() {
-    {
-      std::lock_guard lock(mu_);
-      while (!idle_.empty()) {
-        auto c = std::move(idle_.back());
-        idle_.pop_back();
-        if (c->still_open()) return Lease(*this, std::move(c));
-      }
-    }
-    return Lease(*this, std::make_unique<RedisConnection>(address_, kIoTimeout));
-  }
-
- private:
-  void give_back(std::unique_ptr<RedisConnection> c) {
-    if (!c || c->broken()) return;
-    std::lock_guard lock(mu_);
-    if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(c));
-  }
-
-  const RedisAddress address_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<RedisConnection>> idle_;
-};
 
 RedisStore::WakeFd::WakeFd() : fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
   if (fd < 0) throw std::runtime_error("eventfd failed");
@@ -184,13 +130,12 @@ RedisStore::RedisStore(const RedisAddress& address, std::string endpoint_id, Sto
               .count() -
           std::chrono::duration_cast<std::chrono::milliseconds>(clock_->now().time_since_epoch())
               .count()),
-      on_terminal_(std::move(on_terminal)),
-      pool_(std::make_unique<Pool>(address_)) {
+      on_terminal_(std::move(on_terminal)) {
   {
-    auto c = pool_->acquire();
+    RedisConnection c(address_, kIoTimeout);
     for (std::size_t i = 0; i < redis_script::kCount; ++i) {
       const RedisReply r =
-          (*c).command({"SCRIPT", "LOAD", redis_script::source(static_cast<Script>(i))});
+          c.command({"SCRIPT", "LOAD", redis_script::source(static_cast<Script>(i))});
       if (r->type == REDIS_REPLY_ERROR) {
         throw RedisError("redis " + address_.url() +
                          ": loading a script failed: " + std::string(reply_text(*r)));
@@ -201,11 +146,12 @@ RedisStore::RedisStore(const RedisAddress& address, std::string endpoint_id, Sto
   // Subscribed before the constructor returns: a watch() registered right after must not miss a
   // change.
   auto subscriber = std::make_unique<RedisConnection>(address_, kIoTimeout);
-  const RedisReply confirm = subscriber->command({"PSUBSCRIBE", channel_pattern(prefix_)});
+  const RedisReply confirm = subscriber->command({"SUBSCRIBE", prefix_ + "ev"});
   if (confirm->type == REDIS_REPLY_ERROR) {
     throw RedisError("redis " + address_.url() +
-                     ": PSUBSCRIBE failed: " + std::string(reply_text(*confirm)));
+                     ": SUBSCRIBE failed: " + std::string(reply_text(*confirm)));
   }
+  pipeline_ = std::make_unique<RedisPipeline>(address_, kIoTimeout);
   subscriber_ = std::jthread([this, c = std::move(subscriber)](std::stop_token stop) mutable {
     subscriber_loop(std::move(stop), std::move(c));
   });
@@ -214,6 +160,11 @@ RedisStore::RedisStore(const RedisAddress& address, std::string endpoint_id, Sto
 RedisStore::~RedisStore() {
   subscriber_.request_stop();
   wake_.signal();
+  close();
+}
+
+void RedisStore::close() {
+  if (pipeline_) pipeline_->close();
 }
 
 std::int64_t RedisStore::now_ms() const {
@@ -224,47 +175,79 @@ std::int64_t RedisStore::now_ms() const {
 
 // ---- scripts
 
-RedisReply RedisStore::eval(RedisConnection& c, Script script,
-                            const std::vector<std::string>& args) {
+void RedisStore::run(Script script, std::vector<std::string> args, ScriptDone done) {
   const auto i = static_cast<std::size_t>(script);
-  std::vector<std::string_view> argv;
-  argv.reserve(args.size() + 3);
+  auto shared = std::make_shared<std::vector<std::string>>();
+  std::vector<std::string>& argv = *shared;
+  argv.reserve(3 + redis_script::kCommonArgs + args.size());
   argv.emplace_back("EVALSHA");
-  argv.emplace_back(shas_[i]);
+  argv.push_back(shas_[i]);
   argv.emplace_back("0");
-  for (const std::string& a : args) argv.emplace_back(a);
-  RedisReply r = c.command(argv);
-  // A restarted Redis has forgotten the scripts: EVAL sends the source (and caches it again).
-  if (r->type == REDIS_REPLY_ERROR && reply_text(*r).starts_with("NOSCRIPT")) {
-    argv[0] = "EVAL";
-    argv[1] = redis_script::source(script);
-    r = c.command(argv);
-  }
-  if (r->type == REDIS_REPLY_ERROR)
-    throw RedisError("redis script failed: " + std::string(reply_text(*r)));
-  if (r->type != REDIS_REPLY_ARRAY || r->elements != 4)
-    throw RedisError("redis script: unexpected reply");
-  return r;
+  argv.push_back(prefix_);
+  argv.push_back(origin_);
+  argv.push_back(std::to_string(now_ms()));
+  argv.push_back(std::to_string(options_.retention.count()));
+  argv.push_back(std::to_string(options_.runsync_retention.count()));
+  argv.push_back(std::to_string(options_.heartbeat_grace.count()));
+  argv.push_back(std::to_string(options_.retry_limit));
+  for (std::string& a : args) argv.push_back(std::move(a));
+  auto finish = [this, done](RedisReply r, std::exception_ptr error) {
+    if (error) return done(error, nullptr);
+    if (r->type == REDIS_REPLY_ERROR) {
+      return done(std::make_exception_ptr(
+                      RedisError("redis script failed: " + std::string(reply_text(*r)))),
+                  nullptr);
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+      return done(std::make_exception_ptr(RedisError("redis script: unexpected reply")), nullptr);
+    }
+    apply(*r);
+    done(nullptr, r.get());
+  };
+  std::shared_ptr<const std::vector<std::string>> sent = std::move(shared);
+  pipeline_->send(sent, [this, script, sent, finish](RedisReply r, std::exception_ptr error) {
+    // A restarted Redis has forgotten the scripts: EVAL sends the source (and caches it again).
+    if (!error && r->type == REDIS_REPLY_ERROR && reply_text(*r).starts_with("NOSCRIPT")) {
+      std::vector<std::string> eval = *sent;
+      eval[0] = "EVAL";
+      eval[1] = std::string(redis_script::source(script));
+      pipeline_->send(std::move(eval), finish);
+      return;
+    }
+    finish(std::move(r), error);
+  });
 }
 
-RedisReply RedisStore::run(Script script, const std::vector<std::string>& args) {
-  std::vector<std::string> all;
-  all.reserve(redis_script::kCommonArgs + args.size());
-  all.push_back(prefix_);
-  all.push_back(origin_);
-  all.push_back(std::to_string(now_ms()));
-  all.push_back(std::to_string(options_.retention.count()));
-  all.push_back(std::to_string(options_.runsync_retention.count()));
-  all.push_back(std::to_string(options_.heartbeat_grace.count()));
-  all.push_back(std::to_string(options_.retry_limit));
-  all.insert(all.end(), args.begin(), args.end());
-  RedisReply r;
-  {
-    auto c = pool_->acquire();
-    r = eval(*c, script, all);
-  }
-  apply(*r);
-  return r;
+template <class T, class Parse>
+void RedisStore::run_parsed(Script script, std::vector<std::string> args, Completion<T> done,
+                            Parse parse) {
+  run(script, std::move(args),
+      [done = std::move(done), parse = std::move(parse)](std::exception_ptr error,
+                                                         const redisReply* r) {
+        T value{};
+        if (!error) {
+          try {
+            value = parse(element(*r, 0));
+          } catch (...) {
+            error = std::current_exception();
+          }
+        }
+        done(error, std::move(value));
+      });
+}
+
+template <class T, class Start>
+T RedisStore::wait(Start start) {
+  std::promise<T> promise;
+  auto result = promise.get_future();
+  start([&promise](std::exception_ptr error, T value) {
+    if (error) {
+      promise.set_exception(error);
+    } else {
+      promise.set_value(std::move(value));
+    }
+  });
+  return result.get();
 }
 
 void RedisStore::apply(const redisReply& reply) {
@@ -273,19 +256,7 @@ void RedisStore::apply(const redisReply& reply) {
       log::warn(text(logs->element[i + 1]), text(logs->element[i]));
   }
   if (const redisReply* notes = element(reply, 1); notes != nullptr) {
-    for (std::size_t i = 0; i < notes->elements; ++i) {
-      const std::string_view n = text(notes->element[i]);
-      if (n.empty()) continue;
-      if (n[0] == 'j') {
-        fire(Topic::job, n.substr(1));
-      } else if (n[0] == 's') {
-        fire(Topic::stop, n.substr(1));
-      } else if (n[0] == 'q') {
-        const auto colon = n.find(':');
-        queue_changed(static_cast<std::uint64_t>(to_int(n.substr(1, colon - 1))),
-                      static_cast<std::size_t>(to_int(n.substr(colon + 1))));
-      }
-    }
+    for (std::size_t i = 0; i < notes->elements; ++i) apply_note(text(notes->element[i]));
   }
   if (const redisReply* events = element(reply, 2); events != nullptr && on_terminal_) {
     for (std::size_t i = 0; i < events->elements; ++i) {
@@ -296,128 +267,149 @@ void RedisStore::apply(const redisReply& reply) {
   }
 }
 
-// ---- client API
-
-SubmitResult RedisStore::submit(NewJob job) {
-  SubmitResult result;
-  result.job_bytes = queued_payload_bytes(job);
-  const RedisReply r =
-      run(Script::submit, {job.id, job.input_json, job.webhook, job.s3_config_json,
-                           std::to_string(job.policy.execution_timeout.count()),
-                           std::to_string(job.policy.ttl.count()),
-                           job.policy.low_priority ? "1" : "0", job.sync ? "1" : "0",
-                           std::to_string(result.job_bytes), std::to_string(options_.max_queued_bytes)});
-  const std::string answer(text(element(*r, 0)));
-  if (answer == "duplicate") throw std::logic_error("duplicate job id " + job.id);
-  // "full HELD": the queued jobs of all replicas together would pass the cap.
-  if (answer.starts_with("full ")) {
-    result.accepted = false;
-    result.queued_bytes = std::stoull(answer.substr(5));
-  }
-  return result;
-}
-
-std::optional<JobRecord> RedisStore::status(std::string_view id) {
-  RedisReply r;
-  {
-    auto c = pool_->acquire();
-    r = (*c).command({"HGETALL", prefix_ + "job:" + std::string(id)});
-  }
-  if (r->type != REDIS_REPLY_ARRAY || r->elements == 0) return std::nullopt;
-  const JobFields job(*r);
-  if (!parse_status(job["st"])) return std::nullopt;  // not a whole job hash: treat as gone
-  return job_record(job);
-}
-
-std::optional<StreamBatch> RedisStore::stream(std::string_view id) {
-  const RedisReply r = run(Script::stream, {std::string(id)});
-  return stream_batch(element(*r, 0));
-}
-
-std::optional<StreamBatch> RedisStore::read_stream(std::string_view id, std::size_t cursor) {
-  const RedisReply r = run(Script::read_stream, {std::string(id), std::to_string(cursor)});
-  return stream_batch(element(*r, 0));
-}
-
-std::optional<JobStatus> RedisStore::cancel(std::string_view id) {
-  const RedisReply r = run(Script::cancel, {std::string(id)});
-  return parse_status(text(element(*r, 0)));
-}
-
-RetryOutcome RedisStore::retry(std::string_view id) {
-  const RedisReply r = run(Script::retry, {std::string(id)});
-  const std::string_view result = text(element(*r, 0));
-  if (result == "requeued") return RetryOutcome::requeued;
-  if (result == "not_retryable") return RetryOutcome::not_retryable;
-  return RetryOutcome::not_found;
-}
-
-std::size_t RedisStore::purge_queue() {
-  const RedisReply r = run(Script::purge, {});
-  return static_cast<std::size_t>(integer(element(*r, 0)));
-}
-
-HealthCounts RedisStore::health() {
-  const RedisReply r = run(Script::health, {});
-  const redisReply* h = element(*r, 0);
-  if (h == nullptr) return {};
-  auto at = [&](std::size_t i) { return static_cast<std::size_t>(integer(element(*h, i))); };
-  HealthCounts out;
-  out.completed = at(0);
-  out.failed = at(1);
-  out.in_progress = at(2);
-  out.in_queue = at(3);
-  out.retried = at(4);
-  out.workers_idle = at(5);
-  out.workers_running = at(6);
-  return out;
-}
-
-// ---- worker API
-
-void RedisStore::worker_begin(std::string_view worker) {
-  run(Script::worker_begin, {std::string(worker)});
-}
-
-// Called from the destructor of a request's bracket: it must not throw. A lost decrement only
-// leaves the open-request count high, which no rule depends on.
-void RedisStore::worker_end(std::string_view worker) {
-  try {
-    run(Script::worker_end, {std::string(worker)});
-  } catch (const RedisError& e) {
-    log::warn(std::string("redis store: worker_end: ") + e.what());
+// "j<job id>", "s<worker id>", "q<version>:<queue length>".
+void RedisStore::apply_note(std::string_view n) {
+  if (n.empty()) return;
+  if (n[0] == 'j') {
+    fire(Topic::job, n.substr(1));
+  } else if (n[0] == 's') {
+    fire(Topic::stop, n.substr(1));
+  } else if (n[0] == 'q') {
+    const auto colon = n.find(':');
+    if (colon == std::string_view::npos) return;
+    queue_changed(static_cast<std::uint64_t>(to_int(n.substr(1, colon - 1))),
+                  static_cast<std::size_t>(to_int(n.substr(colon + 1))));
   }
 }
 
-std::vector<TakenJob> RedisStore::take(std::string_view worker, std::size_t max_jobs) {
-  const RedisReply r = run(Script::take, {std::string(worker), std::to_string(max_jobs)});
-  std::vector<TakenJob> out;
-  const redisReply* jobs = element(*r, 0);
-  if (jobs == nullptr) return out;
-  for (std::size_t i = 0; i < jobs->elements; ++i) {
-    const redisReply& j = *jobs->element[i];
-    const std::string_view id = text(element(j, 0));
-    out.push_back({std::string(id), static_cast<std::uint64_t>(integer(element(j, 1))),
-                   std::string(text(element(j, 2))), std::string(text(element(j, 3))),
-                   std::string(text(element(j, 4)))});
-  }
-  return out;
+// ---- the async operations
+
+void RedisStore::async_submit(NewJob job, Completion<SubmitResult> done) {
+  const std::size_t bytes = queued_payload_bytes(job);
+  std::string id = job.id;
+  run_parsed<SubmitResult>(
+      Script::submit,
+      {std::move(job.id), std::move(job.input_json), std::move(job.webhook),
+       std::move(job.s3_config_json), std::to_string(job.policy.execution_timeout.count()),
+       std::to_string(job.policy.ttl.count()), job.policy.low_priority ? "1" : "0",
+       job.sync ? "1" : "0", std::to_string(bytes), std::to_string(options_.max_queued_bytes)},
+      std::move(done), [bytes, id = std::move(id)](const redisReply* r) {
+        SubmitResult result;
+        result.job_bytes = bytes;
+        const std::string_view answer = text(r);
+        if (answer == "duplicate") throw std::logic_error("duplicate job id " + id);
+        // "full HELD": the queued jobs of all replicas together would pass the cap.
+        if (answer.starts_with("full ")) {
+          result.accepted = false;
+          result.queued_bytes = static_cast<std::size_t>(to_int(answer.substr(5)));
+        }
+        return result;
+      });
 }
 
-void RedisStore::release(std::string_view worker, const std::vector<TakenJob>& taken) {
-  std::vector<std::string> args{std::string(worker)};
+void RedisStore::async_status(std::string id, Completion<std::optional<JobRecord>> done) {
+  // One HGETALL, no script: nothing changes.
+  pipeline_->send({"HGETALL", prefix_ + "job:" + id},
+                  [done = std::move(done)](RedisReply r, std::exception_ptr error) {
+                    std::optional<JobRecord> record;
+                    if (!error && r->type == REDIS_REPLY_ARRAY && r->elements != 0) {
+                      const JobFields job(*r);
+                      // Not a whole job hash: treat as gone.
+                      if (parse_status(job["st"])) record = job_record(job);
+                    }
+                    done(error, std::move(record));
+                  });
+}
+
+void RedisStore::async_stream(std::string id, Completion<std::optional<StreamBatch>> done) {
+  run_parsed<std::optional<StreamBatch>>(Script::stream, {std::move(id)}, std::move(done),
+                                         stream_batch);
+}
+
+void RedisStore::async_read_stream(std::string id, std::size_t cursor,
+                                   Completion<std::optional<StreamBatch>> done) {
+  run_parsed<std::optional<StreamBatch>>(Script::read_stream,
+                                         {std::move(id), std::to_string(cursor)}, std::move(done),
+                                         stream_batch);
+}
+
+void RedisStore::async_cancel(std::string id, Completion<std::optional<JobStatus>> done) {
+  run_parsed<std::optional<JobStatus>>(Script::cancel, {std::move(id)}, std::move(done),
+                                       [](const redisReply* r) { return parse_status(text(r)); });
+}
+
+void RedisStore::async_retry(std::string id, Completion<RetryOutcome> done) {
+  run_parsed<RetryOutcome>(Script::retry, {std::move(id)}, std::move(done),
+                           [](const redisReply* r) {
+                             const std::string_view result = text(r);
+                             if (result == "requeued") return RetryOutcome::requeued;
+                             if (result == "not_retryable") return RetryOutcome::not_retryable;
+                             return RetryOutcome::not_found;
+                           });
+}
+
+void RedisStore::async_purge_queue(Completion<std::size_t> done) {
+  run_parsed<std::size_t>(Script::purge, {}, std::move(done), [](const redisReply* r) {
+    return static_cast<std::size_t>(integer(r));
+  });
+}
+
+void RedisStore::async_health(Completion<HealthCounts> done) {
+  run_parsed<HealthCounts>(Script::health, {}, std::move(done), [](const redisReply* h) {
+    HealthCounts out;
+    if (h == nullptr) return out;
+    auto at = [&](std::size_t i) { return static_cast<std::size_t>(integer(element(*h, i))); };
+    out.completed = at(0);
+    out.failed = at(1);
+    out.in_progress = at(2);
+    out.in_queue = at(3);
+    out.retried = at(4);
+    out.workers_idle = at(5);
+    out.workers_running = at(6);
+    return out;
+  });
+}
+
+void RedisStore::async_worker_begin(std::string worker, Completion<Done> done) {
+  run_parsed<Done>(Script::worker_begin, {std::move(worker)}, std::move(done),
+                   [](const redisReply*) { return Done{}; });
+}
+
+void RedisStore::async_take(std::string worker, std::size_t max_jobs,
+                            Completion<std::vector<TakenJob>> done) {
+  run_parsed<std::vector<TakenJob>>(
+      Script::take, {std::move(worker), std::to_string(max_jobs)}, std::move(done),
+      [](const redisReply* jobs) {
+        std::vector<TakenJob> out;
+        if (jobs == nullptr) return out;
+        out.reserve(jobs->elements);
+        for (std::size_t i = 0; i < jobs->elements; ++i) {
+          const redisReply& j = *jobs->element[i];
+          out.push_back({std::string(text(element(j, 0))),
+                         static_cast<std::uint64_t>(integer(element(j, 1))),
+                         std::string(text(element(j, 2))), std::string(text(element(j, 3))),
+                         std::string(text(element(j, 4)))});
+        }
+        return out;
+      });
+}
+
+void RedisStore::async_release(std::string worker, std::vector<TakenJob> taken,
+                               Completion<Done> done) {
+  std::vector<std::string> args{worker};
   for (const TakenJob& t : taken) {
     args.push_back(t.id);
     args.push_back(std::to_string(t.lease));
   }
-  const RedisReply r = run(Script::release, args);
-  if (const redisReply* released = element(*r, 0); released != nullptr) {
-    for (std::size_t i = 0; i < released->elements; ++i) {
-      log::info("job-take response to worker " + std::string(worker) +
-                    " not delivered; job back at the head of the queue",
-                text(released->element[i]));
-    }
-  }
+  run_parsed<Done>(Script::release, std::move(args), std::move(done),
+                   [worker = std::move(worker)](const redisReply* released) {
+                     for (std::size_t i = 0; released != nullptr && i < released->elements; ++i) {
+                       log::info("job-take response to worker " + worker +
+                                     " not delivered; job back at the head of the queue",
+                                 text(released->element[i]));
+                     }
+                     return Done{};
+                   });
 }
 
 PostOutcome RedisStore::post_outcome(const redisReply& result, std::string_view worker,
@@ -434,54 +426,139 @@ PostOutcome RedisStore::post_outcome(const redisReply& result, std::string_view 
   return PostOutcome::refused;
 }
 
-PostOutcome RedisStore::post_result(std::string_view worker, std::string_view job,
-                                    WorkerResult result) {
+void RedisStore::async_post_result(std::string worker, std::string job, WorkerResult result,
+                                   Completion<PostOutcome> done) {
   const bool progress = result.kind == WorkerResult::Kind::progress;
   const char* kind = progress ? "p" : result.kind == WorkerResult::Kind::error ? "e" : "o";
-  const RedisReply r =
-      run(Script::post_result, {std::string(worker), std::string(job), kind,
-                                std::move(result.output_json), std::move(result.error)});
-  return post_outcome(*element(*r, 0), worker, job, progress ? "a progress update" : "a result");
+  run_parsed<PostOutcome>(
+      Script::post_result,
+      {worker, job, kind, std::move(result.output_json), std::move(result.error)}, std::move(done),
+      [this, worker, job, progress](const redisReply* r) {
+        if (r == nullptr) throw RedisError("redis script: unexpected reply");
+        return post_outcome(*r, worker, job, progress ? "a progress update" : "a result");
+      });
 }
 
+void RedisStore::async_post_stream(std::string worker, std::string job, std::string chunk_json,
+                                   Completion<PostOutcome> done) {
+  run_parsed<PostOutcome>(Script::post_stream, {worker, job, std::move(chunk_json)},
+                          std::move(done), [this, worker, job](const redisReply* r) {
+                            if (r == nullptr) throw RedisError("redis script: unexpected reply");
+                            return post_outcome(*r, worker, job, "a stream chunk");
+                          });
+}
+
+void RedisStore::async_ping(std::string worker, std::vector<std::string> job_ids,
+                            Completion<Done> done) {
+  std::vector<std::string> args;
+  args.reserve(job_ids.size() + 1);
+  args.push_back(std::move(worker));
+  for (std::string& id : job_ids) args.push_back(std::move(id));
+  run_parsed<Done>(Script::ping, std::move(args), std::move(done),
+                   [](const redisReply*) { return Done{}; });
+}
+
+void RedisStore::async_report_in_progress(std::string worker, bool holding,
+                                          Completion<Done> done) {
+  run_parsed<Done>(Script::report_in_progress, {std::move(worker), holding ? "1" : "0"},
+                   std::move(done), [](const redisReply*) { return Done{}; });
+}
+
+void RedisStore::async_take_stop_requests(std::string worker,
+                                          Completion<std::vector<std::string>> done) {
+  run_parsed<std::vector<std::string>>(Script::take_stop, {std::move(worker)}, std::move(done),
+                                       [](const redisReply* ids) {
+                                         std::vector<std::string> out;
+                                         for (std::size_t i = 0; ids != nullptr && i < ids->elements; ++i)
+                                           out.emplace_back(text(ids->element[i]));
+                                         return out;
+                                       });
+}
+
+// Run from the server's timer: a Redis that is away for a moment must not end the sweeper. Said
+// once per outage, not once per sweep.
+void RedisStore::async_sweep(Completion<Done> done) {
+  run(Script::sweep, {}, [this, done = std::move(done)](std::exception_ptr error, const redisReply*) {
+    if (!error) {
+      if (sweep_failing_.exchange(false)) log::info("redis store: sweeping again");
+    } else {
+      try {
+        std::rethrow_exception(error);
+      } catch (const std::exception& e) {
+        if (!sweep_failing_.exchange(true))
+          log::warn(std::string("redis store: sweep failed: ") + e.what());
+      }
+    }
+    done(nullptr, Done{});
+  });
+}
+
+// ---- the plain calls: the async ones, waited for
+
+SubmitResult RedisStore::submit(NewJob job) {
+  return wait<SubmitResult>([&](auto done) { async_submit(std::move(job), std::move(done)); });
+}
+std::optional<JobRecord> RedisStore::status(std::string_view id) {
+  return wait<std::optional<JobRecord>>(
+      [&](auto done) { async_status(std::string(id), std::move(done)); });
+}
+std::optional<StreamBatch> RedisStore::stream(std::string_view id) {
+  return wait<std::optional<StreamBatch>>(
+      [&](auto done) { async_stream(std::string(id), std::move(done)); });
+}
+std::optional<StreamBatch> RedisStore::read_stream(std::string_view id, std::size_t cursor) {
+  return wait<std::optional<StreamBatch>>(
+      [&](auto done) { async_read_stream(std::string(id), cursor, std::move(done)); });
+}
+std::optional<JobStatus> RedisStore::cancel(std::string_view id) {
+  return wait<std::optional<JobStatus>>(
+      [&](auto done) { async_cancel(std::string(id), std::move(done)); });
+}
+RetryOutcome RedisStore::retry(std::string_view id) {
+  return wait<RetryOutcome>([&](auto done) { async_retry(std::string(id), std::move(done)); });
+}
+std::size_t RedisStore::purge_queue() {
+  return wait<std::size_t>([&](auto done) { async_purge_queue(std::move(done)); });
+}
+HealthCounts RedisStore::health() {
+  return wait<HealthCounts>([&](auto done) { async_health(std::move(done)); });
+}
+void RedisStore::worker_begin(std::string_view worker) {
+  wait<Done>([&](auto done) { async_worker_begin(std::string(worker), std::move(done)); });
+}
+std::vector<TakenJob> RedisStore::take(std::string_view worker, std::size_t max_jobs) {
+  return wait<std::vector<TakenJob>>(
+      [&](auto done) { async_take(std::string(worker), max_jobs, std::move(done)); });
+}
+void RedisStore::release(std::string_view worker, const std::vector<TakenJob>& taken) {
+  wait<Done>([&](auto done) { async_release(std::string(worker), taken, std::move(done)); });
+}
+PostOutcome RedisStore::post_result(std::string_view worker, std::string_view job,
+                                    WorkerResult result) {
+  return wait<PostOutcome>([&](auto done) {
+    async_post_result(std::string(worker), std::string(job), std::move(result), std::move(done));
+  });
+}
 PostOutcome RedisStore::post_stream(std::string_view worker, std::string_view job,
                                     std::string chunk_json) {
-  const RedisReply r =
-      run(Script::post_stream, {std::string(worker), std::string(job), std::move(chunk_json)});
-  return post_outcome(*element(*r, 0), worker, job, "a stream chunk");
+  return wait<PostOutcome>([&](auto done) {
+    async_post_stream(std::string(worker), std::string(job), std::move(chunk_json),
+                      std::move(done));
+  });
 }
-
 void RedisStore::ping(std::string_view worker, const std::vector<std::string>& job_ids) {
-  std::vector<std::string> args{std::string(worker)};
-  args.insert(args.end(), job_ids.begin(), job_ids.end());
-  run(Script::ping, args);
+  wait<Done>([&](auto done) { async_ping(std::string(worker), job_ids, std::move(done)); });
 }
-
 void RedisStore::report_in_progress(std::string_view worker, bool holding) {
-  run(Script::report_in_progress, {std::string(worker), holding ? "1" : "0"});
+  wait<Done>(
+      [&](auto done) { async_report_in_progress(std::string(worker), holding, std::move(done)); });
 }
-
 std::vector<std::string> RedisStore::take_stop_requests(std::string_view worker) {
-  const RedisReply r = run(Script::take_stop, {std::string(worker)});
-  std::vector<std::string> out;
-  if (const redisReply* ids = element(*r, 0); ids != nullptr) {
-    for (std::size_t i = 0; i < ids->elements; ++i) out.emplace_back(text(ids->element[i]));
-  }
-  return out;
+  return wait<std::vector<std::string>>(
+      [&](auto done) { async_take_stop_requests(std::string(worker), std::move(done)); });
 }
-
-// ---- time
-
 void RedisStore::sweep() {
-  // Called from the server's timer: a Redis that is away for a moment must not end the sweeper.
-  // Said once per outage, not once per sweep.
-  try {
-    run(Script::sweep, {});
-    if (sweep_failing_.exchange(false)) log::info("redis store: sweeping again");
-  } catch (const RedisError& e) {
-    if (!sweep_failing_.exchange(true))
-      log::warn(std::string("redis store: sweep failed: ") + e.what());
-  }
+  wait<Done>([&](auto done) { async_sweep(std::move(done)); });
 }
 
 // ---- change notification
@@ -512,27 +589,20 @@ void RedisStore::wake_all() {
   fire_all();
 }
 
-// Another replica's change: ["pmessage", pattern, channel, payload]. This instance's own changes
-// were applied when its script returned.
+// Another replica's change: ["message", channel, "origin\nnote\nnote..."], one message per script
+// run, its notes as the script returned them. This instance's own changes were applied when its
+// script returned.
 void RedisStore::on_message(const redisReply& reply) {
-  if (text(element(reply, 0)) != "pmessage") return;
-  const std::string_view channel = text(element(reply, 2));
-  const std::string_view payload = text(element(reply, 3));
-  if (payload.substr(0, origin_.size()) == origin_) return;
-  const std::string events = prefix_ + "ev:";
-  if (!channel.starts_with(events)) return;
-  const std::string_view topic = channel.substr(events.size());
-  if (topic.starts_with("job:")) {
-    fire(Topic::job, topic.substr(4));
-  } else if (topic.starts_with("stop:")) {
-    fire(Topic::stop, topic.substr(5));
-  } else if (topic == "queue") {
-    // "origin version length"
-    const auto a = payload.find(' ');
-    const auto b = payload.find(' ', a == std::string_view::npos ? a : a + 1);
-    if (a == std::string_view::npos || b == std::string_view::npos) return;
-    queue_changed(static_cast<std::uint64_t>(to_int(payload.substr(a + 1, b - a - 1))),
-                  static_cast<std::size_t>(to_int(payload.substr(b + 1))));
+  if (text(element(reply, 0)) != "message") return;
+  std::string_view payload = text(element(reply, 2));
+  const auto eol = payload.find('\n');
+  if (payload.substr(0, eol) == origin_ || eol == std::string_view::npos) return;
+  payload.remove_prefix(eol + 1);
+  while (!payload.empty()) {
+    const auto end = payload.find('\n');
+    apply_note(payload.substr(0, end));
+    if (end == std::string_view::npos) break;
+    payload.remove_prefix(end + 1);
   }
 }
 
@@ -542,7 +612,7 @@ void RedisStore::subscriber_loop(std::stop_token stop, std::unique_ptr<RedisConn
     try {
       if (!c) {
         c = std::make_unique<RedisConnection>(address_, kIoTimeout);
-        const RedisReply confirm = c->command({"PSUBSCRIBE", channel_pattern(prefix_)});
+        const RedisReply confirm = c->command({"SUBSCRIBE", prefix_ + "ev"});
         if (confirm->type == REDIS_REPLY_ERROR) throw RedisError(std::string(reply_text(*confirm)));
         log::info("redis store: change channel of endpoint " + endpoint_id_ + " subscribed again");
         reported = false;

@@ -7,11 +7,10 @@
 // and pings keep the lease; a sweep (run by every replica, idempotent) requeues the jobs of a
 // worker silent for longer than the heartbeat grace (retried++) and FAILs them at the retry limit.
 //
-// The JobStore interface is synchronous: each operation does its Redis round trip (tens of
-// microseconds on loopback: about 20 for status(), 50 for a scripted transition) on the calling
-// thread, one pooled connection per concurrent caller. An awaitable store seam would let the I/O
-// threads go on serving during the round trip; that is the interface's change to make, not this
-// class's.
+// Operations are asynchronous (store.h, "The asynchronous seam"): each sends its script on the
+// store's pipeline (redis_pipeline.h), one connection whose thread batches the commands of every
+// caller, and completes on that thread when the reply is in. The plain calls wait for the async
+// ones.
 #pragma once
 
 #include <array>
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "redis_connection.h"
+#include "redis_pipeline.h"
 #include "redis_scripts.h"
 #include "store.h"
 #include "watch_registry.h"
@@ -52,7 +52,6 @@ class RedisStore final : public JobStore {
   HealthCounts health() override;
 
   void worker_begin(std::string_view worker) override;
-  void worker_end(std::string_view worker) override;
   std::vector<TakenJob> take(std::string_view worker, std::size_t max_jobs) override;
   void release(std::string_view worker, const std::vector<TakenJob>& taken) override;
   PostOutcome post_result(std::string_view worker, std::string_view job,
@@ -68,18 +67,52 @@ class RedisStore final : public JobStore {
   Subscription watch(Topic topic, std::string_view key, std::function<void()> notify) override;
   void wake_all() override;
 
+  bool completes_inline() const override { return false; }
+  void close() override;
+  void async_submit(NewJob job, Completion<SubmitResult> done) override;
+  void async_status(std::string id, Completion<std::optional<JobRecord>> done) override;
+  void async_stream(std::string id, Completion<std::optional<StreamBatch>> done) override;
+  void async_read_stream(std::string id, std::size_t cursor,
+                         Completion<std::optional<StreamBatch>> done) override;
+  void async_cancel(std::string id, Completion<std::optional<JobStatus>> done) override;
+  void async_retry(std::string id, Completion<RetryOutcome> done) override;
+  void async_purge_queue(Completion<std::size_t> done) override;
+  void async_health(Completion<HealthCounts> done) override;
+  void async_worker_begin(std::string worker, Completion<Done> done) override;
+  void async_take(std::string worker, std::size_t max_jobs,
+                  Completion<std::vector<TakenJob>> done) override;
+  void async_release(std::string worker, std::vector<TakenJob> taken,
+                     Completion<Done> done) override;
+  void async_post_result(std::string worker, std::string job, WorkerResult result,
+                         Completion<PostOutcome> done) override;
+  void async_post_stream(std::string worker, std::string job, std::string chunk_json,
+                         Completion<PostOutcome> done) override;
+  void async_ping(std::string worker, std::vector<std::string> job_ids,
+                  Completion<Done> done) override;
+  void async_report_in_progress(std::string worker, bool holding, Completion<Done> done) override;
+  void async_take_stop_requests(std::string worker,
+                                Completion<std::vector<std::string>> done) override;
+  void async_sweep(Completion<Done> done) override;
+
   const std::string& key_prefix() const { return prefix_; }
 
  private:
-  class Pool;
+  // A script's whole reply ({result, notes, events, logs}), or the error it failed with.
+  using ScriptDone = std::function<void(std::exception_ptr, const redisReply*)>;
 
   std::int64_t now_ms() const;
-  // Runs one script with the common arguments and `args`; applies its notes, logs and events and
-  // returns the whole reply ({result, notes, events, logs}).
-  RedisReply run(redis_script::Id script, const std::vector<std::string>& args);
-  RedisReply eval(RedisConnection& c, redis_script::Id script,
-                  const std::vector<std::string>& args);
+  // Sends one script with the common arguments and `args`; on its reply applies its notes, logs
+  // and events, then calls `done` (on the pipeline's thread).
+  void run(redis_script::Id script, std::vector<std::string> args, ScriptDone done);
+  // run(), with `parse` turning the script's result (the reply's first element) into a T.
+  template <class T, class Parse>
+  void run_parsed(redis_script::Id script, std::vector<std::string> args, Completion<T> done,
+                  Parse parse);
+  // A plain call: starts the async form and waits for it.
+  template <class T, class Start>
+  static T wait(Start start);
   void apply(const redisReply& reply);
+  void apply_note(std::string_view note);
   void fire(Topic topic, std::string_view key);
   void fire_all();
   void queue_changed(std::uint64_t version, std::size_t length);
@@ -96,7 +129,6 @@ class RedisStore final : public JobStore {
   const std::shared_ptr<const StoreClock> clock_;
   const std::int64_t wall_offset_ms_;  // wall clock minus the store clock, taken at construction
   const std::function<void(TerminalEvent)> on_terminal_;
-  std::unique_ptr<Pool> pool_;
   std::array<std::string, redis_script::kCount> shas_;
 
   WatchRegistry watches_;
@@ -114,6 +146,8 @@ class RedisStore final : public JobStore {
     int fd = -1;
   };
   WakeFd wake_;
+  // Closed (joined) first at destruction: its callbacks use everything above.
+  std::unique_ptr<RedisPipeline> pipeline_;
   std::jthread subscriber_;  // last: joined before anything it uses goes
 };
 

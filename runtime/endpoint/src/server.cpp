@@ -11,6 +11,7 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <tuple>
 #include <thread>
 #include <unordered_map>
 #include <utility>
@@ -234,6 +235,56 @@ std::vector<std::string> ping_job_ids(std::string_view query) {
   return ids;
 }
 
+// ---- the store, awaited (store.h, "The asynchronous seam")
+
+template <class C>
+struct CompletionValue;
+template <class T>
+struct CompletionValue<std::function<void(std::exception_ptr, T)>> {
+  using type = T;
+};
+// The value an async store operation completes with: T of its last parameter, a Completion<T>.
+template <class M>
+struct OpValue;
+template <class... P>
+struct OpValue<void (JobStore::*)(P...)> {
+  using type = typename CompletionValue<std::tuple_element_t<sizeof...(P) - 1, std::tuple<P...>>>::type;
+};
+
+// co_await ask<&JobStore::async_status>(store, id): the operation's value, or its exception
+// rethrown. A store that completes inline (MemoryStore) is simply called. Otherwise the completion
+// runs on the store's thread and posts the resumption to this coroutine's executor (the
+// connection's strand), so the I/O thread serves other connections meanwhile.
+template <auto Op, class... A>
+awaitable<typename OpValue<decltype(Op)>::type> ask(JobStore& store, A... args) {
+  using T = typename OpValue<decltype(Op)>::type;
+  if (store.completes_inline()) {
+    std::optional<T> value;
+    std::exception_ptr error;
+    (store.*Op)(std::move(args)..., [&](std::exception_ptr e, T v) {
+      error = e;
+      value.emplace(std::move(v));
+    });
+    if (error) std::rethrow_exception(error);
+    co_return std::move(*value);
+  }
+  const auto ex = co_await asio::this_coro::executor;
+  co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, T)>(
+      [&](auto handler) {
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        (store.*Op)(std::move(args)..., [ex, shared](std::exception_ptr e, T v) {
+          asio::post(ex, [shared, e, v = std::move(v)]() mutable { std::move(*shared)(e, std::move(v)); });
+        });
+      },
+      asio::use_awaitable);
+}
+
+// The start of a worker request is a sign of life. Nothing waits for it: on a pipelined store it
+// still runs before the request's next operation.
+void sign_of_life(JobStore& store, std::string_view worker) {
+  store.async_worker_begin(std::string(worker), [](std::exception_ptr, Done) {});
+}
+
 }  // namespace
 
 class Server::Impl {
@@ -264,20 +315,6 @@ class Server::Impl {
    private:
     Impl& impl_;
   };
-  // Brackets a worker request so the worker is never taken for lost while it waits in a long poll.
-  class WorkerPresence {
-   public:
-    WorkerPresence(JobStore& store, std::string_view worker) : store_(store), worker_(worker) {
-      store_.worker_begin(worker_);
-    }
-    ~WorkerPresence() { store_.worker_end(worker_); }
-    WorkerPresence(const WorkerPresence&) = delete;
-    WorkerPresence& operator=(const WorkerPresence&) = delete;
-
-   private:
-    JobStore& store_;
-    std::string worker_;
-  };
 
   awaitable<void> accept_loop();
   awaitable<void> sweep_loop();
@@ -301,7 +338,7 @@ class Server::Impl {
   awaitable<Reply> openai_chat(EndpointState& ep, Request& req, beast::tcp_stream& stream, bool& consumed);
   awaitable<void> openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream);
   awaitable<Reply> job_stop(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
-  Reply health(EndpointState& ep);
+  Reply health(const HealthCounts& h);
   // `current`, when given, is kept pointing at the waiter of the moment, for a wake-up from outside
   // the store.
   template <class Check>
@@ -431,6 +468,8 @@ void Server::Impl::stop() {
   }
   io_context_.stop();
   threads_.clear();  // joins
+  // Operations still pending complete now, while the executor their completions post to exists.
+  for (auto& [id, ep] : endpoints_) ep->store->close();
   webhooks_.stop();
 }
 
@@ -464,7 +503,7 @@ awaitable<void> Server::Impl::sweep_loop() {
     beast::error_code ec;
     co_await sweep_timer_.async_wait(redirect(ec));
     if (stopping_.load()) co_return;
-    for (auto& [id, ep] : endpoints_) ep->store->sweep();
+    for (auto& [id, ep] : endpoints_) co_await ask<&JobStore::async_sweep>(*ep->store);
   }
 }
 
@@ -693,7 +732,7 @@ awaitable<bool> Server::Impl::wait_for(JobStore& store, Topic topic, std::string
     // watch that woke us goes only after the check: a queue watch is woken for one job, and
     // dropping it first would wake another poller for the job this one is about to take.
     Subscription next = store.watch(topic, key, [waiter] { waiter->fire(); });
-    const bool done = check();
+    const bool done = co_await check();
     subscription = std::move(next);
     if (done) co_return true;
     if (stopping_.load() || Clock::now() >= deadline) co_return false;
@@ -739,25 +778,25 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
     case Op::run: co_return co_await run(*ep, req);
     case Op::runsync: co_return co_await runsync(*ep, req, *route);
     case Op::status: {
-      auto snap = store.status(arg1);
+      auto snap = co_await ask<&JobStore::async_status>(store, std::string(arg1));
       if (!snap) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
       co_return Reply{http::status::ok, render_status(*snap), {}};
     }
     case Op::stream:
       if (contains_token(sv(req[http::field::accept]), "text/event-stream")) {
-        if (!store.status(arg1)) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
+        if (!co_await ask<&JobStore::async_status>(store, std::string(arg1))) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
         consumed = true;
         co_await stream_sse(*ep, *route, stream);
         co_return Reply{};
       }
       co_return co_await stream_json(*ep, *route);
     case Op::cancel: {
-      const auto st = store.cancel(arg1);
+      const auto st = co_await ask<&JobStore::async_cancel>(store, std::string(arg1));
       if (!st) co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
       co_return Reply{http::status::ok, id_status_json(arg1, status_name(*st)), {}};
     }
     case Op::retry:
-      switch (store.retry(arg1)) {
+      switch (co_await ask<&JobStore::async_retry>(store, std::string(arg1))) {
         case RetryOutcome::requeued: co_return Reply{http::status::ok, id_status_json(arg1, "IN_QUEUE"), {}};
         case RetryOutcome::not_found:
           co_return error_reply(http::status::not_found, "job " + std::string(arg1) + " not found");
@@ -766,40 +805,44 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       }
       break;
     case Op::purge_queue: {
-      const std::size_t removed = store.purge_queue();
+      const std::size_t removed = co_await ask<&JobStore::async_purge_queue>(store);
       co_return Reply{http::status::ok, R"({"removed":)" + std::to_string(removed) + R"(,"status":"completed"})", {}};
     }
-    case Op::health: co_return health(*ep);
+    case Op::health: co_return health(co_await ask<&JobStore::async_health>(store));
     case Op::job_take:
     case Op::job_take_batch: {
-      WorkerPresence presence(store, arg1);
+      sign_of_life(store, arg1);
       co_return co_await job_take(*ep, *route, stream);
     }
     case Op::job_done: {
-      WorkerPresence presence(store, arg1);
+      sign_of_life(store, arg1);
       WorkerResult result;
       try {
         result = parse_worker_result(req.body());
       } catch (const JsonError& e) {
         co_return error_reply(http::status::bad_request, e.what());
       }
-      co_return post_reply(store.post_result(arg1, route->arg2, std::move(result)), route->arg2);
+      co_return post_reply(co_await ask<&JobStore::async_post_result>(store, std::string(arg1), std::string(route->arg2),
+                                                                      std::move(result)),
+                           route->arg2);
     }
     case Op::job_stream: {
-      WorkerPresence presence(store, arg1);
+      sign_of_life(store, arg1);
       std::string chunk;
       try {
         chunk = parse_stream_chunk(req.body());
       } catch (const JsonError& e) {
         co_return error_reply(http::status::bad_request, e.what());
       }
-      co_return post_reply(store.post_stream(arg1, route->arg2, std::move(chunk)), route->arg2);
+      co_return post_reply(co_await ask<&JobStore::async_post_stream>(store, std::string(arg1), std::string(route->arg2),
+                                                                      std::move(chunk)),
+                           route->arg2);
     }
     case Op::ping:
-      store.ping(arg1, ping_job_ids(route->query));
+      co_await ask<&JobStore::async_ping>(store, std::string(arg1), ping_job_ids(route->query));
       co_return Reply{http::status::ok, R"({"status":"ok"})", {}};
     case Op::job_stop: {
-      WorkerPresence presence(store, arg1);
+      sign_of_life(store, arg1);
       co_return co_await job_stop(*ep, *route, stream);
     }
     case Op::openai_chat: co_return co_await openai_chat(*ep, req, stream, consumed);
@@ -828,7 +871,7 @@ awaitable<Reply> Server::Impl::run(EndpointState& ep, Request& req) {
   }
   job.id = make_uuid();
   std::string body = id_status_json(job.id, "IN_QUEUE");
-  const SubmitResult submitted = ep.store->submit(std::move(job));
+  const SubmitResult submitted = co_await ask<&JobStore::async_submit>(*ep.store, std::move(job));
   if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   co_return Reply{http::status::ok, std::move(body), {}};
 }
@@ -856,12 +899,12 @@ awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Ro
   job.sync = true;
   const std::string id = job.id;
   JobStore& store = *ep.store;
-  const SubmitResult submitted = store.submit(std::move(job));
+  const SubmitResult submitted = co_await ask<&JobStore::async_submit>(store, std::move(job));
   if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   std::optional<JobRecord> snap;
-  co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
-    snap = store.status(id);
-    return !snap || is_terminal(snap->status);
+  co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&]() -> awaitable<bool> {
+    snap = co_await ask<&JobStore::async_status>(store, id);
+    co_return !snap || is_terminal(snap->status);
   });
   if (!snap) co_return error_reply(http::status::not_found, "job " + id + " no longer exists: it was purged from the queue or expired");
   if (is_terminal(snap->status)) co_return Reply{http::status::ok, render_status(*snap), {}};
@@ -872,9 +915,9 @@ awaitable<Reply> Server::Impl::stream_json(EndpointState& ep, const Route& route
   JobStore& store = *ep.store;
   const std::string id(route.arg1);
   std::optional<StreamBatch> batch;
-  co_await wait_for(store, Topic::job, id, Clock::now() + options_.stream_wait, [&] {
-    batch = store.stream(id);
-    return !batch || !batch->chunks.empty() || is_terminal(batch->status);
+  co_await wait_for(store, Topic::job, id, Clock::now() + options_.stream_wait, [&]() -> awaitable<bool> {
+    batch = co_await ask<&JobStore::async_stream>(store, id);
+    co_return !batch || !batch->chunks.empty() || is_terminal(batch->status);
   });
   if (!batch) co_return error_reply(http::status::not_found, "job " + id + " not found");
   std::string body;
@@ -907,9 +950,9 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
   for (;;) {
     std::optional<StreamBatch> batch;
     if (!stopping_.load()) {
-      co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&] {
-        batch = store.read_stream(id, cursor);
-        return !batch || !batch->chunks.empty() || is_terminal(batch->status);
+      co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&]() -> awaitable<bool> {
+        batch = co_await ask<&JobStore::async_read_stream>(store, id, cursor);
+        co_return !batch || !batch->chunks.empty() || is_terminal(batch->status);
       });
     }
     if (batch) cursor = batch->next;
@@ -927,7 +970,7 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
         out += "}\n\n";
       }
       if (is_terminal(batch->status)) {
-        auto snap = store.status(id);
+        auto snap = co_await ask<&JobStore::async_status>(store, id);
         out += "event: done\ndata: ";
         out += snap ? render_status(*snap) : id_status_json(id, status_name(batch->status));
         out += "\n\n";
@@ -961,7 +1004,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
   parsed.job.sync = true;  // the requester gets the result directly: the short retention applies
   const std::string id = parsed.job.id;
   JobStore& store = *ep.store;
-  const SubmitResult submitted = store.submit(std::move(parsed.job));
+  const SubmitResult submitted = co_await ask<&JobStore::async_submit>(store, std::move(parsed.job));
   if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
   if (parsed.stream) {
     consumed = true;
@@ -970,9 +1013,9 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
   }
   const Millis wait = options_.runsync_wait_default;
   std::optional<JobRecord> snap;
-  co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&] {
-    snap = store.status(id);
-    return !snap || is_terminal(snap->status);
+  co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&]() -> awaitable<bool> {
+    snap = co_await ask<&JobStore::async_status>(store, id);
+    co_return !snap || is_terminal(snap->status);
   });
   if (!snap) {
     // Purged from the queue (or past its ttl) before it ended: a client's doing, not a server
@@ -990,7 +1033,9 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
                     {}};
   }
   std::vector<std::string> chunks;
-  if (auto batch = store.read_stream(id, 0)) chunks = std::move(batch->chunks);
+  if (auto batch = co_await ask<&JobStore::async_read_stream>(store, id, std::size_t{0})) {
+    chunks = std::move(batch->chunks);
+  }
   OpenAiResponse response = openai_response(id, render_status(*snap), chunks);
   co_return Reply{static_cast<http::status>(response.http_status), std::move(response.body), {}};
 }
@@ -1009,9 +1054,9 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
   while (!done) {
     std::optional<StreamBatch> batch;
     if (!stopping_.load()) {
-      co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&] {
-        batch = store.read_stream(id, cursor);
-        return !batch || !batch->chunks.empty() || is_terminal(batch->status);
+      co_await wait_for(store, Topic::job, id, Clock::now() + options_.sse_keepalive, [&]() -> awaitable<bool> {
+        batch = co_await ask<&JobStore::async_read_stream>(store, id, cursor);
+        co_return !batch || !batch->chunks.empty() || is_terminal(batch->status);
       });
     }
     if (batch) cursor = batch->next;
@@ -1028,7 +1073,9 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
         at_boundary = out.ends_with("\n\n");
       }
       if (is_terminal(batch->status)) {
-        if (auto snap = store.status(id)) out += openai_stream_tail(id, render_status(*snap), streamed_any);
+        if (auto snap = co_await ask<&JobStore::async_status>(store, id)) {
+          out += openai_stream_tail(id, render_status(*snap), streamed_any);
+        }
         done = true;
       } else if (batch->chunks.empty() && at_boundary) {
         out += ": keep-alive\n\n";
@@ -1041,7 +1088,7 @@ awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string
       // The client is gone and nobody else reads this stream: stop the work instead of finishing it.
       if (!done && !stopping_.load()) {
         log::info("endpoint: OpenAI stream client disconnected; cancelling the job", id);
-        store.cancel(id);
+        co_await ask<&JobStore::async_cancel>(store, id);
       }
       break;
     }
@@ -1064,16 +1111,19 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, b
   const std::string worker(route.arg1);
   // Once per request, before the wait: a worker that holds jobs is told again about stops it may
   // have dropped.
-  if (auto held = query_param(route.query, "job_in_progress")) store.report_in_progress(worker, *held == "1" || *held == "true");
+  // Nothing waits for it: on a pipelined store it still runs before the take.
+  if (auto held = query_param(route.query, "job_in_progress")) {
+    store.async_report_in_progress(worker, *held == "1" || *held == "true", [](std::exception_ptr, Done) {});
+  }
   std::vector<TakenJob> jobs;
   {
     ClientWatch client(stream.socket());
     co_await wait_for(
         store, Topic::queue, {}, Clock::now() + options_.take_wait,
-        [&] {
-          if (client.gone()) return true;
-          jobs = store.take(worker, max_jobs);
-          return !jobs.empty();
+        [&]() -> awaitable<bool> {
+          if (client.gone()) co_return true;
+          jobs = co_await ask<&JobStore::async_take>(store, worker, max_jobs);
+          co_return !jobs.empty();
         },
         client.slot());
   }
@@ -1090,7 +1140,11 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, b
     body += ']';
   }
   Reply reply{http::status::ok, std::move(body), {}};
-  reply.undelivered = [&store, worker, jobs = std::move(jobs)] { store.release(worker, jobs); };
+  reply.undelivered = [&store, worker, jobs = std::move(jobs)] {
+    store.async_release(worker, jobs, [](std::exception_ptr error, Done) {
+      log_exception(error, "endpoint: giving back an undelivered job-take");
+    });
+  };
   co_return reply;
 }
 
@@ -1102,10 +1156,10 @@ awaitable<Reply> Server::Impl::job_stop(EndpointState& ep, const Route& route, b
     ClientWatch client(stream.socket());
     co_await wait_for(
         store, Topic::stop, worker, Clock::now() + options_.stop_wait,
-        [&] {
-          if (client.gone()) return true;
-          ids = store.take_stop_requests(worker);
-          return !ids.empty();
+        [&]() -> awaitable<bool> {
+          if (client.gone()) co_return true;
+          ids = co_await ask<&JobStore::async_take_stop_requests>(store, worker);
+          co_return !ids.empty();
         },
         client.slot());
   }
@@ -1121,8 +1175,7 @@ awaitable<Reply> Server::Impl::job_stop(EndpointState& ep, const Route& route, b
   co_return Reply{http::status::ok, std::string(buffer.GetString(), buffer.GetSize()), {}};
 }
 
-Reply Server::Impl::health(EndpointState& ep) {
-  const HealthCounts h = ep.store->health();
+Reply Server::Impl::health(const HealthCounts& h) {
   rapidjson::StringBuffer buffer;
   Writer w(buffer);
   w.StartObject();

@@ -2,16 +2,28 @@
 // machine IN_QUEUE -> IN_PROGRESS -> COMPLETED | FAILED | CANCELLED | TIMED_OUT.
 //
 // The HTTP layer only speaks to this interface, which speaks records (job.h): JSON bodies are
-// rendered in the HTTP layer. Operations are short and never block on I/O; long
-// polls are built from watch(): a callback fired when something the caller waits for may have
-// changed, after which the caller asks again. A durable or multi-node implementation (Redis lists
-// for the queues, hashes for jobs, pub/sub for watch()) can replace MemoryStore without touching
-// the HTTP layer.
+// rendered in the HTTP layer. Long polls are built from watch(): a callback fired when something
+// the caller waits for may have changed, after which the caller asks again.
+//
+// The asynchronous seam. Every operation has two forms: a plain call (`status(id)`) and a
+// completion-based one (`async_status(id, done)`), which returns at once and calls `done` with the
+// result, or with the exception the operation ended with (StoreUnavailable for a store that could
+// not be reached), when the operation is over. The HTTP layer uses only the async form (through
+// server.cpp's ask(), which resumes the request's coroutine on its own strand), so an I/O thread
+// never waits for a network round trip:
+//   - MemoryStore's operations are short in-memory work under a lock: it implements the plain
+//     calls, the async ones run them inline (the defaults below) and completes_inline() says so,
+//     so the HTTP layer calls them directly and pays nothing for the seam.
+//   - RedisStore implements the async form: each operation is one Lua script sent on the store's
+//     own connection, pipelined with the other replies awaited (redis_pipeline.h); `done` runs on
+//     the pipeline's thread. Its plain calls wait for the async ones (tests, tools).
+// A `done` must be quick and must not wait for another store operation (it may start one).
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -88,6 +100,11 @@ enum class RetryOutcome : std::uint8_t { requeued, not_found, not_retryable };
 // requeue; the job is untouched); or unknown job.
 enum class PostOutcome : std::uint8_t { accepted, ignored, refused, not_found };
 
+// An async operation's completion: (nullptr, result), or (the exception, a default value).
+template <class T>
+using Completion = std::function<void(std::exception_ptr, T)>;
+struct Done {};  // the result of an operation that returns nothing
+
 struct HealthCounts {
   std::size_t completed = 0, failed = 0, in_progress = 0, in_queue = 0;
   std::uint64_t retried = 0;
@@ -121,9 +138,8 @@ class JobStore {
 
   // ---- worker API. The start of every worker request and every ping is a sign of life; the
   // heartbeat grace counts from the last one. An open request is not: the process behind a long
-  // poll may be gone. begin/end bracket a request (health counts workers with requests open).
+  // poll may be gone. worker_begin() marks the start of a request.
   virtual void worker_begin(std::string_view worker) = 0;
-  virtual void worker_end(std::string_view worker) = 0;
   // Up to `max_jobs` queued jobs, now IN_PROGRESS and leased to `worker` (the lease names this take).
   virtual std::vector<TakenJob> take(std::string_view worker, std::size_t max_jobs) = 0;
   // Jobs a take() handed out that never reached the worker (the response could not be written, or
@@ -154,6 +170,86 @@ class JobStore {
   virtual Subscription watch(Topic topic, std::string_view key, std::function<void()> notify) = 0;
   // Fires every watch (used at shutdown so long polls end).
   virtual void wake_all() = 0;
+
+  // ---- the asynchronous form (see the top of this file). The defaults run the plain call inline.
+  // True when every async operation calls `done` before it returns.
+  virtual bool completes_inline() const { return true; }
+  // Completes every operation still pending with StoreUnavailable and refuses new ones. The server
+  // calls it once its I/O threads have stopped, while the executor `done`s post to still exists.
+  virtual void close() {}
+
+  virtual void async_submit(NewJob job, Completion<SubmitResult> done) {
+    complete_inline(done, [&] { return submit(std::move(job)); });
+  }
+  virtual void async_status(std::string id, Completion<std::optional<JobRecord>> done) {
+    complete_inline(done, [&] { return status(id); });
+  }
+  virtual void async_stream(std::string id, Completion<std::optional<StreamBatch>> done) {
+    complete_inline(done, [&] { return stream(id); });
+  }
+  virtual void async_read_stream(std::string id, std::size_t cursor,
+                                 Completion<std::optional<StreamBatch>> done) {
+    complete_inline(done, [&] { return read_stream(id, cursor); });
+  }
+  virtual void async_cancel(std::string id, Completion<std::optional<JobStatus>> done) {
+    complete_inline(done, [&] { return cancel(id); });
+  }
+  virtual void async_retry(std::string id, Completion<RetryOutcome> done) {
+    complete_inline(done, [&] { return retry(id); });
+  }
+  virtual void async_purge_queue(Completion<std::size_t> done) {
+    complete_inline(done, [&] { return purge_queue(); });
+  }
+  virtual void async_health(Completion<HealthCounts> done) {
+    complete_inline(done, [&] { return health(); });
+  }
+  virtual void async_worker_begin(std::string worker, Completion<Done> done) {
+    complete_inline(done, [&] { worker_begin(worker); return Done{}; });
+  }
+  virtual void async_take(std::string worker, std::size_t max_jobs,
+                          Completion<std::vector<TakenJob>> done) {
+    complete_inline(done, [&] { return take(worker, max_jobs); });
+  }
+  virtual void async_release(std::string worker, std::vector<TakenJob> taken,
+                             Completion<Done> done) {
+    complete_inline(done, [&] { release(worker, taken); return Done{}; });
+  }
+  virtual void async_post_result(std::string worker, std::string job, WorkerResult result,
+                                 Completion<PostOutcome> done) {
+    complete_inline(done, [&] { return post_result(worker, job, std::move(result)); });
+  }
+  virtual void async_post_stream(std::string worker, std::string job, std::string chunk_json,
+                                 Completion<PostOutcome> done) {
+    complete_inline(done, [&] { return post_stream(worker, job, std::move(chunk_json)); });
+  }
+  virtual void async_ping(std::string worker, std::vector<std::string> job_ids,
+                          Completion<Done> done) {
+    complete_inline(done, [&] { ping(worker, job_ids); return Done{}; });
+  }
+  virtual void async_report_in_progress(std::string worker, bool holding, Completion<Done> done) {
+    complete_inline(done, [&] { report_in_progress(worker, holding); return Done{}; });
+  }
+  virtual void async_take_stop_requests(std::string worker,
+                                        Completion<std::vector<std::string>> done) {
+    complete_inline(done, [&] { return take_stop_requests(worker); });
+  }
+  virtual void async_sweep(Completion<Done> done) {
+    complete_inline(done, [&] { sweep(); return Done{}; });
+  }
+
+ protected:
+  // Runs `op` and completes `done` with its value or its exception.
+  template <class T, class Op>
+  static void complete_inline(const Completion<T>& done, Op&& op) {
+    T value{};
+    std::exception_ptr error;
+    try {
+      value = op();
+    } catch (...) {
+      error = std::current_exception();
+    }
+    done(error, std::move(value));
+  }
 };
 
 struct StoreOptions {
