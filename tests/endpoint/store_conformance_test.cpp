@@ -366,6 +366,48 @@ TEST_CASE_TEMPLATE("store: a job its live holder stops listing in pings is reque
   CHECK(h.done("w1", "dropped") == pe::PostOutcome::refused);
 }
 
+TEST_CASE_TEMPLATE(
+    "store: a take its live worker never acknowledges (the answer was lost with its replica) goes back "
+    "to the head, no retry counted, a bounded number of times",
+    F, JOB_STORES) {
+  Harness<F> h;
+  h.submit("lost");
+  h.submit("next");
+  auto lose_once = [&](const std::string& worker) {
+    CHECK(h.take_one(worker) == "lost");  // run in the store; the response never reaches the worker
+    for (int i = 0; i < 5; ++i) {
+      h.store->ping(worker, {});  // alive, holding nothing it knows of
+      h.advance(1s);
+      CHECK(h.status("lost") == "IN_PROGRESS");
+    }
+    h.store->ping(worker, {});
+    h.advance(1ms);
+    CHECK(h.status("lost") == "IN_QUEUE");
+  };
+  lose_once("w1");
+  CHECK(h.store->health().retried == 0);
+  CHECK_FALSE(h.status_doc("lost").HasMember("workerId"));
+  CHECK(h.done("w1", "lost") == pe::PostOutcome::refused);
+  lose_once("w2");  // still at the head, before "next"
+  CHECK(h.store->health().retried == 0);
+  // retry_limit (2) such losses: the next one counts as a retry, so a worker that never lists what
+  // it runs cannot hold a job forever.
+  lose_once("w3");
+  CHECK(h.store->health().retried == 1);
+  // A job its holder acknowledged (listed, or posted for) and then dropped is a retry at once.
+  CHECK(h.take_one("w4") == "lost");
+  h.store->post_stream("w4", "lost", R"("a chunk")");
+  for (int i = 0; i < 5; ++i) {
+    h.store->ping("w4", {});
+    h.advance(1s);
+  }
+  h.store->ping("w4", {});
+  h.advance(1ms);
+  CHECK(h.status("lost") == "IN_QUEUE");
+  CHECK(h.store->health().retried == 2);
+  CHECK(h.status("next") == "IN_QUEUE");
+}
+
 TEST_CASE_TEMPLATE("store: an undelivered take goes back to the head, no retry counted; a stale release is void", F,
                    JOB_STORES) {
   Harness<F> h;

@@ -89,6 +89,22 @@ void MemoryStore::check_holder(const std::shared_ptr<Job>& job, time_point at, E
   }
   const Worker& worker = w->second;
   if (worker.pinged && worker.last_ping > job->listed && at - job->listed > grace) {
+    // Never listed nor posted for: the take's response never reached the worker (its replica died
+    // before answering). That is no retry: the job goes back to the head of the queue as a
+    // release() would have put it, a bounded number of times (a worker that never lists what it
+    // runs must not keep a job forever).
+    if (!job->acknowledged && job->unacknowledged_requeues < options_.retry_limit) {
+      ++job->unacknowledged_requeues;
+      log::warn("worker " + job->worker +
+                    " never reported holding the job: its job-take response was lost; job back at the "
+                    "head of the queue",
+                job->spec.id);
+      request_stop(job->worker, job->spec.id);
+      new_run(*job);
+      enqueue(job, true);
+      notify(Topic::job, job->spec.id);
+      return;
+    }
     requeue_lost(job, "no longer reports holding the job", at, events);
     return;
   }
@@ -343,6 +359,7 @@ std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max
       leave_queue(job);
       job.status = JobStatus::in_progress;
       job.started = job.listed = at;
+      job.acknowledged = false;
       job.has_started = true;
       schedule(job, Due::run, at + job.spec.policy.execution_timeout);
       schedule(job, Due::holder, at + options_.heartbeat_grace);
@@ -407,6 +424,7 @@ PostOutcome MemoryStore::post_result(std::string_view worker, std::string_view j
     if (progress) {
       job->progress_json = std::move(result.output_json);
       job->listed = at;  // it is working on the job
+      job->acknowledged = true;
       notify(Topic::job, job->spec.id);
       return PostOutcome::accepted;
     }
@@ -435,6 +453,7 @@ PostOutcome MemoryStore::post_stream(std::string_view worker, std::string_view j
     return held;
   }
   job->listed = now();
+  job->acknowledged = true;
   job->chunks.push_back(std::move(chunk_json));
   notify(Topic::job, job->spec.id);
   return PostOutcome::accepted;
@@ -456,6 +475,7 @@ void MemoryStore::ping(std::string_view worker, const std::vector<std::string>& 
     const bool assigned_here = job && job->status == JobStatus::in_progress && job->worker == worker;
     if (assigned_here) {
       job->listed = w.last_ping;
+      job->acknowledged = true;
     } else {
       queue_stop(w, worker, id);
     }

@@ -71,6 +71,9 @@ class MemoryStore final : public JobStore {
     time_point started;
     time_point finished;
     time_point listed;  // taken, or last listed by its holder's ping
+    // This lease's holder has listed the job in a ping or posted for it: the take reached it.
+    bool acknowledged = false;
+    int unacknowledged_requeues = 0;  // takes lost on their way (check_holder())
     bool has_started = false;
     std::string worker;
     std::string output_json;

@@ -271,7 +271,7 @@ for _, q in ipairs({P .. 'queue', P .. 'queue:low'}) do
     if redis.call('HGET', k, 'st') == 'IN_QUEUE' then
       leave_queue(k)
       local lease = redis.call('HINCRBY', k, 'lease', 1)
-      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'sta', NOW, 'lst', NOW, 'hs', 1, 'w', w)
+      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'sta', NOW, 'lst', NOW, 'hs', 1, 'w', w, 'ack', 0)
       redis.call('ZADD', P .. 'running', NOW, id)
       if known then
         -- A job retried onto the worker that was told to stop it before: the old stop is void.
@@ -315,7 +315,7 @@ if not f[1] then return reply({'not_found'}) end
 if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
 if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
 if kind == 'p' then
-  redis.call('HSET', k, 'prog', ARGV[11], 'lst', NOW)
+  redis.call('HSET', k, 'prog', ARGV[11], 'lst', NOW, 'ack', 1)
   note_job(id)
   return reply({'accepted'})
 end
@@ -338,7 +338,7 @@ local f = redis.call('HMGET', k, 'st', 'w', 'exp')
 if not f[1] then return reply({'not_found'}) end
 if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
 if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
-redis.call('HSET', k, 'lst', NOW)
+redis.call('HSET', k, 'lst', NOW, 'ack', 1)
 redis.call('RPUSH', ck(id), ARGV[10])
 if f[3] then redis.call('PEXPIREAT', ck(id), tonumber(f[3]) + SLACK) end
 note_job(id)
@@ -365,7 +365,7 @@ for i = 9, #ARGV do
   local k = jk(id)
   local f = redis.call('HMGET', k, 'st', 'w')
   if f[1] == 'IN_PROGRESS' and f[2] == w then
-    redis.call('HSET', k, 'lst', NOW)
+    redis.call('HSET', k, 'lst', NOW, 'ack', 1)
   else
     queue_stop(w, id)
   end
@@ -447,7 +447,22 @@ for _, id in ipairs(redis.call('ZRANGE', P .. 'running', 0, -1)) do
     elseif worker_exists(w) then
       local wf = redis.call('HMGET', P .. 'worker:' .. w, 'pinged', 'lp')
       if wf[1] == '1' and tonumber(wf[2]) > lst and NOW - lst > GRACE then
-        requeue_lost(id, k, 'no longer reports holding the job')
+        local a = redis.call('HMGET', k, 'ack', 'uq')
+        local uq = tonumber(a[2] or '0')
+        if a[1] ~= '1' and uq < RETRY_LIMIT then
+          -- Never listed nor posted for: the take's answer never reached the worker (its replica
+          -- died before answering). No retry: back to the head, as a release would have put it.
+          redis.call('HSET', k, 'uq', uq + 1)
+          logs[#logs + 1] = id
+          logs[#logs + 1] = 'worker ' .. w .. ' never reported holding the job: its job-take ' ..
+            'response was lost; job back at the head of the queue'
+          queue_stop(w, id)
+          new_run(id, k)
+          enqueue(id, k, true)
+          note_job(id)
+        else
+          requeue_lost(id, k, 'no longer reports holding the job')
+        end
       end
     end
   end

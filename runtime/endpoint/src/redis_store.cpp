@@ -328,9 +328,8 @@ void RedisStore::async_stream(std::string id, Completion<std::optional<StreamBat
 
 void RedisStore::async_read_stream(std::string id, std::size_t cursor,
                                    Completion<std::optional<StreamBatch>> done) {
-  run_parsed<std::optional<StreamBatch>>(Script::read_stream,
-                                         {std::move(id), std::to_string(cursor)}, std::move(done),
-                                         stream_batch);
+  run_parsed<std::optional<StreamBatch>>(
+      Script::read_stream, {std::move(id), std::to_string(cursor)}, std::move(done), stream_batch);
 }
 
 void RedisStore::async_cancel(std::string id, Completion<std::optional<JobStatus>> done) {
@@ -349,9 +348,8 @@ void RedisStore::async_retry(std::string id, Completion<RetryOutcome> done) {
 }
 
 void RedisStore::async_purge_queue(Completion<std::size_t> done) {
-  run_parsed<std::size_t>(Script::purge, {}, std::move(done), [](const redisReply* r) {
-    return static_cast<std::size_t>(integer(r));
-  });
+  run_parsed<std::size_t>(Script::purge, {}, std::move(done),
+                          [](const redisReply* r) { return static_cast<std::size_t>(integer(r)); });
 }
 
 void RedisStore::async_health(Completion<HealthCounts> done) {
@@ -458,39 +456,39 @@ void RedisStore::async_ping(std::string worker, std::vector<std::string> job_ids
                    [](const redisReply*) { return Done{}; });
 }
 
-void RedisStore::async_report_in_progress(std::string worker, bool holding,
-                                          Completion<Done> done) {
+void RedisStore::async_report_in_progress(std::string worker, bool holding, Completion<Done> done) {
   run_parsed<Done>(Script::report_in_progress, {std::move(worker), holding ? "1" : "0"},
                    std::move(done), [](const redisReply*) { return Done{}; });
 }
 
 void RedisStore::async_take_stop_requests(std::string worker,
                                           Completion<std::vector<std::string>> done) {
-  run_parsed<std::vector<std::string>>(Script::take_stop, {std::move(worker)}, std::move(done),
-                                       [](const redisReply* ids) {
-                                         std::vector<std::string> out;
-                                         for (std::size_t i = 0; ids != nullptr && i < ids->elements; ++i)
-                                           out.emplace_back(text(ids->element[i]));
-                                         return out;
-                                       });
+  run_parsed<std::vector<std::string>>(
+      Script::take_stop, {std::move(worker)}, std::move(done), [](const redisReply* ids) {
+        std::vector<std::string> out;
+        for (std::size_t i = 0; ids != nullptr && i < ids->elements; ++i)
+          out.emplace_back(text(ids->element[i]));
+        return out;
+      });
 }
 
 // Run from the server's timer: a Redis that is away for a moment must not end the sweeper. Said
 // once per outage, not once per sweep.
 void RedisStore::async_sweep(Completion<Done> done) {
-  run(Script::sweep, {}, [this, done = std::move(done)](std::exception_ptr error, const redisReply*) {
-    if (!error) {
-      if (sweep_failing_.exchange(false)) log::info("redis store: sweeping again");
-    } else {
-      try {
-        std::rethrow_exception(error);
-      } catch (const std::exception& e) {
-        if (!sweep_failing_.exchange(true))
-          log::warn(std::string("redis store: sweep failed: ") + e.what());
-      }
-    }
-    done(nullptr, Done{});
-  });
+  run(Script::sweep, {},
+      [this, done = std::move(done)](std::exception_ptr error, const redisReply*) {
+        if (!error) {
+          if (sweep_failing_.exchange(false)) log::info("redis store: sweeping again");
+        } else {
+          try {
+            std::rethrow_exception(error);
+          } catch (const std::exception& e) {
+            if (!sweep_failing_.exchange(true))
+              log::warn(std::string("redis store: sweep failed: ") + e.what());
+          }
+        }
+        done(nullptr, Done{});
+      });
 }
 
 // ---- the plain calls: the async ones, waited for

@@ -132,7 +132,7 @@ class RedisStore final : public JobStore {
   std::array<std::string, redis_script::kCount> shas_;
 
   WatchRegistry watches_;
-  std::mutex queue_mu_;  // taken before the registry's
+  std::mutex queue_mu_;              // taken before the registry's
   std::uint64_t queue_version_ = 0;  // of the last queue length given to watches_
   std::atomic<bool> sweep_failing_{false};
 

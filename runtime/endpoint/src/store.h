@@ -140,15 +140,18 @@ class JobStore {
   // heartbeat grace counts from the last one. An open request is not: the process behind a long
   // poll may be gone. worker_begin() marks the start of a request.
   virtual void worker_begin(std::string_view worker) = 0;
-  // Up to `max_jobs` queued jobs, now IN_PROGRESS and leased to `worker` (the lease names this take).
+  // Up to `max_jobs` queued jobs, now IN_PROGRESS and leased to `worker` (the lease names this
+  // take).
   virtual std::vector<TakenJob> take(std::string_view worker, std::size_t max_jobs) = 0;
   // Jobs a take() handed out that never reached the worker (the response could not be written, or
   // the poller had gone): back to the head of the queue, no retry counted. A lease that has moved
   // on (the job ended, was requeued or taken again) is left alone.
   virtual void release(std::string_view worker, const std::vector<TakenJob>& taken) = 0;
   // Results, progress and stream chunks are taken only from the worker holding the job's lease.
-  virtual PostOutcome post_result(std::string_view worker, std::string_view job, WorkerResult result) = 0;
-  virtual PostOutcome post_stream(std::string_view worker, std::string_view job, std::string chunk_json) = 0;
+  virtual PostOutcome post_result(std::string_view worker, std::string_view job,
+                                  WorkerResult result) = 0;
+  virtual PostOutcome post_stream(std::string_view worker, std::string_view job,
+                                  std::string chunk_json) = 0;
   // Heartbeat with the ids of the jobs the worker holds. A held job that has ended, is gone or is
   // no longer assigned to this worker is queued for its stop channel again: a worker can drop a
   // stop request that arrives before it has registered the job (the runpod SDK does so for ~100 ms
@@ -204,7 +207,10 @@ class JobStore {
     complete_inline(done, [&] { return health(); });
   }
   virtual void async_worker_begin(std::string worker, Completion<Done> done) {
-    complete_inline(done, [&] { worker_begin(worker); return Done{}; });
+    complete_inline(done, [&] {
+      worker_begin(worker);
+      return Done{};
+    });
   }
   virtual void async_take(std::string worker, std::size_t max_jobs,
                           Completion<std::vector<TakenJob>> done) {
@@ -212,7 +218,10 @@ class JobStore {
   }
   virtual void async_release(std::string worker, std::vector<TakenJob> taken,
                              Completion<Done> done) {
-    complete_inline(done, [&] { release(worker, taken); return Done{}; });
+    complete_inline(done, [&] {
+      release(worker, taken);
+      return Done{};
+    });
   }
   virtual void async_post_result(std::string worker, std::string job, WorkerResult result,
                                  Completion<PostOutcome> done) {
@@ -224,17 +233,26 @@ class JobStore {
   }
   virtual void async_ping(std::string worker, std::vector<std::string> job_ids,
                           Completion<Done> done) {
-    complete_inline(done, [&] { ping(worker, job_ids); return Done{}; });
+    complete_inline(done, [&] {
+      ping(worker, job_ids);
+      return Done{};
+    });
   }
   virtual void async_report_in_progress(std::string worker, bool holding, Completion<Done> done) {
-    complete_inline(done, [&] { report_in_progress(worker, holding); return Done{}; });
+    complete_inline(done, [&] {
+      report_in_progress(worker, holding);
+      return Done{};
+    });
   }
   virtual void async_take_stop_requests(std::string worker,
                                         Completion<std::vector<std::string>> done) {
     complete_inline(done, [&] { return take_stop_requests(worker); });
   }
   virtual void async_sweep(Completion<Done> done) {
-    complete_inline(done, [&] { sweep(); return Done{}; });
+    complete_inline(done, [&] {
+      sweep();
+      return Done{};
+    });
   }
 
  protected:
