@@ -340,9 +340,14 @@ HealthCounts MemoryStore::health() {
 
 void MemoryStore::worker_begin(std::string_view worker) {
   std::lock_guard lock(mu_);
+  seen(worker);
+}
+
+MemoryStore::Worker& MemoryStore::seen(std::string_view worker) {
   auto it = workers_.find(worker);
   if (it == workers_.end()) it = workers_.try_emplace(std::string(worker)).first;
   it->second.last_seen = now();
+  return it->second;
 }
 
 std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max_jobs) {
@@ -412,6 +417,7 @@ PostOutcome MemoryStore::post_result(std::string_view worker, std::string_view j
   Events events;
   {
     std::lock_guard lock(mu_);
+    Worker& w = seen(worker);
     auto job = find_job(job_id);
     if (!job) return PostOutcome::not_found;
     const bool progress = result.kind == WorkerResult::Kind::progress;
@@ -428,9 +434,7 @@ PostOutcome MemoryStore::post_result(std::string_view worker, std::string_view j
       notify(Topic::job, job->spec.id);
       return PostOutcome::accepted;
     }
-    if (auto w = workers_.find(worker); w != workers_.end()) {
-      std::erase_if(w->second.sent, [&](const SentStop& sent) { return sent.job_id == job_id; });
-    }
+    std::erase_if(w.sent, [&](const SentStop& sent) { return sent.job_id == job_id; });
     job->output_json = std::move(result.output_json);
     job->progress_json.clear();
     if (result.kind == WorkerResult::Kind::error) {
@@ -447,6 +451,7 @@ PostOutcome MemoryStore::post_result(std::string_view worker, std::string_view j
 
 PostOutcome MemoryStore::post_stream(std::string_view worker, std::string_view job_id, std::string chunk_json) {
   std::lock_guard lock(mu_);
+  seen(worker);
   auto job = find_job(job_id);
   if (!job) return PostOutcome::not_found;
   if (const PostOutcome held = holder_check(*job, worker, "a stream chunk"); held != PostOutcome::accepted) {

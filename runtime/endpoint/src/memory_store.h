@@ -121,6 +121,8 @@ class MemoryStore final : public JobStore {
   void unschedule(Job& job, Due due);
   void unschedule_all(Job& job);
   void check_holder(const std::shared_ptr<Job>& job, time_point at, Events& events);
+  // A sign of life of `worker` (recorded if new). mu_ held.
+  Worker& seen(std::string_view worker);
   void request_stop(const std::string& worker, const std::string& job_id);
   void queue_stop(Worker& worker, std::string_view worker_id, std::string_view job_id);
   void notify(Topic topic, std::string_view key);

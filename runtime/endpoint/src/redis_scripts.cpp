@@ -70,24 +70,26 @@ local function request_stop(w, id)
   redis.call('ZADD', P .. 'workers', 'NX', 0, w)
   queue_stop(w, id)
 end
-local function finish(id, k, status)
-  if redis.call('HGET', k, 'st') == 'IN_QUEUE' then
+-- `...`: more field/value pairs to set with the end (a result's output): one HSET for all.
+local function finish(id, k, status, ...)
+  local f = redis.call('HMGET', k, 'st', 'sync', 'webhook')
+  if f[1] == 'IN_QUEUE' then
     redis.call('LREM', qkey(k), 0, id)
     leave_queue(k)
     note_queue()
   end
   redis.call('ZREM', P .. 'running', id)
-  redis.call('HSET', k, 'st', status, 'fin', NOW)
   redis.call('SADD', P .. 'ended:' .. status, id)
   local keep = RETENTION
-  if redis.call('HGET', k, 'sync') == '1' then keep = RUNSYNC_RETENTION end
+  if f[2] == '1' then keep = RUNSYNC_RETENTION end
   local at = NOW + keep
   redis.call('ZADD', P .. 'ended', at, id)
   local ttl_at = tonumber(redis.call('ZSCORE', P .. 'ttl', id))
   if ttl_at and ttl_at < at then at = ttl_at end
-  expire_at(id, k, at)
-  local hook = redis.call('HGET', k, 'webhook')
-  if hook and hook ~= '' then events[#events + 1] = redis.call('HGETALL', k) end
+  redis.call('HSET', k, 'st', status, 'fin', NOW, 'exp', at, ...)
+  redis.call('PEXPIREAT', k, at + SLACK)
+  redis.call('PEXPIREAT', ck(id), at + SLACK)
+  if f[3] and f[3] ~= '' then events[#events + 1] = redis.call('HGETALL', k) end
   note_job(id)
 end
 -- A job starts over (requeue, retry): the old run's output, progress and chunks are not the new
@@ -154,13 +156,17 @@ if redis.call('EXISTS', k) == 1 then return reply('duplicate') end
 local pb, cap = tonumber(ARGV[16]), tonumber(ARGV[17])
 local held = tonumber(redis.call('GET', P .. 'qbytes') or '0')
 if cap > 0 and (pb > cap or held > cap - pb) then return reply('full ' .. held) end
+-- enqueue() and expire_at() for a job that is new: one HSET, nothing to give back first.
+local ttl_at = NOW + tonumber(ARGV[13])
 redis.call('HSET', k, 'pb', pb, 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3', ARGV[11], 'xt', ARGV[12],
   'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'sub', NOW, 'qd', NOW, 'cb', 0, 'dlv', 0,
-  'lease', 0, 'rq', 0, 'hs', 0, 'he', 0, 'w', '', 'out', '', 'err', '', 'prog', '')
-local ttl_at = NOW + tonumber(ARGV[13])
+  'lease', 0, 'rq', 0, 'hs', 0, 'he', 0, 'w', '', 'out', '', 'err', '', 'prog', '',
+  'st', 'IN_QUEUE', 'qb', pb, 'exp', ttl_at)
+redis.call('PEXPIREAT', k, ttl_at + SLACK)
 redis.call('ZADD', P .. 'ttl', ttl_at, id)
-expire_at(id, k, ttl_at)
-enqueue(id, k, false)
+redis.call('INCRBY', P .. 'qbytes', pb)
+if ARGV[14] == '1' then redis.call('RPUSH', P .. 'queue:low', id) else redis.call('RPUSH', P .. 'queue', id) end
+note_queue()
 return reply('ok')
 )LUA";
 
@@ -309,6 +315,7 @@ return reply(released)
 // posts after the end are ignored; anyone else's are refused (the job is untouched).
 constexpr std::string_view kPostResult = R"LUA(
 local w, id, kind = ARGV[8], ARGV[9], ARGV[10]
+redis.call('ZADD', P .. 'workers', NOW, w)  -- the post's request is a sign of life
 local k = jk(id)
 local f = redis.call('HMGET', k, 'st', 'w')
 if not f[1] then return reply({'not_found'}) end
@@ -321,18 +328,17 @@ if kind == 'p' then
 end
 redis.call('LREM', P .. 'sent:' .. w, 0, id)
 redis.call('HDEL', P .. 'sentn:' .. w, id)
-redis.call('HSET', k, 'out', ARGV[11], 'prog', '')
 if kind == 'e' then
-  redis.call('HSET', k, 'err', ARGV[12], 'he', 1)
-  finish(id, k, 'FAILED')
+  finish(id, k, 'FAILED', 'out', ARGV[11], 'prog', '', 'err', ARGV[12], 'he', 1)
 else
-  finish(id, k, 'COMPLETED')
+  finish(id, k, 'COMPLETED', 'out', ARGV[11], 'prog', '')
 end
 return reply({'accepted'})
 )LUA";
 
 constexpr std::string_view kPostStream = R"LUA(
 local w, id = ARGV[8], ARGV[9]
+redis.call('ZADD', P .. 'workers', NOW, w)  -- the post's request is a sign of life
 local k = jk(id)
 local f = redis.call('HMGET', k, 'st', 'w', 'exp')
 if not f[1] then return reply({'not_found'}) end

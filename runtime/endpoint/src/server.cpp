@@ -814,8 +814,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       sign_of_life(store, arg1);
       co_return co_await job_take(*ep, *route, stream);
     }
-    case Op::job_done: {
-      sign_of_life(store, arg1);
+    case Op::job_done: {  // post_result() is the request's sign of life
       WorkerResult result;
       try {
         result = parse_worker_result(req.body());
@@ -826,8 +825,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
                                                                       std::move(result)),
                            route->arg2);
     }
-    case Op::job_stream: {
-      sign_of_life(store, arg1);
+    case Op::job_stream: {  // as is post_stream()
       std::string chunk;
       try {
         chunk = parse_stream_chunk(req.body());
@@ -899,13 +897,22 @@ awaitable<Reply> Server::Impl::runsync(EndpointState& ep, Request& req, const Ro
   job.sync = true;
   const std::string id = job.id;
   JobStore& store = *ep.store;
-  const SubmitResult submitted = co_await ask<&JobStore::async_submit>(store, std::move(job));
-  if (!submitted.accepted) co_return queue_full_reply(submitted, options_.max_queued_bytes);
+  // The submit is the wait's first step: the job's watch is then in place before the job exists,
+  // so no change can slip by, and the job is not looked up while it cannot have ended yet.
+  std::optional<SubmitResult> submitted;
   std::optional<JobRecord> snap;
+  bool looked = false;
   co_await wait_for(store, Topic::job, id, Clock::now() + wait, [&]() -> awaitable<bool> {
+    if (!submitted) {
+      submitted = co_await ask<&JobStore::async_submit>(store, std::move(job));
+      co_return !submitted->accepted;
+    }
+    looked = true;
     snap = co_await ask<&JobStore::async_status>(store, id);
     co_return !snap || is_terminal(snap->status);
   });
+  if (!submitted->accepted) co_return queue_full_reply(*submitted, options_.max_queued_bytes);
+  if (!looked) snap = co_await ask<&JobStore::async_status>(store, id);
   if (!snap) co_return error_reply(http::status::not_found, "job " + id + " no longer exists: it was purged from the queue or expired");
   if (is_terminal(snap->status)) co_return Reply{http::status::ok, render_status(*snap), {}};
   co_return Reply{http::status::ok, id_status_json(id, status_name(snap->status)), {}};

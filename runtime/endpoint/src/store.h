@@ -148,6 +148,7 @@ class JobStore {
   // on (the job ended, was requeued or taken again) is left alone.
   virtual void release(std::string_view worker, const std::vector<TakenJob>& taken) = 0;
   // Results, progress and stream chunks are taken only from the worker holding the job's lease.
+  // A post is itself the sign of life of the request that brings it (no worker_begin() needed).
   virtual PostOutcome post_result(std::string_view worker, std::string_view job,
                                   WorkerResult result) = 0;
   virtual PostOutcome post_stream(std::string_view worker, std::string_view job,
