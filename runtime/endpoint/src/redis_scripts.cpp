@@ -27,14 +27,19 @@ local function note_queue() queue_changed = true end
 -- The queue note carries a version and the queue length: a replica wakes at most one long poll
 -- per queued job, and ignores a note older than what it already knows. The notes go to the other
 -- replicas in one message per script run ("origin\nnote\nnote..."), not one per note: each
--- message costs every replica a read and a parse.
+-- message costs every replica a read and a parse. A replica alone on its endpoint (the channel's
+-- only subscriber is its own) publishes nothing: the caller applies the notes itself. A replica
+-- subscribes before it serves, so a script that sees one subscriber runs before any other replica
+-- could wait on its notes.
 local function reply(result)
   if queue_changed then
     local v = redis.call('INCR', P .. 'qver')
     local n = redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
     notes[#notes + 1] = 'q' .. v .. ':' .. n
   end
-  if #notes > 0 then redis.call('PUBLISH', P .. 'ev', ORIGIN .. '\n' .. table.concat(notes, '\n')) end
+  if #notes > 0 and redis.call('PUBSUB', 'NUMSUB', P .. 'ev')[2] > 1 then
+    redis.call('PUBLISH', P .. 'ev', ORIGIN .. '\n' .. table.concat(notes, '\n'))
+  end
   return {result, notes, events, logs}
 end
 local function qkey(k)
