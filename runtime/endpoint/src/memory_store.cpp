@@ -378,8 +378,8 @@ std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max
         std::erase_if(w.sent, [&](const SentStop& sent) { return sent.job_id == job.spec.id; });
       }
 
+      // No job note: being taken is nothing a job watch waits for (store.h, Topic).
       out.push_back({job.spec.id, job.lease, job.spec.input_json, job.spec.s3_config_json, job.spec.webhook});
-      notify(Topic::job, job.spec.id);
     }
   }
   return out;

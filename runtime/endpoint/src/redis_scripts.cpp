@@ -291,8 +291,7 @@ for _, q in ipairs({P .. 'queue', P .. 'queue:low'}) do
         redis.call('HDEL', P .. 'sentn:' .. w, id)
       end
       local f = redis.call('HMGET', k, 'input', 's3', 'webhook')
-      out[#out + 1] = {id, lease, f[1], f[2], f[3]}
-      note_job(id)
+      out[#out + 1] = {id, lease, f[1], f[2], f[3]}  -- no job note: see store.h, Topic
     end
   end
 end

@@ -60,8 +60,10 @@ class Subscription {
   std::function<void()> cancel_;
 };
 
-// What a watch() waits for: the queue (new or requeued jobs), one job (any change: state, progress,
-// stream chunk), or one worker's stop channel. A queue watch is woken once per queued job, never
+// What a watch() waits for: the queue (new or requeued jobs), one job (it ended, was requeued or
+// removed, or has new progress or a stream chunk; being taken is none of these: every job watcher
+// waits for an end, a chunk or progress, and a wake-up at each take would cost every /runsync one
+// more status read), or one worker's stop channel. A queue watch is woken once per queued job, never
 // all at once: a woken watcher is expected to take(); if it drops its watch without having taken
 // the job, the store wakes the next one, so a job never waits while a poller does.
 enum class Topic : std::uint8_t { queue, job, stop };
