@@ -25,6 +25,12 @@ struct AttentionShape {
 };
 
 namespace cpu {
+// The one attention definition: one query head over `len` positions, position p's key at
+// k + p * kv_stride (v likewise): out = sum_p softmax_p(scale * q . k_p) v_p, in double. len <= 0
+// writes zeros. The decode and prefill references below, and the fast CPU backend's portable
+// fallback, are this function.
+void attend_head(const float* q, const float* k, const float* v, int len, std::int64_t kv_stride, int head_dim,
+                 float scale, float* out);
 // Writes `tokens` rows of k and v (row t at k + t * in_stride, kv_dim floats) into the cache at
 // (slots[t], pos[t]).
 void kv_store(const float* k, const float* v, std::int64_t in_stride, std::int64_t tokens, float* k_cache,

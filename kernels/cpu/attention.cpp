@@ -1,4 +1,4 @@
-// CPU reference attention over the KV cache (see kernels/attention.h for the layout).
+// Reference attention over the KV cache (see kernels/attention.h for the layout), in double.
 #include "kernels/attention.h"
 
 #include <algorithm>
@@ -21,28 +21,37 @@ void check_shape(const AttentionShape& s) {
 void attend_one(const float* q, const float* k_cache, const float* v_cache, float* out, const AttentionShape& s,
                 int slot, int kv_head, int len, float scale) {
   const std::int64_t kv_dim = s.kv_dim();
-  const float* k0 = k_cache + static_cast<std::int64_t>(slot) * s.max_ctx * kv_dim + kv_head * s.head_dim;
-  const float* v0 = v_cache + static_cast<std::int64_t>(slot) * s.max_ctx * kv_dim + kv_head * s.head_dim;
-  std::vector<float> scores(static_cast<std::size_t>(len));
-  for (int p = 0; p < len; ++p) {
-    float dot = 0.0f;
-    for (int i = 0; i < s.head_dim; ++i) dot += q[i] * k0[p * kv_dim + i];
-    scores[p] = dot * scale;
-  }
-  const float max = *std::max_element(scores.begin(), scores.end());
-  float sum = 0.0f;
-  for (float& v : scores) {
-    v = std::exp(v - max);
-    sum += v;
-  }
-  for (int i = 0; i < s.head_dim; ++i) {
-    float acc = 0.0f;
-    for (int p = 0; p < len; ++p) acc += scores[p] * v0[p * kv_dim + i];
-    out[i] = acc / sum;
-  }
+  const std::int64_t at = static_cast<std::int64_t>(slot) * s.max_ctx * kv_dim + kv_head * s.head_dim;
+  attend_head(q, k_cache + at, v_cache + at, len, kv_dim, s.head_dim, scale, out);
 }
 
 }  // namespace
+
+void attend_head(const float* q, const float* k, const float* v, int len, std::int64_t kv_stride, int head_dim,
+                 float scale, float* out) {
+  if (len <= 0) {
+    // Nothing to attend to: a zero output rather than a division by zero.
+    std::fill_n(out, head_dim, 0.0f);
+    return;
+  }
+  std::vector<double> scores(static_cast<std::size_t>(len));
+  for (int p = 0; p < len; ++p) {
+    double dot = 0.0;
+    for (int i = 0; i < head_dim; ++i) dot += static_cast<double>(q[i]) * k[p * kv_stride + i];
+    scores[static_cast<std::size_t>(p)] = dot * scale;
+  }
+  const double max = *std::max_element(scores.begin(), scores.end());
+  double sum = 0.0;
+  for (double& s : scores) {
+    s = std::exp(s - max);
+    sum += s;
+  }
+  for (int i = 0; i < head_dim; ++i) {
+    double acc = 0.0;
+    for (int p = 0; p < len; ++p) acc += scores[static_cast<std::size_t>(p)] * v[p * kv_stride + i];
+    out[i] = static_cast<float>(acc / sum);
+  }
+}
 
 void kv_store(const float* k, const float* v, std::int64_t in_stride, std::int64_t tokens, float* k_cache,
               float* v_cache, const AttentionShape& shape, const int* slots, const int* pos) {

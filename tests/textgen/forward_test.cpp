@@ -1,4 +1,5 @@
-// The CPU backend against the naive f32 reference, and against itself under different batchings.
+// The CPU backend against the reference backend (the oracle: kernels/cpu ops, F32 activations), and
+// against itself under different batchings.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -11,7 +12,7 @@
 #include "llm/backend.h"
 #include "llm/cpu/matmul.h"
 #include "llm/cpu_backend.h"
-#include "naive_reference.h"
+#include "llm/reference_backend.h"
 #include "test_model_fixture.h"
 
 using namespace podworker;
@@ -67,13 +68,24 @@ std::vector<float> backend_logits(llm::Backend& b, std::span<const std::int32_t>
 void check_against_reference(model::TestModelSpec spec, const std::string& name) {
   const auto weights = testing::load_weights(testing::generated_model_path(spec, name));
   const auto tokens = some_tokens(12, weights->config().n_vocab, 3);
-  const std::vector<float> ref = testing::naive_forward(*weights, tokens);
+  llm::BackendOptions ro;
+  ro.max_sequences = 1;
+  ro.max_context = 128;
+  auto reference = llm::make_reference_backend(weights, ro);
+  // The reference one token per call, so every position's logits come back.
+  const auto vocab = static_cast<std::size_t>(weights->config().n_vocab);
+  std::vector<float> ref(tokens.size() * vocab);
+  {
+    const llm::SeqId s = reference->alloc_sequence();
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      reference->prefill(s, std::span(tokens).subspan(i, 1), std::span(ref).subspan(i * vocab, vocab));
+    }
+  }
   auto backend = cpu_backend(weights);
   const std::vector<float> got = backend_logits(*backend, tokens);
   // Activations are quantized to 8 bits per 32 values (as llama.cpp does), so logits differ from
   // the f32 reference by about 1 %; 4 % leaves margin without hiding real errors (a wrong RoPE
   // or cache offset gives errors near 100 %).
-  const auto vocab = static_cast<std::size_t>(weights->config().n_vocab);
   for (std::size_t t = 0; t < tokens.size(); ++t) {
     const auto a = std::span<const float>(got).subspan(t * vocab, vocab);
     const auto b = std::span<const float>(ref).subspan(t * vocab, vocab);
@@ -84,11 +96,11 @@ void check_against_reference(model::TestModelSpec spec, const std::string& name)
 
 }  // namespace
 
-TEST_CASE("cpu forward matches the naive f32 reference: Q4_1 matrices, tied Q8_0 embedding") {
+TEST_CASE("cpu forward matches the reference backend: Q4_1 matrices, tied Q8_0 embedding") {
   check_against_reference(testing::small_spec(), "q4_1");
 }
 
-TEST_CASE("cpu forward matches the naive f32 reference: Q4_0, Q8_0, F16 and an untied output") {
+TEST_CASE("cpu forward matches the reference backend: Q4_0, Q8_0, F16 and an untied output") {
   auto spec = testing::small_spec();
   spec.weight_type = GgmlType::q4_0;
   spec.tied_output = false;
