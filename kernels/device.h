@@ -1,7 +1,8 @@
 // CUDA device handles as move-only RAII types, device detection, and the typed errors every CUDA entry
 // point throws. Compiles without the CUDA toolkit: handles are opaque (`void*`), so code that only
 // passes streams and buffers around never includes a CUDA header. When the project is built without
-// CUDA the same functions exist and throw NotCompiled (see cuda/stubs.cpp).
+// CUDA these functions exist and throw NotCompiled (no_cuda.cpp); the op launchers of the other
+// headers' cuda:: namespaces exist only in a CUDA build.
 #pragma once
 
 #include <cstddef>
