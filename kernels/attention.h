@@ -20,6 +20,10 @@ struct AttentionShape {
   int n_kv_heads = 3;
   int head_dim = 64;
   std::int64_t max_ctx = 0;  // positions per slot
+  // Slots in the cache. A slot outside [0, n_slots) is never read or written: the CUDA kernels
+  // give a zero output and store nothing (a bad index in device memory cannot reach another
+  // buffer), the references throw std::out_of_range.
+  int n_slots = 0;
   int kv_dim() const { return n_kv_heads * head_dim; }
   int q_dim() const { return n_q_heads * head_dim; }
 };

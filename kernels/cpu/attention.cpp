@@ -12,9 +12,13 @@ namespace {
 
 void check_shape(const AttentionShape& s) {
   if (s.n_q_heads <= 0 || s.n_kv_heads <= 0 || s.n_q_heads % s.n_kv_heads != 0 || s.head_dim <= 0 ||
-      s.max_ctx <= 0) {
+      s.max_ctx <= 0 || s.n_slots <= 0) {
     throw std::invalid_argument("attention: bad shape");
   }
+}
+
+void check_slot(const AttentionShape& s, int slot) {
+  if (slot < 0 || slot >= s.n_slots) throw std::out_of_range("attention: slot outside the cache");
 }
 
 // One query head against positions [0, len) of one slot.
@@ -59,6 +63,7 @@ void kv_store(const float* k, const float* v, std::int64_t in_stride, std::int64
   const std::int64_t kv_dim = shape.kv_dim();
   for (std::int64_t t = 0; t < tokens; ++t) {
     if (pos[t] < 0 || pos[t] >= shape.max_ctx) throw std::out_of_range("kv_store: position outside the cache");
+    check_slot(shape, slots[t]);
     const std::int64_t at = (static_cast<std::int64_t>(slots[t]) * shape.max_ctx + pos[t]) * kv_dim;
     std::copy_n(k + t * in_stride, kv_dim, k_cache + at);
     std::copy_n(v + t * in_stride, kv_dim, v_cache + at);
@@ -71,6 +76,7 @@ void attention_decode(const float* q, std::int64_t q_stride, const float* k_cach
   const int group = shape.n_q_heads / shape.n_kv_heads;
   for (int b = 0; b < batch; ++b) {
     if (lens[b] < 1 || lens[b] > shape.max_ctx) throw std::out_of_range("attention_decode: bad length");
+    check_slot(shape, slots[b]);
     for (int h = 0; h < shape.n_q_heads; ++h) {
       attend_one(q + b * q_stride + h * shape.head_dim, k_cache, v_cache,
                  out + (static_cast<std::int64_t>(b) * shape.n_q_heads + h) * shape.head_dim, shape, slots[b],
@@ -84,6 +90,7 @@ void attention_prefill(const float* q, std::int64_t q_stride, const float* k_cac
                        float scale) {
   check_shape(shape);
   if (start_pos < 0 || start_pos + tokens > shape.max_ctx) throw std::out_of_range("attention_prefill: bad range");
+  check_slot(shape, slot);
   const int group = shape.n_q_heads / shape.n_kv_heads;
   for (std::int64_t t = 0; t < tokens; ++t) {
     for (int h = 0; h < shape.n_q_heads; ++h) {

@@ -340,10 +340,11 @@ class CudaBackend final : public Backend {
     s.n_kv_heads = config_.n_head_kv;
     s.head_dim = config_.head_dim;
     s.max_ctx = max_ctx_;
+    s.n_slots = max_seq_ + 1;  // the sequences and the padding rows' scratch slot
     return s;
   }
   cuda::RopeStoreShape rope_shape() const {
-    return {config_.n_head, config_.n_head_kv, config_.head_dim, max_ctx_, config_.rope_freq_base};
+    return {config_.n_head, config_.n_head_kv, config_.head_dim, max_ctx_, config_.rope_freq_base, max_seq_ + 1};
   }
 
   void upload_weights() {
@@ -496,7 +497,7 @@ class CudaBackend final : public Backend {
                               b_.attention_shape(), in_.seq, in_.start_pos, scale, s_);
       } else if (b_.fast_attention_) {
         cuda::decode_attention(f32(qkv), b_.qkv_dim_, b_.k_cache(layer), b_.v_cache(layer), f32(out), rows, c.n_head,
-                               c.n_head_kv, c.head_dim, b_.max_ctx_, in_.slots, in_.lens, scale, s_);
+                               c.n_head_kv, c.head_dim, b_.max_ctx_, b_.max_seq_ + 1, in_.slots, in_.lens, scale, s_);
       } else {
         kc::attention_decode(f32(qkv), b_.qkv_dim_, b_.k_cache(layer), b_.v_cache(layer), f32(out), rows,
                              b_.attention_shape(), in_.slots, in_.lens, scale, s_);

@@ -26,6 +26,7 @@ class ReferenceBackend final : public HostBackend {
     shape_.n_kv_heads = config_.n_head_kv;
     shape_.head_dim = config_.head_dim;
     shape_.max_ctx = max_context();
+    shape_.n_slots = max_sequences();
     k_cache_.resize(static_cast<std::size_t>(config_.n_layer));
     v_cache_.resize(static_cast<std::size_t>(config_.n_layer));
   }

@@ -197,8 +197,8 @@ void rmsnorm_cases(Runner& runner) {
 // rotated buffer and both caches.
 void rope_store_cases(Runner& runner) {
   for (const ModelShape& shape : kShapes) {
-    const kernels::AttentionShape as{shape.n_head, shape.n_head_kv, shape.head_dim, 300};
     const int rows = 8, slots_n = 4;
+    const kernels::AttentionShape as{shape.n_head, shape.n_head_kv, shape.head_dim, 300, slots_n};
     const std::int64_t stride = shape.q_dim() + 2 * shape.kv_dim();
     const auto qkv = std::make_shared<std::vector<float>>(
         random_floats(static_cast<std::size_t>(rows * stride), 71));
@@ -227,7 +227,7 @@ void rope_store_cases(Runner& runner) {
     c.launch = [=] {
       kc::copy_to_device(dqkv->get(), qkv->data(), qkv->size() * sizeof(float), stream());
       const llm::cuda::RopeStoreShape rs{shape.n_head, shape.n_head_kv, shape.head_dim, as.max_ctx,
-                                         base};
+                                         base, slots_n};
       llm::cuda::rope_store(dqkv->get(), stride, rows, rs, dk->get(), dv->get(), dslots->get(),
                             dpos->get(), stream());
     };
@@ -281,8 +281,8 @@ void swiglu_cases(Runner& runner) {
 // different slots and lengths, and causal prefill; F32 against the double reference, NMSE 1e-9.
 void attention_cases(Runner& runner) {
   for (const ModelShape& shape : kShapes) {
-    const kernels::AttentionShape as{shape.n_head, shape.n_head_kv, shape.head_dim, 1024};
     const int slots_n = 4, batch = 4;
+    const kernels::AttentionShape as{shape.n_head, shape.n_head_kv, shape.head_dim, 1024, slots_n};
     const std::size_t cache = static_cast<std::size_t>(slots_n * as.max_ctx * as.kv_dim());
     const auto k = std::make_shared<std::vector<float>>(random_floats(cache, 91));
     const auto v = std::make_shared<std::vector<float>>(random_floats(cache, 92));
@@ -324,7 +324,7 @@ void attention_cases(Runner& runner) {
       f.launch = [=] {
         llm::cuda::decode_attention(dq->get(), q_stride, dk->get(), dv->get(), out->get(), batch,
                                     shape.n_head, shape.n_head_kv, shape.head_dim, as.max_ctx,
-                                    dslots->get(), dlens->get(), scale, stream());
+                                    slots_n, dslots->get(), dlens->get(), scale, stream());
       };
       runner.run(f);
     }
