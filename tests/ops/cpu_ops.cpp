@@ -152,10 +152,21 @@ void quantize_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
 }
 
 // One attention head over a cache: F32 scores and sums against the double reference, NMSE 1e-10.
+// Besides the models' head sizes, sizes with 8- and 32-float tails (40, 12, 3) over odd strides
+// exercise the SIMD loops' remainders.
 void attention_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
-  for (const ModelShape& shape : kShapes) {
-    for (int len : {1, 37, 1000}) {
-      const std::int64_t stride = shape.kv_dim();
+  struct Head {
+    std::string name;
+    int head_dim;
+    std::int64_t stride;
+  };
+  std::vector<Head> heads;
+  for (const ModelShape& shape : kShapes)
+    heads.push_back({shape.name, shape.head_dim, shape.kv_dim()});
+  for (int hd : {40, 12, 3}) heads.push_back({"head_dim " + std::to_string(hd), hd, 3 * hd + 5});
+  for (const Head& shape : heads) {
+    for (int len : {1, 7, 37, 1000}) {
+      const std::int64_t stride = shape.stride;
       const auto q = std::make_shared<std::vector<float>>(
           random_floats(static_cast<std::size_t>(shape.head_dim), 31));
       const auto k = std::make_shared<std::vector<float>>(
@@ -169,7 +180,7 @@ void attention_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
         Case c;
         c.op = "attention_head";
         c.impl = set.name;
-        c.shape = std::string(shape.name) + " len " + std::to_string(len);
+        c.shape = shape.name + " len " + std::to_string(len);
         c.nmse_tolerance = 1e-10;
         c.bytes = 2.0 * 4.0 * static_cast<double>(len) * shape.head_dim;
         c.reference = [=] {
