@@ -20,11 +20,21 @@ struct AttentionShape {
   int n_kv_heads = 3;
   int head_dim = 64;
   std::int64_t max_ctx = 0;  // positions per slot
+  // Slots in the cache. A slot outside [0, n_slots) is never read or written: the CUDA kernels
+  // give a zero output and store nothing (a bad index in device memory cannot reach another
+  // buffer), the references throw std::out_of_range.
+  int n_slots = 0;
   int kv_dim() const { return n_kv_heads * head_dim; }
   int q_dim() const { return n_q_heads * head_dim; }
 };
 
 namespace cpu {
+// The one attention definition: one query head over `len` positions, position p's key at
+// k + p * kv_stride (v likewise): out = sum_p softmax_p(scale * q . k_p) v_p, in double. len <= 0
+// writes zeros. The decode and prefill references below, and the fast CPU backend's portable
+// fallback, are this function.
+void attend_head(const float* q, const float* k, const float* v, int len, std::int64_t kv_stride, int head_dim,
+                 float scale, float* out);
 // Writes `tokens` rows of k and v (row t at k + t * in_stride, kv_dim floats) into the cache at
 // (slots[t], pos[t]).
 void kv_store(const float* k, const float* v, std::int64_t in_stride, std::int64_t tokens, float* k_cache,

@@ -21,6 +21,10 @@ void dequantize(GgmlType type, const void* src, float* dst, std::int64_t n);
 // Quantizes n floats into `type` (F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q8_1), the way ggml's reference
 // quantizers do (Q4_0/Q8_0: scale from the largest magnitude; Q4_1: min and range).
 void quantize(GgmlType type, const float* src, void* dst, std::int64_t n);
+// The activation quantization of the fast CPU matmul, as values: each block of 32 is rounded to
+// d * q, d = max|x| / 127, q = nearbyint(x * (1 / d)) in [-127, 127] (d and the products in F32).
+// The reference of that fused op is matvec(W, round_to_q8_blocks(x)). n a multiple of 32.
+void round_to_q8_blocks(const float* src, float* dst, std::int64_t n);
 }  // namespace cpu
 
 namespace cuda {

@@ -1,7 +1,8 @@
 // CUDA device handles as move-only RAII types, device detection, and the typed errors every CUDA entry
 // point throws. Compiles without the CUDA toolkit: handles are opaque (`void*`), so code that only
 // passes streams and buffers around never includes a CUDA header. When the project is built without
-// CUDA the same functions exist and throw NotCompiled (see cuda/stubs.cpp).
+// CUDA these functions exist and throw NotCompiled (no_cuda.cpp); the op launchers of the other
+// headers' cuda:: namespaces exist only in a CUDA build.
 #pragma once
 
 #include <cstddef>
@@ -150,11 +151,13 @@ class DeviceBuffer {
   std::size_t bytes() const noexcept { return count_ * sizeof(T); }
   bool empty() const noexcept { return count_ == 0; }
 
-  void upload(std::span<const T> host, StreamView stream = {}) {
+  // The stream is explicit: a copy on the legacy default stream does not order with work on a
+  // non-blocking stream (kernels/device.h Stream), so every caller names the stream it means.
+  void upload(std::span<const T> host, StreamView stream) {
     if (host.size() > count_) throw std::out_of_range("DeviceBuffer::upload: too many elements");
     copy_to_device(ptr_, host.data(), host.size_bytes(), stream);
   }
-  void download(std::span<T> host, StreamView stream = {}) const {
+  void download(std::span<T> host, StreamView stream) const {
     if (host.size() > count_) throw std::out_of_range("DeviceBuffer::download: too many elements");
     copy_to_host(host.data(), ptr_, host.size_bytes(), stream);
   }

@@ -10,12 +10,18 @@
 
 #include <cstdint>
 
+#include "kernels/attention.h"
 #include "kernels/device.h"
 
 namespace podworker::kernels {
 namespace cpu {
 void rope(float* x, std::int64_t tokens, int n_heads, int head_dim, std::int64_t token_stride, const int* pos,
           float base);
+// The fused op of the fast paths (llm/cuda rope_store): row t of a fused QKV buffer (at qkv + t *
+// stride: q, then k, then v) has q and k rotated in place, and the rotated k and v stored into the
+// caches at (slots[t], pos[t]) (kernels/attention.h layout).
+void rope_store(float* qkv, std::int64_t stride, std::int64_t tokens, const AttentionShape& shape, float base,
+                float* k_cache, float* v_cache, const int* slots, const int* pos);
 }
 namespace cuda {
 void rope(float* x, std::int64_t tokens, int n_heads, int head_dim, std::int64_t token_stride, const int* d_pos,

@@ -5,6 +5,7 @@
 #include "kernels/device.h"
 #include "llm/cpu_backend.h"
 #include "llm/cuda_backend.h"
+#include "llm/reference_backend.h"
 #include "podworker/log.h"
 
 namespace podworker::llm {
@@ -34,6 +35,7 @@ std::string_view backend_kind_name(BackendKind kind) {
     case BackendKind::cpu: return "cpu";
     case BackendKind::cuda: return "cuda";
     case BackendKind::automatic: return "auto";
+    case BackendKind::reference: return "reference";
   }
   return "?";
 }
@@ -42,7 +44,8 @@ BackendKind parse_backend_kind(std::string_view name) {
   if (name == "cpu") return BackendKind::cpu;
   if (name == "cuda" || name == "gpu") return BackendKind::cuda;
   if (name == "auto" || name.empty()) return BackendKind::automatic;
-  throw std::invalid_argument("unknown backend \"" + std::string(name) + "\" (expected cpu, cuda or auto)");
+  if (name == "reference") return BackendKind::reference;
+  throw std::invalid_argument("unknown backend \"" + std::string(name) + "\" (expected cpu, cuda, auto or reference)");
 }
 
 int cuda_device_count() { return kernels::cuda::device_count(); }
@@ -63,6 +66,10 @@ bool cuda_backend_compiled() {
 
 std::unique_ptr<Backend> make_backend(std::shared_ptr<const LlamaWeights> weights, BackendKind kind,
                                       const BackendOptions& options) {
+  if (kind == BackendKind::reference) {
+    log::info("llm: using the reference backend");
+    return make_reference_backend(std::move(weights), options);
+  }
   if (kind == BackendKind::cuda || kind == BackendKind::automatic) {
 #ifdef PODWORKER_LLM_HAVE_CUDA
     const int devices = cuda_device_count();

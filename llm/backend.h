@@ -41,7 +41,7 @@ class Backend {
  public:
   virtual ~Backend() = default;
 
-  virtual std::string_view name() const = 0;  // "cpu" or "cuda"
+  virtual std::string_view name() const = 0;  // "cpu", "cuda" or "reference"
   virtual const LlamaConfig& config() const = 0;
   virtual int max_sequences() const = 0;
   virtual int max_context() const = 0;  // tokens one sequence can hold (prompt + generated)
@@ -70,9 +70,10 @@ class Backend {
                              std::span<std::int32_t> out);
 };
 
-enum class BackendKind { cpu, cuda, automatic };
+// reference: the oracle (llm/reference_backend.h), slow; never chosen by automatic.
+enum class BackendKind { cpu, cuda, automatic, reference };
 std::string_view backend_kind_name(BackendKind kind);
-// "cpu", "cuda" or "auto"; throws std::invalid_argument otherwise.
+// "cpu", "cuda", "auto" or "reference"; throws std::invalid_argument otherwise.
 BackendKind parse_backend_kind(std::string_view name);
 
 struct BackendOptions {

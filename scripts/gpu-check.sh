@@ -2,9 +2,10 @@
 # The prepared GPU run, for a bare CUDA machine (nvcc, cuBLAS, CMake; no network, no Boost or curl;
 # RapidJSON and doctest headers come from the system or .deps/include). One build with the server
 # parts off, then:
-#   1. the kernels: CPU and `gpu` suites of test_kernels, bench_kernels (table + CSV);
-#   2. the CUDA model backend: CPU and `gpu` suites of test_llm_cuda (CUDA logits against the CPU
-#      backend), then bench_textgen on the GPU at 1, 8 and 32 streams — on a generated model with
+#   1. the kernels: CPU and `gpu` suites of test_kernels, test_ops --backend cuda (every CUDA op
+#      against its reference, timed with --perf), bench_kernels (table + CSV);
+#   2. the CUDA model backend: CPU and `gpu` suites of test_llm_cuda (CUDA logits against the
+#      reference backend), then bench_textgen on the GPU at 1, 8 and 32 streams — on a generated model with
 #      SmolLM2-135M's exact shapes, and on the real file when models/SmolLM2-135M-Instruct.Q4_1.gguf
 #      (or $PODWORKER_MODEL) is present — and once more sending decode batches of 8+ through cuBLAS
 #      on the F16 weight copies instead of the quantized mat-vec, to compare the two paths;
@@ -80,7 +81,7 @@ step "configure and build"
 if ! cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPODWORKER_SERVER=OFF \
     -DPODWORKER_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" > "$LOGS/configure.log" 2>&1 ||
   ! cmake --build "$BUILD" -j "$JOBS" \
-    --target test_kernels bench_kernels test_llm_cuda bench_textgen > "$LOGS/build.log" 2>&1; then
+    --target test_kernels test_ops bench_kernels test_llm_cuda bench_textgen > "$LOGS/build.log" 2>&1; then
   cat "$LOGS/configure.log" "$LOGS/build.log" 2> /dev/null | grep -E "rror" -A3 | head -40 |
     tee -a "$OUT/summary.txt"
   status=1
@@ -92,6 +93,10 @@ run kernels_test_cpu 120 "$BUILD/tests/kernels/test_kernels" --test-suite-exclud
 gpu_suite kernels_test_gpu 180 "$BUILD/tests/kernels/test_kernels"
 for f in kernels_test_cpu kernels_test_gpu; do tail -n 3 "$LOGS/$f.log"; done | tee -a "$OUT/summary.txt"
 grep -E "ERROR|FAILED" "$LOGS/kernels_test_gpu.log" | head -30 | tee -a "$OUT/summary.txt"
+
+step "ops: every CUDA op against its reference, timed"
+run ops_test_gpu 180 "$BUILD/tests/ops/test_ops" --backend cuda --perf
+grep -E "^FAIL|bandwidth|test_ops:" "$LOGS/ops_test_gpu.log" | head -40 | tee -a "$OUT/summary.txt"
 
 step "kernels: benchmark"
 run bench_kernels 240 "$BUILD/bench/kernels/bench_kernels" --csv "$OUT/bench_kernels.csv"

@@ -71,7 +71,7 @@ std::vector<std::byte> quantized(k::GgmlType type, std::int64_t n, std::uint32_t
 template <class T>
 kc::DeviceBuffer<T> upload(const std::vector<T>& host) {
   kc::DeviceBuffer<T> d(host.size());
-  d.upload(host);
+  d.upload(host, kc::StreamView{});
   // The copy runs on the legacy default stream and the kernels on the bench's non-blocking stream,
   // which are not ordered with each other: finish the copy before anything reads the buffer.
   kc::device_synchronize();
@@ -392,7 +392,7 @@ void bench_rope_softmax(Bench& b) {
 }
 
 void bench_attention(Bench& b) {
-  const k::AttentionShape shape{9, 3, 64, 2048};
+  const k::AttentionShape shape{9, 3, 64, 2048, 32};  // up to 32 sequences, one slot each
   struct S {
     int batch, len;
   };

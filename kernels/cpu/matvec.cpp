@@ -1,5 +1,5 @@
 // CPU reference for the quantized mat-vec and (with batch = tokens) for the GEMM: dequantize one row,
-// then plain F32 dot products. Slow and obviously right.
+// then dot products in double. Slow and obviously right.
 #include "kernels/matvec.h"
 
 #include <stdexcept>
@@ -18,10 +18,10 @@ void matvec(GgmlType wtype, const void* w, std::int64_t rows, std::int64_t k, co
     dequantize(wtype, static_cast<const std::byte*>(w) + r * row_bytes, row.data(), k);
     for (int b = 0; b < batch; ++b) {
       const float* xb = x + b * k;
-      float sum = 0.0f;
-      for (std::int64_t j = 0; j < k; ++j) sum += row[j] * xb[j];
+      double sum = 0.0;
+      for (std::int64_t j = 0; j < k; ++j) sum += static_cast<double>(row[j]) * xb[j];
       float& out = y[b * rows + r];
-      out = accumulate ? out + sum : sum;
+      out = static_cast<float>(accumulate ? out + sum : sum);
     }
   }
 }

@@ -19,6 +19,7 @@ constexpr int kWarps = 8;
 struct Geometry {
   int n_q_heads, n_kv_heads, head_dim;
   std::int64_t max_ctx;
+  int n_slots;
 };
 
 // D = head_dim / 32 elements per lane.
@@ -32,10 +33,13 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int query = static_cast<int>(blockIdx.y);
   const int lane = static_cast<int>(threadIdx.x % 32);
   const int warp = static_cast<int>(threadIdx.x / 32);
-  const int slot = lens != nullptr ? (slots != nullptr ? slots[query] : query) : fixed_slot;
-  // Clamped to the slot: a bad length from device memory must not read another slot or past the cache.
-  const int len = static_cast<int>(
-      min(static_cast<std::int64_t>(lens != nullptr ? lens[query] : start_pos + query + 1), g.max_ctx));
+  const int given_slot = lens != nullptr ? (slots != nullptr ? slots[query] : query) : fixed_slot;
+  // A slot outside the cache reads nothing (length 0: a zero output), and a length is clamped to
+  // the slot: a bad index from device memory must not read another buffer or past the cache.
+  const bool bad_slot = given_slot < 0 || given_slot >= g.n_slots;
+  const int slot = bad_slot ? 0 : given_slot;
+  const std::int64_t given_len = lens != nullptr ? lens[query] : start_pos + query + 1;
+  const int len = bad_slot ? 0 : static_cast<int>(min(given_len, g.max_ctx));
   const int kv_head = head / (g.n_q_heads / g.n_kv_heads);
   const std::int64_t kv_dim = static_cast<std::int64_t>(g.n_kv_heads) * g.head_dim;
   const float* kbase = k_cache + static_cast<std::int64_t>(slot) * g.max_ctx * kv_dim + kv_head * g.head_dim;
@@ -100,7 +104,7 @@ void launch(const float* q, std::int64_t q_stride, const float* k_cache, const f
             std::int64_t queries, const AttentionShape& s, const int* slots, const int* lens, int fixed_slot,
             int start_pos, float scale, StreamView stream) {
   check_shape(s);
-  const Geometry g{s.n_q_heads, s.n_kv_heads, s.head_dim, s.max_ctx};
+  const Geometry g{s.n_q_heads, s.n_kv_heads, s.head_dim, s.max_ctx, s.n_slots};
   const dim3 grid(static_cast<unsigned>(s.n_q_heads), static_cast<unsigned>(queries));
   const cudaStream_t st = detail::native(stream);
   switch (s.head_dim / 32) {
@@ -114,11 +118,11 @@ void launch(const float* q, std::int64_t q_stride, const float* k_cache, const f
 }
 
 __global__ void kv_store_kernel(const float* __restrict__ k, const float* __restrict__ v, std::int64_t in_stride,
-                                float* k_cache, float* v_cache, int kv_dim, std::int64_t max_ctx,
+                                float* k_cache, float* v_cache, int kv_dim, std::int64_t max_ctx, int n_slots,
                                 const int* __restrict__ slots, const int* __restrict__ pos) {
   const std::int64_t t = blockIdx.x;
   const int p = pos[t];
-  if (p < 0 || p >= max_ctx) return;  // never write outside the slot
+  if (p < 0 || p >= max_ctx || slots[t] < 0 || slots[t] >= n_slots) return;  // never write outside the cache
   const std::int64_t at = (static_cast<std::int64_t>(slots[t]) * max_ctx + p) * kv_dim;
   for (int i = threadIdx.x; i < kv_dim; i += blockDim.x) {
     k_cache[at + i] = k[t * in_stride + i];
@@ -132,7 +136,7 @@ void kv_store(const float* k, const float* v, std::int64_t in_stride, std::int64
               float* v_cache, const AttentionShape& shape, const int* d_slots, const int* d_pos, StreamView stream) {
   if (tokens <= 0) return;
   kv_store_kernel<<<static_cast<unsigned>(tokens), 192, 0, detail::native(stream)>>>(
-      k, v, in_stride, k_cache, v_cache, shape.kv_dim(), shape.max_ctx, d_slots, d_pos);
+      k, v, in_stride, k_cache, v_cache, shape.kv_dim(), shape.max_ctx, shape.n_slots, d_slots, d_pos);
   detail::check_launch("kv_store_kernel");
 }
 

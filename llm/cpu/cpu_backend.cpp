@@ -1,8 +1,9 @@
-// The CPU forward pass. One code path serves prefill and decode: a batch is N tokens, each with its
-// sequence and position — prefill is N consecutive positions of one sequence, decode is one
+// The fast CPU backend: the ops of llm/forward.h, whose graph it runs. A batch is N tokens, each with
+// its sequence and position — prefill is N consecutive positions of one sequence, decode is one
 // position of N sequences. Every matrix is multiplied once per batch (rows split across threads,
 // each weight row reused for all N activation columns), so concurrent streams share one pass
-// over the weights.
+// over the weights. Ops without a faster form here (RMSNorm, RoPE, SwiGLU, get_rows) call their
+// kernels/cpu reference directly.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -11,10 +12,15 @@
 #include <thread>
 #include <vector>
 
-#include "kernels/half.h"
+#include "kernels/add.h"
+#include "kernels/get_rows.h"
+#include "kernels/rmsnorm.h"
+#include "kernels/rope.h"
+#include "kernels/swiglu.h"
 #include "llm/cpu/matmul.h"
 #include "llm/cpu/thread_pool.h"
 #include "llm/cpu_backend.h"
+#include "llm/host_backend.h"
 #include "podworker/log.h"
 
 namespace podworker::llm {
@@ -33,142 +39,96 @@ struct MatJob {
   std::size_t out_stride = 0;
 };
 
-struct Sequence {
-  bool used = false;
-  int length = 0;
-  std::vector<std::vector<float>> k, v;  // per layer: [position][kv_dim]
+// One sequence's KV cache: per layer [position][kv_dim], grown as the sequence grows, so an idle slot
+// costs nothing.
+struct SequenceCache {
+  std::vector<std::vector<float>> k, v;
 };
 
-class CpuBackend final : public Backend {
+class CpuBackend final : public HostBackend {
  public:
   CpuBackend(std::shared_ptr<const LlamaWeights> weights, const BackendOptions& options)
-      : weights_(std::move(weights)),
-        config_(weights_->config()),
+      : HostBackend(weights->config(), options),
+        weights_(std::move(weights)),
         kernels_(cpu::best_kernels()),
         pool_(options.threads > 0 ? options.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
-    max_sequences_ = std::max(1, options.max_sequences);
-    max_context_ = options.max_context > 0 ? options.max_context : std::min(config_.n_ctx_train, 2048);
     if (config_.n_embd % 32 != 0 || config_.n_ff % 32 != 0) {
       throw ModelError("CPU backend needs hidden and FFN sizes that are multiples of 32: " + config_.describe());
     }
-    sequences_.resize(static_cast<std::size_t>(max_sequences_));
-    inv_freq_.resize(static_cast<std::size_t>(config_.head_dim / 2));
-    for (int j = 0; j < config_.head_dim / 2; ++j) {
-      // In double, as the reference: at positions in the thousands a float angle is off by
-      // several ulps of pi, which rotates long-context keys and queries measurably.
-      inv_freq_[static_cast<std::size_t>(j)] =
-          std::pow(static_cast<double>(config_.rope_freq_base), -2.0 * j / static_cast<double>(config_.head_dim));
+    caches_.resize(static_cast<std::size_t>(max_sequences()));
+    for (SequenceCache& s : caches_) {
+      s.k.resize(static_cast<std::size_t>(config_.n_layer));
+      s.v.resize(static_cast<std::size_t>(config_.n_layer));
     }
+    qkv_dim_ = config_.n_embd + 2 * config_.kv_dim();
     log::info(std::string("llm: CPU backend, ") + std::to_string(pool_.size()) + " thread(s), " + kernels_.name +
               " kernels, " + config_.describe());
   }
 
   std::string_view name() const override { return "cpu"; }
-  const LlamaConfig& config() const override { return config_; }
-  int max_sequences() const override { return max_sequences_; }
-  int max_context() const override { return max_context_; }
-
-  SeqId alloc_sequence() override {
-    for (std::size_t i = 0; i < sequences_.size(); ++i) {
-      if (!sequences_[i].used) {
-        Sequence& s = sequences_[i];
-        s.used = true;
-        s.length = 0;
-        s.k.resize(static_cast<std::size_t>(config_.n_layer));
-        s.v.resize(static_cast<std::size_t>(config_.n_layer));
-        return static_cast<SeqId>(i);
-      }
-    }
-    return -1;
-  }
-
-  void free_sequence(SeqId seq) override {
-    if (seq < 0 || seq >= max_sequences_) return;
-    Sequence& s = sequences_[static_cast<std::size_t>(seq)];
-    s.used = false;
-    s.length = 0;
-    // Keep the cache capacity for the next request in this slot unless it grew unusually long.
-    for (auto& k : s.k) k.clear();
-    for (auto& v : s.v) v.clear();
-  }
-
-  int sequence_length(SeqId seq) const override { return slot(seq).length; }
-
-  void prefill(SeqId seq, std::span<const std::int32_t> tokens, std::span<float> logits_last) override {
-    if (tokens.empty()) throw std::invalid_argument("prefill: no tokens");
-    Sequence& s = slot(seq);
-    if (s.length + static_cast<int>(tokens.size()) > max_context_) {
-      throw std::invalid_argument("prefill: " + std::to_string(s.length + tokens.size()) +
-                                  " tokens exceed the context of " + std::to_string(max_context_));
-    }
-    if (!logits_last.empty() && logits_last.size() != static_cast<std::size_t>(config_.n_vocab)) {
-      throw std::invalid_argument("prefill: logits buffer must hold n_vocab floats");
-    }
-    const std::size_t n = tokens.size();
-    seqs_.assign(n, seq);
-    pos_.resize(n);
-    for (std::size_t i = 0; i < n; ++i) pos_[i] = s.length + static_cast<int>(i);
-    tokens_.assign(tokens.begin(), tokens.end());
-    out_rows_.clear();
-    if (!logits_last.empty()) out_rows_.push_back(static_cast<int>(n - 1));
-    forward(logits_last.data());
-  }
-
-  void decode(std::span<const DecodeStep> steps, std::span<float> logits) override {
-    if (steps.empty()) return;
-    if (logits.size() != steps.size() * static_cast<std::size_t>(config_.n_vocab)) {
-      throw std::invalid_argument("decode: logits buffer must hold steps * n_vocab floats");
-    }
-    const std::size_t n = steps.size();
-    seqs_.resize(n);
-    pos_.resize(n);
-    tokens_.resize(n);
-    out_rows_.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
-      Sequence& s = slot(steps[i].seq);
-      for (std::size_t j = 0; j < i; ++j) {
-        if (seqs_[j] == steps[i].seq) throw std::invalid_argument("decode: a sequence appears twice in one batch");
-      }
-      if (s.length + 1 > max_context_) {
-        throw std::invalid_argument("decode: sequence " + std::to_string(steps[i].seq) + " is full (" +
-                                    std::to_string(max_context_) + " tokens)");
-      }
-      seqs_[i] = steps[i].seq;
-      pos_[i] = s.length;
-      tokens_[i] = steps[i].token;
-      out_rows_[i] = static_cast<int>(i);
-    }
-    forward(logits.data());
-  }
 
  private:
-  Sequence& slot(SeqId seq) {
-    if (seq < 0 || seq >= max_sequences_ || !sequences_[static_cast<std::size_t>(seq)].used) {
-      throw std::invalid_argument("unknown sequence " + std::to_string(seq));
-    }
-    return sequences_[static_cast<std::size_t>(seq)];
+  void release_sequence(SeqId seq) override {
+    // Keep the cache capacity for the next request in this slot.
+    for (auto& k : caches_[static_cast<std::size_t>(seq)].k) k.clear();
+    for (auto& v : caches_[static_cast<std::size_t>(seq)].v) v.clear();
   }
-  const Sequence& slot(SeqId seq) const { return const_cast<CpuBackend*>(this)->slot(seq); }
+
+  // Cache space for the new positions; sizes only grow here, before threads read the caches.
+  void prepare_batch() override {
+    const Batch& b = batch();
+    const std::size_t kvd = static_cast<std::size_t>(config_.kv_dim());
+    for (std::size_t i = 0; i < b.tokens.size(); ++i) {
+      SequenceCache& s = caches_[static_cast<std::size_t>(b.seqs[i])];
+      const std::size_t need = static_cast<std::size_t>(b.pos[i] + 1) * kvd;
+      for (int l = 0; l < config_.n_layer; ++l) {
+        if (s.k[static_cast<std::size_t>(l)].size() < need) {
+          s.k[static_cast<std::size_t>(l)].resize(need);
+          s.v[static_cast<std::size_t>(l)].resize(need);
+        }
+      }
+    }
+  }
+
+  // Row widths: Q, K and V share a row (so one RoPE call turns q and k), as do gate and up.
+  int width(Act a) const {
+    switch (a) {
+      case Act::x:
+      case Act::xn:
+      case Act::att:
+      case Act::out_x: return config_.n_embd;
+      case Act::qkv: return qkv_dim_;
+      case Act::gate_up: return 2 * config_.n_ff;
+      case Act::ffn: return config_.n_ff;
+      case Act::logits: return config_.n_vocab;
+    }
+    return 0;
+  }
+
+  float* buffer(Act a, int rows) {
+    if (a == Act::logits) return batch().logits;
+    std::vector<float>& b = acts_[static_cast<std::size_t>(a)];
+    const std::size_t need = static_cast<std::size_t>(rows) * static_cast<std::size_t>(width(a));
+    if (b.size() < need) b.resize(need);
+    return b.data();
+  }
 
   // Runs the matrix products of `jobs` in one parallel step. The work units are chunks of rows of
   // the jobs laid end to end; WorkSplit gives each thread a contiguous share of them.
-  void matmuls(std::initializer_list<MatJob> jobs, int ncols) {
+  void matmuls(std::span<const MatJob> jobs, int ncols) {
     // Chunk size: 16 rows is one cache line of outputs per column (no two threads write one line
     // at batch 1) and small enough that a thread's early finish leaves little for the other.
     const int chunk = ncols >= 8 ? 4 : 16;
-    MatJob list[4];
     int starts[5] = {0, 0, 0, 0, 0};
-    int count = 0;
-    for (const MatJob& j : jobs) {
-      list[count] = j;
-      starts[count + 1] = starts[count] + static_cast<int>((j.w->rows + chunk - 1) / chunk);
-      ++count;
+    const int count = static_cast<int>(jobs.size());
+    for (int i = 0; i < count; ++i) {
+      starts[i + 1] = starts[i] + static_cast<int>((jobs[static_cast<std::size_t>(i)].w->rows + chunk - 1) / chunk);
     }
     const int total = starts[count];
     auto unit = [&](int c) {
       int job = 0;
       while (c >= starts[job + 1]) ++job;
-      const MatJob& j = list[job];
+      const MatJob& j = jobs[static_cast<std::size_t>(job)];
       const int r0 = (c - starts[job]) * chunk;
       const int r1 = std::min<int>(r0 + chunk, static_cast<int>(j.w->rows));
       run_rows(j, r0, r1, ncols);
@@ -209,39 +169,11 @@ class CpuBackend final : public Backend {
   }
 
   // acts[i] = quantize(x[i]) for each of n rows of `width` floats.
-  void quantize_rows(const float* x, int n, int width, std::vector<ActBlock>& acts) {
+  void quantize_rows(const float* x, int n, int width) {
     const std::size_t per = static_cast<std::size_t>(width / 32);
-    if (acts.size() < per * static_cast<std::size_t>(n)) acts.resize(per * static_cast<std::size_t>(n));
+    if (acts_q_.size() < per * static_cast<std::size_t>(n)) acts_q_.resize(per * static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) kernels_.quantize(x + static_cast<std::size_t>(i) * static_cast<std::size_t>(width),
-                                                   acts.data() + per * static_cast<std::size_t>(i), width);
-  }
-
-  void rmsnorm(const float* x, const TensorView& weight, float* out, int n) const {
-    const int d = config_.n_embd;
-    const auto* g = reinterpret_cast<const float*>(weight.data);
-    for (int i = 0; i < n; ++i) {
-      const float* xi = x + static_cast<std::size_t>(i) * d;
-      float* oi = out + static_cast<std::size_t>(i) * d;
-      float ss = 0;
-      for (int e = 0; e < d; ++e) ss += xi[e] * xi[e];
-      const float scale = 1.0f / std::sqrt(ss / static_cast<float>(d) + config_.rms_eps);
-      for (int e = 0; e < d; ++e) oi[e] = xi[e] * scale * g[e];
-    }
-  }
-
-  // Rotates adjacent pairs (2j, 2j+1) of each head: GGUF stores q and k permuted for this form.
-  void rope(float* v, int heads, int pos) const {
-    const int hd = config_.head_dim;
-    for (int j = 0; j < hd / 2; ++j) {
-      const double angle = static_cast<double>(pos) * inv_freq_[static_cast<std::size_t>(j)];
-      const auto c = static_cast<float>(std::cos(angle)), s = static_cast<float>(std::sin(angle));
-      for (int h = 0; h < heads; ++h) {
-        float* p = v + static_cast<std::size_t>(h) * hd + 2 * j;
-        const float a = p[0], b = p[1];
-        p[0] = a * c - b * s;
-        p[1] = a * s + b * c;
-      }
-    }
+                                                   acts_q_.data() + per * static_cast<std::size_t>(i), width);
   }
 
   template <class F>
@@ -255,117 +187,129 @@ class CpuBackend final : public Backend {
     pool_.run(body);
   }
 
-  void forward(float* logits) {
+  // The ops (llm/forward.h).
+  void embed(Act out, int rows) override {
+    const TensorView& e = weights_->token_embd();
+    kernels::cpu::get_rows(e.type, e.data, e.rows, e.cols, batch().tokens.data(), rows, buffer(out, rows));
+  }
+
+  void rmsnorm(Act in, int layer, Norm norm, Act out, int rows) override {
+    const TensorView& g = norm == Norm::output ? weights_->output_norm()
+                          : norm == Norm::attn ? weights_->layers()[static_cast<std::size_t>(layer)].attn_norm
+                                               : weights_->layers()[static_cast<std::size_t>(layer)].ffn_norm;
+    kernels::cpu::rmsnorm(buffer(in, rows), reinterpret_cast<const float*>(g.data), buffer(out, rows), rows,
+                          config_.n_embd, config_.rms_eps);
+  }
+
+  // The fused op of this backend: activations quantized to 8 bits per 32 (kernels::cpu::
+  // round_to_q8_blocks is its reference), then integer dot products. With `accumulate` the product
+  // goes to a scratch row and is added to `out` (the residual add).
+  void project(int layer, Proj p, Act in, Act out, int rows, bool accumulate) override {
+    const LayerWeights& w = weights_->layers()[static_cast<std::size_t>(layer)];
+    const float* x = buffer(in, rows);
+    float* y = buffer(out, rows);
+    quantize_rows(x, rows, width(in));
+    if (accumulate) {
+      const TensorView& t = p == Proj::wo ? w.wo : w.w_down;
+      const std::size_t n = static_cast<std::size_t>(rows) * static_cast<std::size_t>(width(out));
+      if (sum_.size() < n) sum_.resize(n);
+      const MatJob jobs[] = {{&t, acts_q_.data(), x, sum_.data(), static_cast<std::size_t>(width(out))}};
+      matmuls(jobs, rows);
+      kernels::cpu::add(y, sum_.data(), y, static_cast<std::int64_t>(n));
+      return;
+    }
+    const auto job = [&](const TensorView& t, int at, Act o) {
+      return MatJob{&t, acts_q_.data(), x, y + at, static_cast<std::size_t>(width(o))};
+    };
+    switch (p) {
+      case Proj::qkv: {
+        const MatJob jobs[] = {job(w.wq, 0, out), job(w.wk, config_.n_embd, out),
+                               job(w.wv, config_.n_embd + config_.kv_dim(), out)};
+        return matmuls(jobs, rows);
+      }
+      case Proj::gate_up: {
+        const MatJob jobs[] = {job(w.w_gate, 0, out), job(w.w_up, config_.n_ff, out)};
+        return matmuls(jobs, rows);
+      }
+      case Proj::wo: {
+        const MatJob jobs[] = {job(w.wo, 0, out)};
+        return matmuls(jobs, rows);
+      }
+      case Proj::down: {
+        const MatJob jobs[] = {job(w.w_down, 0, out)};
+        return matmuls(jobs, rows);
+      }
+    }
+  }
+
+  void rope_store(int layer, Act qkv, int rows) override {
+    float* b = buffer(qkv, rows);
+    const std::size_t kvd = static_cast<std::size_t>(config_.kv_dim());
+    // k follows q in the row: one rotation turns both (kernels::cpu::rope, the reference itself).
+    kernels::cpu::rope(b, rows, config_.n_head + config_.n_head_kv, config_.head_dim, qkv_dim_, batch().pos.data(),
+                       config_.rope_freq_base);
+    for (int i = 0; i < rows; ++i) {
+      const float* row = b + static_cast<std::size_t>(i) * static_cast<std::size_t>(qkv_dim_);
+      SequenceCache& s = caches_[static_cast<std::size_t>(batch().seqs[static_cast<std::size_t>(i)])];
+      const std::size_t at = static_cast<std::size_t>(batch().pos[static_cast<std::size_t>(i)]) * kvd;
+      std::memcpy(s.k[static_cast<std::size_t>(layer)].data() + at, row + config_.n_embd, sizeof(float) * kvd);
+      std::memcpy(s.v[static_cast<std::size_t>(layer)].data() + at, row + config_.n_embd + kvd, sizeof(float) * kvd);
+    }
+  }
+
+  void attention(int layer, Act qkv, Act out, int rows) override {
     const LlamaConfig& c = config_;
-    const int n = static_cast<int>(tokens_.size());
-    const int d = c.n_embd, kvd = c.kv_dim(), hd = c.head_dim, ff = c.n_ff;
-    const std::size_t nd = static_cast<std::size_t>(n) * d;
-    for (std::int32_t t : tokens_) {
-      if (t < 0 || t >= c.n_vocab) throw std::invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
-    }
-    x_.resize(nd);
-    xn_.resize(nd);
-    q_.resize(nd);
-    att_.resize(nd);
-    tmp_.resize(nd);
-    k_.resize(static_cast<std::size_t>(n) * kvd);
-    v_.resize(static_cast<std::size_t>(n) * kvd);
-    gate_.resize(static_cast<std::size_t>(n) * ff);
-    up_.resize(static_cast<std::size_t>(n) * ff);
-    for (int i = 0; i < n; ++i) dequantize_row(weights_->token_embd(), tokens_[static_cast<std::size_t>(i)], x_.data() + static_cast<std::size_t>(i) * d);
+    const float* b = buffer(qkv, rows);
+    float* o = buffer(out, rows);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+    const int group = c.group_size(), hd = c.head_dim;
+    const std::size_t kvd = static_cast<std::size_t>(c.kv_dim());
+    parallel_for(rows * c.n_head, [&](int item) {
+      const int i = item / c.n_head, h = item % c.n_head, g = h / group;
+      const SequenceCache& s = caches_[static_cast<std::size_t>(batch().seqs[static_cast<std::size_t>(i)])];
+      const int len = batch().pos[static_cast<std::size_t>(i)] + 1;
+      const float* q = b + static_cast<std::size_t>(i) * static_cast<std::size_t>(qkv_dim_) + static_cast<std::size_t>(h) * hd;
+      const float* kc = s.k[static_cast<std::size_t>(layer)].data() + static_cast<std::size_t>(g) * hd;
+      const float* vc = s.v[static_cast<std::size_t>(layer)].data() + static_cast<std::size_t>(g) * hd;
+      thread_local std::vector<float> scores;
+      scores.resize(static_cast<std::size_t>(len));
+      kernels_.attend(q, kc, vc, len, kvd, hd, scale, scores.data(),
+                      o + static_cast<std::size_t>(i) * static_cast<std::size_t>(c.n_embd) + static_cast<std::size_t>(h) * hd);
+    });
+  }
 
-    // Cache space for the new positions; sizes only grow here, before threads read the caches.
-    for (int i = 0; i < n; ++i) {
-      Sequence& s = sequences_[static_cast<std::size_t>(seqs_[static_cast<std::size_t>(i)])];
-      const std::size_t need = static_cast<std::size_t>(pos_[static_cast<std::size_t>(i)] + 1) * kvd;
-      for (int l = 0; l < c.n_layer; ++l) {
-        if (s.k[static_cast<std::size_t>(l)].size() < need) {
-          s.k[static_cast<std::size_t>(l)].resize(need);
-          s.v[static_cast<std::size_t>(l)].resize(need);
-        }
-      }
-    }
+  void swiglu(Act gate_up, Act out, int rows) override {
+    kernels::cpu::swiglu_rows(buffer(gate_up, rows), rows, config_.n_ff, buffer(out, rows));
+  }
 
-    const float att_scale = 1.0f / std::sqrt(static_cast<float>(hd));
-    const int group = c.group_size();
-    for (int l = 0; l < c.n_layer; ++l) {
-      const LayerWeights& w = weights_->layers()[static_cast<std::size_t>(l)];
-      rmsnorm(x_.data(), w.attn_norm, xn_.data(), n);
-      quantize_rows(xn_.data(), n, d, acts_);
-      matmuls({{&w.wq, acts_.data(), xn_.data(), q_.data(), static_cast<std::size_t>(d)},
-               {&w.wk, acts_.data(), xn_.data(), k_.data(), static_cast<std::size_t>(kvd)},
-               {&w.wv, acts_.data(), xn_.data(), v_.data(), static_cast<std::size_t>(kvd)}},
-              n);
-      // New keys and values go into each sequence's cache before any token of the batch attends.
-      for (int i = 0; i < n; ++i) {
-        float* k = k_.data() + static_cast<std::size_t>(i) * kvd;
-        rope(k, c.n_head_kv, pos_[static_cast<std::size_t>(i)]);
-        rope(q_.data() + static_cast<std::size_t>(i) * d, c.n_head, pos_[static_cast<std::size_t>(i)]);
-        Sequence& s = sequences_[static_cast<std::size_t>(seqs_[static_cast<std::size_t>(i)])];
-        const std::size_t at = static_cast<std::size_t>(pos_[static_cast<std::size_t>(i)]) * kvd;
-        std::memcpy(s.k[static_cast<std::size_t>(l)].data() + at, k, sizeof(float) * kvd);
-        std::memcpy(s.v[static_cast<std::size_t>(l)].data() + at, v_.data() + static_cast<std::size_t>(i) * kvd, sizeof(float) * kvd);
-      }
-      parallel_for(n * c.n_head, [&](int item) {
-        const int i = item / c.n_head, h = item % c.n_head, g = h / group;
-        const Sequence& s = sequences_[static_cast<std::size_t>(seqs_[static_cast<std::size_t>(i)])];
-        const int len = pos_[static_cast<std::size_t>(i)] + 1;
-        const float* q = q_.data() + static_cast<std::size_t>(i) * d + static_cast<std::size_t>(h) * hd;
-        const float* kc = s.k[static_cast<std::size_t>(l)].data() + static_cast<std::size_t>(g) * hd;
-        const float* vc = s.v[static_cast<std::size_t>(l)].data() + static_cast<std::size_t>(g) * hd;
-        thread_local std::vector<float> scores;
-        scores.resize(static_cast<std::size_t>(len));
-        float* o = att_.data() + static_cast<std::size_t>(i) * d + static_cast<std::size_t>(h) * hd;
-        kernels_.attend(q, kc, vc, len, static_cast<std::size_t>(kvd), hd, att_scale, scores.data(), o);
-      });
-      quantize_rows(att_.data(), n, d, acts_);
-      matmuls({{&w.wo, acts_.data(), att_.data(), tmp_.data(), static_cast<std::size_t>(d)}}, n);
-      for (std::size_t e = 0; e < nd; ++e) x_[e] += tmp_[e];
-
-      rmsnorm(x_.data(), w.ffn_norm, xn_.data(), n);
-      quantize_rows(xn_.data(), n, d, acts_);
-      matmuls({{&w.w_gate, acts_.data(), xn_.data(), gate_.data(), static_cast<std::size_t>(ff)},
-               {&w.w_up, acts_.data(), xn_.data(), up_.data(), static_cast<std::size_t>(ff)}},
-              n);
-      const std::size_t nf = static_cast<std::size_t>(n) * ff;
-      for (std::size_t e = 0; e < nf; ++e) {
-        const float g = gate_[e];
-        gate_[e] = g / (1.0f + std::exp(-g)) * up_[e];
-      }
-      quantize_rows(gate_.data(), n, ff, acts_);
-      matmuls({{&w.w_down, acts_.data(), gate_.data(), tmp_.data(), static_cast<std::size_t>(d)}}, n);
-      for (std::size_t e = 0; e < nd; ++e) x_[e] += tmp_[e];
+  void select_output_rows(Act in, Act out, int out_rows) override {
+    const std::size_t d = static_cast<std::size_t>(config_.n_embd);
+    const float* x = acts_[static_cast<std::size_t>(in)].data();
+    float* o = buffer(out, out_rows);
+    for (int r = 0; r < out_rows; ++r) {
+      std::memcpy(o + static_cast<std::size_t>(r) * d,
+                  x + static_cast<std::size_t>(batch().out_rows[static_cast<std::size_t>(r)]) * d, sizeof(float) * d);
     }
-    for (int i = 0; i < n; ++i) sequences_[static_cast<std::size_t>(seqs_[static_cast<std::size_t>(i)])].length = pos_[static_cast<std::size_t>(i)] + 1;
+  }
 
-    if (out_rows_.empty() || logits == nullptr) return;
-    // Only the rows whose logits are wanted go through the final norm and the vocabulary matrix.
-    const int m = static_cast<int>(out_rows_.size());
-    for (int r = 0; r < m; ++r) {
-      std::memcpy(tmp_.data() + static_cast<std::size_t>(r) * d, x_.data() + static_cast<std::size_t>(out_rows_[static_cast<std::size_t>(r)]) * d, sizeof(float) * d);
-    }
-    rmsnorm(tmp_.data(), weights_->output_norm(), xn_.data(), m);
-    quantize_rows(xn_.data(), m, d, acts_);
-    matmuls({{&weights_->output(), acts_.data(), xn_.data(), logits, static_cast<std::size_t>(c.n_vocab)}}, m);
+  void output_logits(Act in, Act out, int out_rows) override {
+    const float* x = buffer(in, out_rows);
+    quantize_rows(x, out_rows, config_.n_embd);
+    const MatJob jobs[] = {{&weights_->output(), acts_q_.data(), x, buffer(out, out_rows),
+                            static_cast<std::size_t>(config_.n_vocab)}};
+    matmuls(jobs, out_rows);
   }
 
   std::shared_ptr<const LlamaWeights> weights_;
-  LlamaConfig config_;
   cpu::CpuKernels kernels_;
   cpu::ThreadPool pool_;
   cpu::WorkSplit split_{pool_.size()};
-  int max_sequences_ = 1;
-  int max_context_ = 0;
-  std::vector<Sequence> sequences_;
-  std::vector<double> inv_freq_;
-  // The current batch.
-  std::vector<std::int32_t> tokens_;
-  std::vector<SeqId> seqs_;
-  std::vector<int> pos_;
-  std::vector<int> out_rows_;
-  // Activations, [N][width] each.
-  std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, gate_, up_;
-  std::vector<ActBlock> acts_;
+  int qkv_dim_ = 0;
+  std::vector<SequenceCache> caches_;
+  // Activations, [rows][width(act)] each, and the 8-bit copy of a projection's input.
+  std::vector<float> acts_[static_cast<std::size_t>(Act::logits) + 1];
+  std::vector<ActBlock> acts_q_;
+  std::vector<float> sum_;  // a projection's output before the residual add
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "kernels/attention.h"
 #include "kernels/ggml_types.h"
 #include "kernels/half.h"
 #include "llm/cpu/matmul.h"
@@ -95,28 +96,10 @@ void quantize_scalar(const float* x, ActBlock* out, int n) {
   }
 }
 
+// The portable attention is the reference itself; `scores` is not needed.
 void attend_scalar(const float* q, const float* k, const float* v, int len, std::size_t kv_stride, int head_dim,
-                   float scale, float* scores, float* out) {
-  float mx = -INFINITY;
-  for (int p = 0; p < len; ++p) {
-    const float* kp = k + static_cast<std::size_t>(p) * kv_stride;
-    float dot = 0;
-    for (int e = 0; e < head_dim; ++e) dot += q[e] * kp[e];
-    scores[p] = dot * scale;
-    mx = std::fmax(mx, scores[p]);
-  }
-  float sum = 0;
-  for (int p = 0; p < len; ++p) {
-    scores[p] = std::exp(scores[p] - mx);
-    sum += scores[p];
-  }
-  const float inv = 1.0f / sum;
-  for (int e = 0; e < head_dim; ++e) out[e] = 0;
-  for (int p = 0; p < len; ++p) {
-    const float w = scores[p] * inv;
-    const float* vp = v + static_cast<std::size_t>(p) * kv_stride;
-    for (int e = 0; e < head_dim; ++e) out[e] += w * vp[e];
-  }
+                   float scale, float*, float* out) {
+  kernels::cpu::attend_head(q, k, v, len, static_cast<std::int64_t>(kv_stride), head_dim, scale, out);
 }
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include "llm/cuda/cuda_tuning.h"
 #include "llm/cuda/forward_kernels.h"
 #include "llm/cuda_backend.h"
+#include "llm/forward.h"
 #include "podworker/log.h"
 
 namespace podworker::llm {
@@ -339,10 +340,11 @@ class CudaBackend final : public Backend {
     s.n_kv_heads = config_.n_head_kv;
     s.head_dim = config_.head_dim;
     s.max_ctx = max_ctx_;
+    s.n_slots = max_seq_ + 1;  // the sequences and the padding rows' scratch slot
     return s;
   }
   cuda::RopeStoreShape rope_shape() const {
-    return {config_.n_head, config_.n_head_kv, config_.head_dim, max_ctx_, config_.rope_freq_base};
+    return {config_.n_head, config_.n_head_kv, config_.head_dim, max_ctx_, config_.rope_freq_base, max_seq_ + 1};
   }
 
   void upload_weights() {
@@ -439,39 +441,129 @@ class CudaBackend final : public Backend {
     }
   }
 
+  // The ops of llm/forward.h on this backend's buffers. Decode (a batch padded to a bucket, inputs in
+  // d_step_) keeps activations in F32 and uses the quantized mat-vec (cuBLAS from decode_gemm_from
+  // rows); prefill (one chunk of one sequence) keeps every GEMM input in F16 for cuBLAS: the norms,
+  // SwiGLU and the attention output write F16 (rmsnorm_to_f16, swiglu_fused to F16, a conversion).
+  class Ops final : public LlamaOps {
+   public:
+    struct Inputs {
+      bool prefill = false;
+      const int* tokens = nullptr;  // device memory, one per row
+      const int* slots = nullptr;
+      const int* pos = nullptr;
+      const int* lens = nullptr;  // decode: pos + 1
+      SeqId seq = 0;              // prefill: the sequence and the position of the chunk's first row
+      int start_pos = 0;
+      int rows = 0;               // prefill: the chunk's rows (out_x is the last)
+    };
+    Ops(CudaBackend& b, const Inputs& in) : b_(b), in_(in), s_(b.stream_) {}
+
+    void embed(Act out, int rows) override {
+      kc::get_rows(b_.embd_type_, b_.embd_.get(), b_.config_.n_vocab, b_.config_.n_embd, in_.tokens, rows, f32(out), s_);
+    }
+
+    void rmsnorm(Act in, int layer, Norm norm, Act out, int rows) override {
+      const LlamaConfig& c = b_.config_;
+      const Layer& L = b_.layers_[static_cast<std::size_t>(layer)];
+      const float* w = norm == Norm::output ? b_.output_norm_ : norm == Norm::attn ? L.attn_norm : L.ffn_norm;
+      if (in_.prefill && norm != Norm::output) {
+        cuda::rmsnorm_to_f16(f32(in), w, b_.p_xh_.get(), rows, c.n_embd, c.rms_eps, s_);
+      } else {
+        kc::rmsnorm(f32(in), w, f32(out), rows, c.n_embd, c.rms_eps, s_);
+      }
+    }
+
+    void project(int layer, Proj p, Act in, Act out, int rows, bool accumulate) override {
+      const Layer& L = b_.layers_[static_cast<std::size_t>(layer)];
+      const Matrix& m = p == Proj::qkv ? L.qkv : p == Proj::wo ? L.wo : p == Proj::gate_up ? L.gate_up : L.down;
+      if (!in_.prefill) return b_.project(m, f32(in), f32(out), rows, accumulate);
+      // Prefill: xn and ffn are already F16 in p_xh_; the attention output is converted here.
+      if (in == Act::att) kc::convert_to_f16(f32(in), b_.p_xh_.get(), static_cast<std::int64_t>(rows) * m.cols, s_);
+      kc::gemm(b_.cublas_, GgmlType::f16, m.f16, m.rows, m.cols, b_.p_xh_.get(), rows, f32(out),
+               accumulate ? 1.0f : 0.0f, s_);
+    }
+
+    void rope_store(int layer, Act qkv, int rows) override {
+      cuda::rope_store(f32(qkv), b_.qkv_dim_, rows, b_.rope_shape(), b_.k_cache(layer), b_.v_cache(layer), in_.slots,
+                       in_.pos, s_);
+    }
+
+    void attention(int layer, Act qkv, Act out, int rows) override {
+      const LlamaConfig& c = b_.config_;
+      const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+      if (in_.prefill) {
+        kc::attention_prefill(f32(qkv), b_.qkv_dim_, b_.k_cache(layer), b_.v_cache(layer), f32(out), rows,
+                              b_.attention_shape(), in_.seq, in_.start_pos, scale, s_);
+      } else if (b_.fast_attention_) {
+        cuda::decode_attention(f32(qkv), b_.qkv_dim_, b_.k_cache(layer), b_.v_cache(layer), f32(out), rows, c.n_head,
+                               c.n_head_kv, c.head_dim, b_.max_ctx_, b_.max_seq_ + 1, in_.slots, in_.lens, scale, s_);
+      } else {
+        kc::attention_decode(f32(qkv), b_.qkv_dim_, b_.k_cache(layer), b_.v_cache(layer), f32(out), rows,
+                             b_.attention_shape(), in_.slots, in_.lens, scale, s_);
+      }
+    }
+
+    void swiglu(Act gate_up, Act out, int rows) override {
+      if (in_.prefill) {
+        cuda::swiglu_fused(f32(gate_up), rows, b_.config_.n_ff, b_.p_xh_.get(), s_);
+      } else {
+        cuda::swiglu_fused(f32(gate_up), rows, b_.config_.n_ff, f32(out), s_);
+      }
+    }
+
+    // Decode computes logits for every row of the bucket (out_x is x itself); prefill for its last
+    // row, which out_x points at.
+    void select_output_rows(Act, Act, int) override {}
+
+    void output_logits(Act in, Act out, int out_rows) override {
+      kc::matvec(b_.output_type_, b_.output_data_, b_.config_.n_vocab, b_.config_.n_embd, f32(in), f32(out), out_rows,
+                 false, s_);
+    }
+
+   private:
+    float* f32(Act a) const {
+      if (in_.prefill) {
+        switch (a) {
+          case Act::x: return b_.p_x_.get();
+          case Act::qkv: return b_.p_qkv_.get();
+          case Act::att: return b_.p_att_.get();
+          case Act::gate_up: return b_.p_gu_.get();
+          case Act::out_x: return b_.p_x_.get() + static_cast<std::size_t>(in_.rows - 1) * b_.config_.n_embd;
+          case Act::xn: return b_.p_last_.get();  // only the output norm writes xn as F32 here
+          case Act::logits: return b_.p_logits_.get();
+          case Act::ffn: break;  // F16 in p_xh_
+        }
+        throw std::logic_error("CUDA prefill: no F32 buffer for this activation");
+      }
+      switch (a) {
+        case Act::x:
+        case Act::out_x: return b_.x_.get();
+        case Act::xn: return b_.xn_.get();
+        case Act::qkv: return b_.qkv_.get();
+        case Act::att: return b_.att_.get();
+        case Act::gate_up: return b_.gu_.get();
+        case Act::ffn: return b_.h_.get();
+        case Act::logits: return b_.logits_.get();
+      }
+      return nullptr;
+    }
+
+    CudaBackend& b_;
+    Inputs in_;
+    kc::StreamView s_;
+  };
+
   // The kernels of one decode step for a batch of `B` rows, reading StepInputs from d_step_.
   void enqueue_decode(int B) {
-    const LlamaConfig& c = config_;
-    const kc::StreamView s = stream_;
     const StepInputs* in = d_step_.get();
-    const int* tokens = member_ptr<int>(in, offsetof(StepInputs, tokens));
-    const int* slots = member_ptr<int>(in, offsetof(StepInputs, slots));
-    const int* pos = member_ptr<int>(in, offsetof(StepInputs, pos));
-    const int* lens = member_ptr<int>(in, offsetof(StepInputs, lens));
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    const kernels::AttentionShape shape = attention_shape();
-    const cuda::RopeStoreShape rshape = rope_shape();
-
-    kc::get_rows(embd_type_, embd_.get(), c.n_vocab, c.n_embd, tokens, B, x_.get(), s);
-    for (int l = 0; l < c.n_layer; ++l) {
-      const Layer& L = layers_[static_cast<std::size_t>(l)];
-      kc::rmsnorm(x_.get(), L.attn_norm, xn_.get(), B, c.n_embd, c.rms_eps, s);
-      project(L.qkv, xn_.get(), qkv_.get(), B, false);
-      cuda::rope_store(qkv_.get(), qkv_dim_, B, rshape, k_cache(l), v_cache(l), slots, pos, s);
-      if (fast_attention_) {
-        cuda::decode_attention(qkv_.get(), qkv_dim_, k_cache(l), v_cache(l), att_.get(), B, c.n_head, c.n_head_kv,
-                               c.head_dim, max_ctx_, slots, lens, scale, s);
-      } else {
-        kc::attention_decode(qkv_.get(), qkv_dim_, k_cache(l), v_cache(l), att_.get(), B, shape, slots, lens, scale, s);
-      }
-      project(L.wo, att_.get(), x_.get(), B, true);
-      kc::rmsnorm(x_.get(), L.ffn_norm, xn_.get(), B, c.n_embd, c.rms_eps, s);
-      project(L.gate_up, xn_.get(), gu_.get(), B, false);
-      cuda::swiglu_fused(gu_.get(), B, c.n_ff, h_.get(), s);
-      project(L.down, h_.get(), x_.get(), B, true);
-    }
-    kc::rmsnorm(x_.get(), output_norm_, xn_.get(), B, c.n_embd, c.rms_eps, s);
-    kc::matvec(output_type_, output_data_, c.n_vocab, c.n_embd, xn_.get(), logits_.get(), B, false, s);
+    Ops::Inputs inputs;
+    inputs.tokens = member_ptr<int>(in, offsetof(StepInputs, tokens));
+    inputs.slots = member_ptr<int>(in, offsetof(StepInputs, slots));
+    inputs.pos = member_ptr<int>(in, offsetof(StepInputs, pos));
+    inputs.lens = member_ptr<int>(in, offsetof(StepInputs, lens));
+    Ops ops(*this, inputs);
+    llama_forward(ops, config_, B, B);
   }
 
   GraphExec capture(int B) {
@@ -612,37 +704,19 @@ class CudaBackend final : public Backend {
     kc::copy_to_device(p_ints_.get(), h, 3 * static_cast<std::size_t>(n) * sizeof(std::int32_t), stream_);
     prefill_uploaded_.record(stream_);
 
-    const LlamaConfig& c = config_;
-    const kc::StreamView s = stream_;
-    const float scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-    const kernels::AttentionShape shape = attention_shape();
-    const cuda::RopeStoreShape rshape = rope_shape();
     const int chunk = tuning_.prefill_chunk;
     for (int t0 = 0; t0 < n; t0 += chunk) {
       const int T = std::min(chunk, n - t0);
-      const int* d_tokens = p_ints_.get() + t0;
-      const int* d_pos = p_ints_.get() + n + t0;
-      const int* d_slots = p_ints_.get() + 2 * n + t0;
-      kc::get_rows(embd_type_, embd_.get(), c.n_vocab, c.n_embd, d_tokens, T, p_x_.get(), s);
-      for (int l = 0; l < c.n_layer; ++l) {
-        const Layer& L = layers_[static_cast<std::size_t>(l)];
-        cuda::rmsnorm_to_f16(p_x_.get(), L.attn_norm, p_xh_.get(), T, c.n_embd, c.rms_eps, s);
-        kc::gemm(cublas_, GgmlType::f16, L.qkv.f16, L.qkv.rows, c.n_embd, p_xh_.get(), T, p_qkv_.get(), 0.0f, s);
-        cuda::rope_store(p_qkv_.get(), qkv_dim_, T, rshape, k_cache(l), v_cache(l), d_slots, d_pos, s);
-        kc::attention_prefill(p_qkv_.get(), qkv_dim_, k_cache(l), v_cache(l), p_att_.get(), T, shape, seq,
-                              state.length + t0, scale, s);
-        kc::convert_to_f16(p_att_.get(), p_xh_.get(), static_cast<std::int64_t>(T) * c.n_embd, s);
-        kc::gemm(cublas_, GgmlType::f16, L.wo.f16, c.n_embd, c.n_embd, p_xh_.get(), T, p_x_.get(), 1.0f, s);
-        cuda::rmsnorm_to_f16(p_x_.get(), L.ffn_norm, p_xh_.get(), T, c.n_embd, c.rms_eps, s);
-        kc::gemm(cublas_, GgmlType::f16, L.gate_up.f16, L.gate_up.rows, c.n_embd, p_xh_.get(), T, p_gu_.get(), 0.0f, s);
-        cuda::swiglu_fused(p_gu_.get(), T, c.n_ff, p_xh_.get(), s);
-        kc::gemm(cublas_, GgmlType::f16, L.down.f16, c.n_embd, c.n_ff, p_xh_.get(), T, p_x_.get(), 1.0f, s);
-      }
-      if (logits && t0 + T == n) {
-        kc::rmsnorm(p_x_.get() + static_cast<std::size_t>(T - 1) * c.n_embd, output_norm_, p_last_.get(), 1, c.n_embd,
-                    c.rms_eps, s);
-        kc::matvec(output_type_, output_data_, c.n_vocab, c.n_embd, p_last_.get(), p_logits_.get(), 1, false, s);
-      }
+      Ops::Inputs inputs;
+      inputs.prefill = true;
+      inputs.tokens = p_ints_.get() + t0;
+      inputs.pos = p_ints_.get() + n + t0;
+      inputs.slots = p_ints_.get() + 2 * n + t0;
+      inputs.seq = seq;
+      inputs.start_pos = state.length + t0;
+      inputs.rows = T;
+      Ops ops(*this, inputs);
+      llama_forward(ops, config_, T, logits && t0 + T == n ? 1 : 0);
     }
     state.length += n;
   }

@@ -34,7 +34,8 @@ __global__ void rope_store_kernel(float* __restrict__ qkv, std::int64_t stride, 
     const float c = static_cast<float>(cs), sf = static_cast<float>(sn);
     *v = make_float2(a.x * c - a.y * sf, a.x * sf + a.y * c);
   }
-  if (p < 0 || p >= s.max_ctx) return;  // never write outside the slot (uniform across the block)
+  // Never write outside the cache (uniform across the block).
+  if (p < 0 || p >= s.max_ctx || slots[t] < 0 || slots[t] >= s.n_slots) return;
   __syncthreads();
   const int kv_dim = s.n_head_kv * s.head_dim;
   const float* k = row + s.n_head * s.head_dim;
@@ -107,8 +108,8 @@ template <int HD>
 __global__ void __launch_bounds__(kAttnThreads)
     decode_attention_kernel(const float* __restrict__ q, std::int64_t q_stride, const float* __restrict__ k_cache,
                             const float* __restrict__ v_cache, float* __restrict__ out, int n_head, int n_head_kv,
-                            std::int64_t max_ctx, const int* __restrict__ slots, const int* __restrict__ lens,
-                            float scale) {
+                            std::int64_t max_ctx, int n_slots, const int* __restrict__ slots,
+                            const int* __restrict__ lens, float scale) {
   constexpr int kVec = HD / 4;                     // float4s per head row
   constexpr int kGroups = kAttnThreads / kVec;     // positions summed in parallel in the V pass
   extern __shared__ float scores[];                // [max_ctx]
@@ -121,8 +122,10 @@ __global__ void __launch_bounds__(kAttnThreads)
   const int tid = static_cast<int>(threadIdx.x);
   const int kv_head = head / (n_head / n_head_kv);
   const std::int64_t kv_dim = static_cast<std::int64_t>(n_head_kv) * HD;
-  const int len = static_cast<int>(min(static_cast<std::int64_t>(lens[b]), max_ctx));
-  const std::int64_t base = static_cast<std::int64_t>(slots[b]) * max_ctx * kv_dim + kv_head * HD;
+  // A slot outside the cache reads nothing (length 0: a zero output); a length is clamped to the slot.
+  const bool bad_slot = slots[b] < 0 || slots[b] >= n_slots;
+  const int len = bad_slot ? 0 : static_cast<int>(min(static_cast<std::int64_t>(lens[b]), max_ctx));
+  const std::int64_t base = static_cast<std::int64_t>(bad_slot ? 0 : slots[b]) * max_ctx * kv_dim + kv_head * HD;
   const float* kb = k_cache + base;
   const float* vb = v_cache + base;
 
@@ -266,23 +269,23 @@ void prepare_decode_attention(int head_dim, std::int64_t max_ctx) {
 }
 
 void decode_attention(const float* q, std::int64_t q_stride, const float* k_cache, const float* v_cache, float* out,
-                      int batch, int n_head, int n_head_kv, int head_dim, std::int64_t max_ctx, const int* d_slots,
-                      const int* d_lens, float scale, kernels::cuda::StreamView stream) {
+                      int batch, int n_head, int n_head_kv, int head_dim, std::int64_t max_ctx, int n_slots,
+                      const int* d_slots, const int* d_lens, float scale, kernels::cuda::StreamView stream) {
   if (batch <= 0) return;
   const dim3 grid(static_cast<unsigned>(n_head), static_cast<unsigned>(batch));
   const std::size_t smem = static_cast<std::size_t>(max_ctx) * sizeof(float);
   switch (head_dim) {
     case 32:
       decode_attention_kernel<32><<<grid, kAttnThreads, smem, native(stream)>>>(
-          q, q_stride, k_cache, v_cache, out, n_head, n_head_kv, max_ctx, d_slots, d_lens, scale);
+          q, q_stride, k_cache, v_cache, out, n_head, n_head_kv, max_ctx, n_slots, d_slots, d_lens, scale);
       break;
     case 64:
       decode_attention_kernel<64><<<grid, kAttnThreads, smem, native(stream)>>>(
-          q, q_stride, k_cache, v_cache, out, n_head, n_head_kv, max_ctx, d_slots, d_lens, scale);
+          q, q_stride, k_cache, v_cache, out, n_head, n_head_kv, max_ctx, n_slots, d_slots, d_lens, scale);
       break;
     case 128:
       decode_attention_kernel<128><<<grid, kAttnThreads, smem, native(stream)>>>(
-          q, q_stride, k_cache, v_cache, out, n_head, n_head_kv, max_ctx, d_slots, d_lens, scale);
+          q, q_stride, k_cache, v_cache, out, n_head, n_head_kv, max_ctx, n_slots, d_slots, d_lens, scale);
       break;
     default: throw std::invalid_argument("decode_attention: head_dim must be 32, 64 or 128");
   }

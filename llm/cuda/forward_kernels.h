@@ -21,6 +21,7 @@ struct RopeStoreShape {
   int head_dim = 0;
   std::int64_t max_ctx = 0;
   float rope_base = 10000.0f;
+  int n_slots = 0;  // a row whose slot is outside [0, n_slots) is rotated but not stored
 };
 void rope_store(float* qkv, std::int64_t stride, std::int64_t tokens, const RopeStoreShape& shape, float* k_cache,
                 float* v_cache, const int* d_slots, const int* d_pos, kernels::cuda::StreamView stream);
@@ -39,7 +40,8 @@ void rmsnorm_to_f16(const float* x, const float* weight, kernels::half_bits* out
 // latency: one block per (query head, sequence) scores all visible positions at once (a thread per
 // position, scores in shared memory), then sums V with a thread per four output elements per
 // position group. kernels::cuda::attention_decode walks the positions one by one per warp instead.
-// q row b at q + b * q_stride; out is [batch][n_head * head_dim]; slots and lens in device memory.
+// q row b at q + b * q_stride; out is [batch][n_head * head_dim]; slots and lens in device memory;
+// a slot outside [0, n_slots) gives a zero output.
 // decode_attention_supported() says whether this kernel handles the shape (head_dim 32, 64 or 128,
 // max_ctx scores fitting in the current device's shared memory per block);
 // prepare_decode_attention() must run once before launches (outside graph capture) for a given
@@ -47,7 +49,7 @@ void rmsnorm_to_f16(const float* x, const float* weight, kernels::half_bits* out
 bool decode_attention_supported(int head_dim, std::int64_t max_ctx);
 void prepare_decode_attention(int head_dim, std::int64_t max_ctx);
 void decode_attention(const float* q, std::int64_t q_stride, const float* k_cache, const float* v_cache, float* out,
-                      int batch, int n_head, int n_head_kv, int head_dim, std::int64_t max_ctx, const int* d_slots,
-                      const int* d_lens, float scale, kernels::cuda::StreamView stream);
+                      int batch, int n_head, int n_head_kv, int head_dim, std::int64_t max_ctx, int n_slots,
+                      const int* d_slots, const int* d_lens, float scale, kernels::cuda::StreamView stream);
 
 }  // namespace podworker::llm::cuda

@@ -187,7 +187,7 @@ TEST_CASE("attention over the cache with grouped heads by hand") {
   // One KV head of dim 2 shared by two query heads; keys (1,0), (0,1); values (1,0), (0,1).
   // q = (ln 3, 0), scale 1: scores (ln 3, 0) -> weights (3/4, 1/4) -> out (0.75, 0.25).
   // With length 1 only position 0 is visible: out = (1, 0).
-  k::AttentionShape shape{2, 1, 2, 4};
+  k::AttentionShape shape{2, 1, 2, 4, 1};
   std::vector<float> kc(8, 99.0f), vc(8, 99.0f);
   const float keys[4] = {1, 0, 0, 1};
   const int slots[2] = {0, 0};
@@ -209,6 +209,13 @@ TEST_CASE("attention over the cache with grouped heads by hand") {
   CHECK(out2[1] == Approx(0.0));
   CHECK(out2[4] == Approx(0.75));
   CHECK(out2[5] == Approx(0.25));
+  // A slot outside the cache is refused, never read or written.
+  const int bad_slot[1] = {1};
+  CHECK_THROWS_AS(k::cpu::attention_decode(q, 4, kc.data(), vc.data(), out, 1, shape, bad_slot, lens, 1.0f),
+                  std::out_of_range);
+  CHECK_THROWS_AS(k::cpu::kv_store(keys, keys, 2, 1, kc.data(), vc.data(), shape, bad_slot, pos), std::out_of_range);
+  CHECK_THROWS_AS(k::cpu::attention_prefill(q2, 4, kc.data(), vc.data(), out2, 2, shape, -1, 0, 1.0f),
+                  std::out_of_range);
 }
 
 TEST_CASE("get_rows dequantizes the chosen Q8_0 rows") {
@@ -262,7 +269,6 @@ TEST_CASE("without a device the CUDA side reports zero devices or works") {
   CHECK(n >= 0);
   if (!k::cuda::compiled()) {
     CHECK(n == 0);
-    CHECK_THROWS_AS(k::cuda::rmsnorm(nullptr, nullptr, nullptr, 1, 1, 0.0f, {}), k::cuda::NotCompiled);
     CHECK_THROWS_AS(k::cuda::Stream{}, k::cuda::NotCompiled);
     k::cuda::DeviceBuffer<float> empty;  // an empty buffer needs no device
     CHECK(empty.empty());

@@ -44,14 +44,14 @@ std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -
 template <class T>
 kc::DeviceBuffer<T> to_device(const std::vector<T>& host) {
   kc::DeviceBuffer<T> d(host.size());
-  d.upload(host);
+  d.upload(host, kc::StreamView{});  // the legacy default stream, as every launch here
   return d;
 }
 
 template <class T>
 std::vector<T> to_host(const kc::DeviceBuffer<T>& d) {
   std::vector<T> h(d.size());
-  d.download(h);
+  d.download(h, kc::StreamView{});
   kc::device_synchronize();
   return h;
 }
@@ -284,8 +284,8 @@ TEST_CASE("softmax_matches_reference") {
 // Tolerance: 1e-4 absolute, 1e-4 relative (online softmax vs two-pass, different sum order).
 TEST_CASE("attention_matches_reference") {
   if (!have_device()) return;
-  const k::AttentionShape shape{9, 3, 64, 300};
   const int slots_n = 4;
+  const k::AttentionShape shape{9, 3, 64, 300, slots_n};
   const std::size_t cache = static_cast<std::size_t>(slots_n * shape.max_ctx * shape.kv_dim());
   const auto kcache = random_floats(cache, 81);
   const auto vcache = random_floats(cache, 82);

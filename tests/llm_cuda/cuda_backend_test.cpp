@@ -1,12 +1,13 @@
-// The CUDA backend against the CPU backend (the reference) on generated models.
+// The CUDA backend against the reference backend (llm/reference_backend.h, the oracle) on generated
+// models.
 //
-// Tolerance: the two backends do not round the same way. The CPU quantizes every activation vector to
-// 8 bits per block of 32 before its dot products (as llama.cpp does); the GPU keeps F32 activations
-// in decode and rounds weights and activations to F16 for the prefill GEMMs. Both read the same
-// quantized weights. Logits therefore agree to about 1% (relative L2 norm of the difference); the
-// tests allow 5%, far below what a wrong position, head or cache row produces (order 100%).
-// Greedy tokens equal the CPU's except where the CPU's top two logits are that close; such a near-tie
-// ends the comparison with a message instead of a failure.
+// Tolerance: the reference keeps F32 activations and sums in double; the GPU keeps F32 activations
+// in decode (mat-vec NMSE <= 1e-9 per op in test_ops, about 3e-5 relative L2) and rounds the
+// prefill GEMM inputs to F16 (rmsnorm_to_f16 and swiglu_rows_f16 NMSE <= 1e-6, about 1e-3 relative
+// L2 per op). Compounded over the layers of these models, logits agree to well under 1% (relative
+// L2 of the difference); the tests allow 1%, two orders of magnitude below what a wrong position,
+// head or cache row produces (order 100%). Greedy tokens equal the reference's except where its top
+// two logits are that close; such a near-tie ends the comparison with a message instead of a failure.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -23,7 +24,7 @@
 
 #include "kernels/device.h"
 #include "llm/backend.h"
-#include "llm/cpu_backend.h"
+#include "llm/reference_backend.h"
 #include "llm/cuda_backend.h"
 #include "llm/sampling.h"
 #include "llm/weights.h"
@@ -41,7 +42,7 @@ using llm::DecodeStep;
 using llm::SampleSpec;
 using llm::SeqId;
 
-constexpr double kLogitTolerance = 0.05;  // relative L2, see the file comment
+constexpr double kLogitTolerance = 0.01;  // relative L2, see the file comment
 constexpr double kNearTie = 0.02;         // fraction of the logit range
 
 std::shared_ptr<const llm::LlamaWeights> make_weights(const model::TestModelSpec& spec) {
@@ -165,21 +166,21 @@ TEST_CASE("CUDA tuning knobs come from the environment") {
 }
 
 TEST_SUITE("gpu") {
-  TEST_CASE("prefill last-token logits match the CPU backend") {
+  TEST_CASE("prefill last-token logits match the reference backend") {
     SKIP_WITHOUT_GPU();
     for (const auto& spec : {small_spec(), untied_q4_0_spec()}) {
       const auto w = make_weights(spec);
       const int vocab = w->config().n_vocab;
       const auto prompt = prompt_tokens(23, vocab, 1);
-      auto cpu = llm::make_cpu_backend(w, options());
+      auto ref = llm::make_reference_backend(w, options());
       llm::CudaTuning small_chunks;
       small_chunks.prefill_chunk = 8;  // 23 tokens in three passes
       for (const llm::CudaTuning& tuning : {llm::CudaTuning{}, small_chunks}) {
         auto gpu = gpu_backend(w, tuning);
         std::vector<float> want(static_cast<std::size_t>(vocab)), got(want.size());
-        const SeqId c = cpu->alloc_sequence();
+        const SeqId c = ref->alloc_sequence();
         const SeqId g = gpu->alloc_sequence();
-        cpu->prefill(c, prompt, want);
+        ref->prefill(c, prompt, want);
         gpu->prefill(g, prompt, got);
         CHECK(gpu->sequence_length(g) == 23);
         check_rows_close(got, want, want.size(), "one prefill of 23 tokens");
@@ -189,27 +190,27 @@ TEST_SUITE("gpu") {
         gpu->prefill(g2, std::span(prompt).first(13), {});
         gpu->prefill(g2, std::span(prompt).subspan(13), got);
         check_rows_close(got, want, want.size(), "prefill of 13 + 10 tokens");
-        cpu->free_sequence(c);
+        ref->free_sequence(c);
       }
     }
   }
 
-  TEST_CASE("decode steps match the CPU backend") {
+  TEST_CASE("decode steps match the reference backend") {
     SKIP_WITHOUT_GPU();
     for (const auto& spec : {small_spec(), untied_q4_0_spec()}) {
       const auto w = make_weights(spec);
       const int vocab = w->config().n_vocab;
-      auto cpu = llm::make_cpu_backend(w, options());
+      auto ref = llm::make_reference_backend(w, options());
       auto gpu = gpu_backend(w);
-      const SeqId c = cpu->alloc_sequence(), g = gpu->alloc_sequence();
+      const SeqId c = ref->alloc_sequence(), g = gpu->alloc_sequence();
       const auto prompt = prompt_tokens(10, vocab, 2);
-      cpu->prefill(c, prompt, {});
+      ref->prefill(c, prompt, {});
       gpu->prefill(g, prompt, {});
       std::vector<float> want(static_cast<std::size_t>(vocab)), got(want.size());
       for (int step = 0; step < 6; ++step) {
         const std::int32_t token = (step * 37 + 3) % vocab;
         const DecodeStep cs{c, token}, gs{g, token};
-        cpu->decode(std::span(&cs, 1), want);
+        ref->decode(std::span(&cs, 1), want);
         gpu->decode(std::span(&gs, 1), got);
         check_rows_close(got, want, want.size(), "decode step " + std::to_string(step));
       }
@@ -217,19 +218,19 @@ TEST_SUITE("gpu") {
     }
   }
 
-  TEST_CASE("batched decode with sequences at different positions matches the CPU backend") {
+  TEST_CASE("batched decode with sequences at different positions matches the reference backend") {
     SKIP_WITHOUT_GPU();
     const auto w = make_weights(small_spec());
     const std::size_t vocab = static_cast<std::size_t>(w->config().n_vocab);
-    auto cpu = llm::make_cpu_backend(w, options());
+    auto ref = llm::make_reference_backend(w, options());
     auto gpu = gpu_backend(w);
     const std::vector<int> lengths = {3, 8, 13, 21, 1};
     std::vector<SeqId> cs, gs;
     for (std::size_t i = 0; i < lengths.size(); ++i) {
-      cs.push_back(cpu->alloc_sequence());
+      cs.push_back(ref->alloc_sequence());
       gs.push_back(gpu->alloc_sequence());
       const auto prompt = prompt_tokens(lengths[i], static_cast<int>(vocab), static_cast<int>(i) + 3);
-      cpu->prefill(cs.back(), prompt, {});
+      ref->prefill(cs.back(), prompt, {});
       gpu->prefill(gs.back(), prompt, {});
     }
     // Batches change between steps (continuous batching): all five (padded to 8), two in reverse
@@ -244,12 +245,12 @@ TEST_SUITE("gpu") {
         gsteps.push_back({gs[static_cast<std::size_t>(i)], token});
       }
       std::vector<float> want(batch.size() * vocab), got(want.size());
-      cpu->decode(csteps, want);
+      ref->decode(csteps, want);
       gpu->decode(gsteps, got);
       check_rows_close(got, want, vocab, "batched step " + std::to_string(step));
       ++step;
     }
-    for (std::size_t i = 0; i < lengths.size(); ++i) CHECK(gpu->sequence_length(gs[i]) == cpu->sequence_length(cs[i]));
+    for (std::size_t i = 0; i < lengths.size(); ++i) CHECK(gpu->sequence_length(gs[i]) == ref->sequence_length(cs[i]));
   }
 
   TEST_CASE("more sequences than one graph batch are decoded in several launches") {
@@ -257,14 +258,14 @@ TEST_SUITE("gpu") {
     const auto w = make_weights(small_spec());
     const std::size_t vocab = static_cast<std::size_t>(w->config().n_vocab);
     const int n = 70;  // a batch of 64 and a batch of 6 (padded to 8)
-    auto cpu = llm::make_cpu_backend(w, options(n, 32));
+    auto ref = llm::make_reference_backend(w, options(n, 32));
     auto gpu = gpu_backend(w, {}, options(n, 32));
     std::vector<DecodeStep> csteps, gsteps;
     for (int i = 0; i < n; ++i) {
-      const SeqId c = cpu->alloc_sequence(), g = gpu->alloc_sequence();
+      const SeqId c = ref->alloc_sequence(), g = gpu->alloc_sequence();
       REQUIRE(g >= 0);
       const auto prompt = prompt_tokens(1 + i % 5, static_cast<int>(vocab), i);
-      cpu->prefill(c, prompt, {});
+      ref->prefill(c, prompt, {});
       gpu->prefill(g, prompt, {});
       const std::int32_t token = static_cast<std::int32_t>((i * 29 + 2) % static_cast<int>(vocab));
       csteps.push_back({c, token});
@@ -273,7 +274,7 @@ TEST_SUITE("gpu") {
     CHECK(gpu->alloc_sequence() == -1);
     std::vector<float> want(static_cast<std::size_t>(n) * vocab), got(want.size());
     for (int step = 0; step < 2; ++step) {
-      cpu->decode(csteps, want);
+      ref->decode(csteps, want);
       gpu->decode(gsteps, got);
       check_rows_close(got, want, vocab, "70 sequences, step " + std::to_string(step));
     }
@@ -318,21 +319,21 @@ TEST_SUITE("gpu") {
     const auto w = make_weights(spec);
     const std::size_t vocab = static_cast<std::size_t>(w->config().n_vocab);
     const auto prompt = prompt_tokens(520, static_cast<int>(vocab), 31);  // > one 512-token prefill pass
-    auto cpu = llm::make_cpu_backend(w, options(2, 700));
+    auto ref = llm::make_reference_backend(w, options(2, 700));
     llm::CudaTuning reference_attention;
     reference_attention.fast_attention = false;
     auto fast = gpu_backend(w, {}, options(2, 700));
     auto plain = gpu_backend(w, reference_attention, options(2, 700));
-    const SeqId c = cpu->alloc_sequence(), f = fast->alloc_sequence(), p = plain->alloc_sequence();
+    const SeqId c = ref->alloc_sequence(), f = fast->alloc_sequence(), p = plain->alloc_sequence();
     std::vector<float> want(vocab), got(vocab), other(vocab);
-    cpu->prefill(c, prompt, want);
+    ref->prefill(c, prompt, want);
     fast->prefill(f, prompt, got);
     plain->prefill(p, prompt, {});
     check_rows_close(got, want, vocab, "prefill of 520 tokens");
     for (int step = 0; step < 3; ++step) {
       const std::int32_t token = static_cast<std::int32_t>((step * 19 + 4) % static_cast<int>(vocab));
       const DecodeStep cs{c, token}, fs{f, token}, ps{p, token};
-      cpu->decode(std::span(&cs, 1), want);
+      ref->decode(std::span(&cs, 1), want);
       fast->decode(std::span(&fs, 1), got);
       plain->decode(std::span(&ps, 1), other);
       check_rows_close(got, want, vocab, "decode at position " + std::to_string(520 + step));
@@ -341,16 +342,16 @@ TEST_SUITE("gpu") {
     }
   }
 
-  TEST_CASE("greedy generation matches the CPU backend token for token") {
+  TEST_CASE("greedy generation matches the reference backend token for token") {
     SKIP_WITHOUT_GPU();
     const auto w = make_weights(small_spec());
     const int vocab = w->config().n_vocab;
-    auto cpu = llm::make_cpu_backend(w, options());
+    auto ref = llm::make_reference_backend(w, options());
     auto gpu = gpu_backend(w);
-    const SeqId c = cpu->alloc_sequence(), g = gpu->alloc_sequence();
+    const SeqId c = ref->alloc_sequence(), g = gpu->alloc_sequence();
     const auto prompt = prompt_tokens(9, vocab, 4);
     std::vector<float> logits(static_cast<std::size_t>(vocab));
-    cpu->prefill(c, prompt, logits);
+    ref->prefill(c, prompt, logits);
     std::int32_t want = llm::argmax(logits);
     std::int32_t got = gpu->prefill_sample(g, prompt, SampleSpec{});
     for (int step = 0; step < 16; ++step) {
@@ -364,7 +365,7 @@ TEST_SUITE("gpu") {
         return;
       }
       const DecodeStep cs{c, want}, gs{g, got};
-      cpu->decode(std::span(&cs, 1), logits);
+      ref->decode(std::span(&cs, 1), logits);
       want = llm::argmax(logits);
       const SampleSpec spec{};
       std::int32_t next = -1;

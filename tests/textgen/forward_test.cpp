@@ -1,17 +1,15 @@
-// The CPU backend against the naive f32 reference, and against itself under different batchings.
+// The CPU backend against the reference backend (the oracle: kernels/cpu ops, F32 activations), and
+// against itself under different batchings.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <random>
 #include <vector>
 
-#include "kernels/dequantize.h"
 #include "llm/backend.h"
-#include "llm/cpu/matmul.h"
 #include "llm/cpu_backend.h"
-#include "naive_reference.h"
+#include "llm/reference_backend.h"
 #include "test_model_fixture.h"
 
 using namespace podworker;
@@ -67,13 +65,24 @@ std::vector<float> backend_logits(llm::Backend& b, std::span<const std::int32_t>
 void check_against_reference(model::TestModelSpec spec, const std::string& name) {
   const auto weights = testing::load_weights(testing::generated_model_path(spec, name));
   const auto tokens = some_tokens(12, weights->config().n_vocab, 3);
-  const std::vector<float> ref = testing::naive_forward(*weights, tokens);
+  llm::BackendOptions ro;
+  ro.max_sequences = 1;
+  ro.max_context = 128;
+  auto reference = llm::make_reference_backend(weights, ro);
+  // The reference one token per call, so every position's logits come back.
+  const auto vocab = static_cast<std::size_t>(weights->config().n_vocab);
+  std::vector<float> ref(tokens.size() * vocab);
+  {
+    const llm::SeqId s = reference->alloc_sequence();
+    for (std::size_t i = 0; i < tokens.size(); ++i) {
+      reference->prefill(s, std::span(tokens).subspan(i, 1), std::span(ref).subspan(i * vocab, vocab));
+    }
+  }
   auto backend = cpu_backend(weights);
   const std::vector<float> got = backend_logits(*backend, tokens);
   // Activations are quantized to 8 bits per 32 values (as llama.cpp does), so logits differ from
   // the f32 reference by about 1 %; 4 % leaves margin without hiding real errors (a wrong RoPE
   // or cache offset gives errors near 100 %).
-  const auto vocab = static_cast<std::size_t>(weights->config().n_vocab);
   for (std::size_t t = 0; t < tokens.size(); ++t) {
     const auto a = std::span<const float>(got).subspan(t * vocab, vocab);
     const auto b = std::span<const float>(ref).subspan(t * vocab, vocab);
@@ -84,11 +93,11 @@ void check_against_reference(model::TestModelSpec spec, const std::string& name)
 
 }  // namespace
 
-TEST_CASE("cpu forward matches the naive f32 reference: Q4_1 matrices, tied Q8_0 embedding") {
+TEST_CASE("cpu forward matches the reference backend: Q4_1 matrices, tied Q8_0 embedding") {
   check_against_reference(testing::small_spec(), "q4_1");
 }
 
-TEST_CASE("cpu forward matches the naive f32 reference: Q4_0, Q8_0, F16 and an untied output") {
+TEST_CASE("cpu forward matches the reference backend: Q4_0, Q8_0, F16 and an untied output") {
   auto spec = testing::small_spec();
   spec.weight_type = GgmlType::q4_0;
   spec.tied_output = false;
@@ -168,91 +177,4 @@ TEST_CASE("backend rejects bad calls with clear errors") {
   CHECK_THROWS_AS(backend->prefill(s, too_long, {}), std::invalid_argument);
   for (int i = 1; i < backend->max_sequences(); ++i) CHECK(backend->alloc_sequence() >= 0);
   CHECK(backend->alloc_sequence() == -1);
-}
-
-TEST_CASE("SIMD matmul kernels match the scalar kernels") {
-  using namespace podworker::llm::cpu;
-  std::mt19937 rng(42);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  const int cols = 256, rows = 7, ncols = 6, nb = cols / 32;
-  std::vector<float> wf(static_cast<std::size_t>(rows * cols)), xf(static_cast<std::size_t>(ncols * cols));
-  for (auto& v : wf) v = dist(rng);
-  for (auto& v : xf) v = dist(rng);
-  const CpuKernels scalar = scalar_kernels();
-  std::vector<CpuKernels> sets;
-  if (cpu_supports_avx2() && avx2_kernels().q4_1) sets.push_back(avx2_kernels());
-  if (cpu_supports_avx512() && avx512_kernels().q4_1) sets.push_back(avx512_kernels());
-  if (sets.empty()) MESSAGE("no SIMD kernel set runs on this CPU; only the scalar one is tested");
-  std::vector<ActBlock> acts(static_cast<std::size_t>(ncols * nb));
-  for (int c = 0; c < ncols; ++c) scalar.quantize(xf.data() + c * cols, acts.data() + c * nb, cols);
-  for (const CpuKernels& k : sets) {
-    std::vector<ActBlock> acts2(acts.size());
-    for (int c = 0; c < ncols; ++c) k.quantize(xf.data() + c * cols, acts2.data() + c * nb, cols);
-    CHECK(std::memcmp(acts.data(), acts2.data(), acts.size() * sizeof(ActBlock)) == 0);
-  }
-  for (GgmlType type : {GgmlType::q4_0, GgmlType::q4_1, GgmlType::q8_0}) {
-    const std::size_t row_bytes = kernels::tensor_bytes(type, cols);
-    std::vector<std::byte> w(row_bytes * rows);
-    for (int r = 0; r < rows; ++r) kernels::cpu::quantize(type, wf.data() + r * cols, w.data() + r * row_bytes, cols);
-    const auto pick = [&](const CpuKernels& k) {
-      return type == GgmlType::q4_0 ? k.q4_0 : type == GgmlType::q4_1 ? k.q4_1 : k.q8_0;
-    };
-    std::vector<float> expect(static_cast<std::size_t>(rows * ncols));
-    pick(scalar)(w.data(), row_bytes, nb, 0, rows, acts.data(), ncols, expect.data(), rows);
-    // The scalar kernel against a dequantized dot product.
-    std::vector<float> wd(static_cast<std::size_t>(cols)), xd(static_cast<std::size_t>(cols));
-    kernels::cpu::dequantize(type, w.data() + 2 * row_bytes, wd.data(), cols);
-    double dot = 0;
-    for (int e = 0; e < cols; ++e) dot += static_cast<double>(wd[static_cast<std::size_t>(e)]) * xf[static_cast<std::size_t>(3 * cols + e)];
-    CHECK(std::fabs(expect[static_cast<std::size_t>(3 * rows + 2)] - dot) < 0.02 * std::sqrt(static_cast<double>(cols)));
-    for (const CpuKernels& k : sets) {
-      std::vector<float> got(expect.size());
-      pick(k)(w.data(), row_bytes, nb, 0, rows, acts.data(), ncols, got.data(), rows);
-      INFO(k.name << " " << kernels::type_name(type));
-      CHECK(max_abs_diff(got, expect) < 1e-3);
-    }
-  }
-}
-
-TEST_CASE("SIMD attention matches the scalar attention") {
-  using namespace podworker::llm::cpu;
-  std::mt19937 rng(7);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<CpuKernels> sets;
-  if (cpu_supports_avx2() && avx2_kernels().attend) sets.push_back(avx2_kernels());
-  if (cpu_supports_avx512() && avx512_kernels().attend) sets.push_back(avx512_kernels());
-  if (sets.empty()) MESSAGE("no SIMD kernel set runs on this CPU; only the scalar one is tested");
-  // Head sizes with and without 8- and 32-float tails; lengths with and without an 8-position tail.
-  for (int head_dim : {64, 40, 12, 3}) {
-    for (int len : {1, 7, 33}) {
-      const std::size_t stride = static_cast<std::size_t>(head_dim) * 3 + 5;
-      std::vector<float> q(static_cast<std::size_t>(head_dim)), k(stride * static_cast<std::size_t>(len)),
-          v(k.size());
-      for (auto& x : q) x = dist(rng);
-      for (auto& x : k) x = dist(rng);
-      for (auto& x : v) x = dist(rng);
-      std::vector<float> scores(static_cast<std::size_t>(len)), expect(q.size());
-      scalar_kernels().attend(q.data(), k.data(), v.data(), len, stride, head_dim, 0.125f, scores.data(), expect.data());
-      // The scalar version against a direct softmax in double precision.
-      std::vector<double> w(static_cast<std::size_t>(len));
-      double mx = -1e30, total = 0;
-      for (int p = 0; p < len; ++p) {
-        double dot = 0;
-        for (int e = 0; e < head_dim; ++e) dot += static_cast<double>(q[static_cast<std::size_t>(e)]) * k[static_cast<std::size_t>(p) * stride + static_cast<std::size_t>(e)];
-        w[static_cast<std::size_t>(p)] = dot * 0.125;
-        mx = std::max(mx, w[static_cast<std::size_t>(p)]);
-      }
-      for (auto& x : w) total += (x = std::exp(x - mx));
-      double o0 = 0;
-      for (int p = 0; p < len; ++p) o0 += w[static_cast<std::size_t>(p)] / total * v[static_cast<std::size_t>(p) * stride];
-      INFO("head_dim " << head_dim << " len " << len);
-      CHECK(std::fabs(expect[0] - o0) < 1e-4);
-      for (const CpuKernels& set : sets) {
-        std::vector<float> got(q.size());
-        set.attend(q.data(), k.data(), v.data(), len, stride, head_dim, 0.125f, scores.data(), got.data());
-        INFO(set.name);
-        CHECK(max_abs_diff(got, expect) < 1e-4);
-      }
-    }
-  }
 }

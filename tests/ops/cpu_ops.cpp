@@ -1,0 +1,266 @@
+// The fast CPU backend's own op implementations (llm/cpu: the 8-bit-activation matmul per weight
+// type, the activation quantization, attention; llm/sampling.h: the host sampler), for every
+// instruction set this CPU runs, against their references. The CPU backend's other ops (RMSNorm,
+// RoPE + KV store, SwiGLU, get_rows, the residual add) are calls of the references themselves.
+#include <cmath>
+#include <memory>
+
+#include "kernels/attention.h"
+#include "kernels/dequantize.h"
+#include "kernels/matvec.h"
+#include "kernels/sampling.h"
+#include "llm/cpu/matmul.h"
+#include "llm/sampling.h"
+#include "op_harness.h"
+
+namespace podworker::ops_test {
+
+namespace {
+
+using kernels::GgmlType;
+using llm::cpu::ActBlock;
+using llm::cpu::CpuKernels;
+
+std::vector<CpuKernels> kernel_sets() {
+  std::vector<CpuKernels> sets = {llm::cpu::scalar_kernels()};
+  if (llm::cpu::cpu_supports_avx2() && llm::cpu::avx2_kernels().q4_1)
+    sets.push_back(llm::cpu::avx2_kernels());
+  if (llm::cpu::cpu_supports_avx512() && llm::cpu::avx512_kernels().q4_1)
+    sets.push_back(llm::cpu::avx512_kernels());
+  return sets;
+}
+
+std::vector<std::byte> quantized(GgmlType type, const std::vector<float>& x, std::int64_t rows,
+                                 std::int64_t cols) {
+  const std::size_t row_bytes = kernels::tensor_bytes(type, cols);
+  std::vector<std::byte> q(row_bytes * static_cast<std::size_t>(rows));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    kernels::cpu::quantize(type, x.data() + r * cols,
+                           q.data() + static_cast<std::size_t>(r) * row_bytes, cols);
+  }
+  return q;
+}
+
+llm::cpu::MatmulFn matmul_of(const CpuKernels& k, GgmlType t) {
+  return t == GgmlType::q4_0 ? k.q4_0 : t == GgmlType::q4_1 ? k.q4_1 : k.q8_0;
+}
+
+struct Matrix {
+  const char* name;
+  std::int64_t rows, cols;
+};
+
+// The 8-bit-activation matmul: y = W round_to_q8_blocks(x). The reference rounds the activations
+// the same way, so the only difference left is F32 summation order: NMSE 1e-10 (seen: below 2e-12;
+// a wrong block, scale or nibble order gives NMSE near 1).
+void matmul_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
+  for (const ModelShape& shape : kShapes) {
+    const bool large = shape.n_embd > 1024;
+    std::vector<Matrix> mats = {{"wq", shape.q_dim(), shape.n_embd},
+                                {"w_up", shape.n_ff, shape.n_embd},
+                                {"w_down", shape.n_embd, shape.n_ff}};
+    if (!large) mats.push_back({"output", shape.n_vocab, shape.n_embd});
+    for (const Matrix& m : mats) {
+      const auto wf = random_floats(static_cast<std::size_t>(m.rows * m.cols), 11);
+      for (GgmlType type : {GgmlType::q4_0, GgmlType::q4_1, GgmlType::q8_0}) {
+        const auto w =
+            std::make_shared<std::vector<std::byte>>(quantized(type, wf, m.rows, m.cols));
+        const std::size_t row_bytes = kernels::tensor_bytes(type, m.cols);
+        for (int batch : {1, large ? 4 : 8}) {
+          const auto x = std::make_shared<std::vector<float>>(
+              random_floats(static_cast<std::size_t>(batch * m.cols), 12));
+          auto want = std::make_shared<std::vector<float>>();
+          for (const CpuKernels& set : sets) {
+            const int nb = static_cast<int>(m.cols / 32);
+            auto acts =
+                std::make_shared<std::vector<ActBlock>>(static_cast<std::size_t>(batch * nb));
+            auto out =
+                std::make_shared<std::vector<float>>(static_cast<std::size_t>(batch * m.rows));
+            Case c;
+            c.op = "matmul_q8act";
+            c.impl = set.name;
+            c.shape = std::string(shape.name) + " " + m.name;
+            c.type = kernels::type_name(type);
+            c.batch = batch;
+            c.nmse_tolerance = 1e-10;
+            c.bytes =
+                static_cast<double>(w->size()) + 4.0 * static_cast<double>(x->size() + out->size());
+            c.reference = [=] {
+              if (want->empty()) {
+                std::vector<float> xr(x->size());
+                kernels::cpu::round_to_q8_blocks(x->data(), xr.data(),
+                                                 static_cast<std::int64_t>(x->size()));
+                want->resize(out->size());
+                kernels::cpu::matvec(type, w->data(), m.rows, m.cols, xr.data(), want->data(),
+                                     batch);
+              }
+              return *want;
+            };
+            const auto fn = matmul_of(set, type);
+            const auto quantize = set.quantize;
+            const std::int64_t rows = m.rows, cols = m.cols;
+            c.launch = [=] {
+              for (int b = 0; b < batch; ++b) {
+                quantize(x->data() + static_cast<std::size_t>(b * cols),
+                         acts->data() + static_cast<std::size_t>(b * nb), static_cast<int>(cols));
+              }
+              fn(w->data(), row_bytes, nb, 0, static_cast<int>(rows), acts->data(), batch,
+                 out->data(), static_cast<std::size_t>(rows));
+            };
+            c.result = [out] { return *out; };
+            runner.run(c);
+          }
+        }
+      }
+    }
+  }
+}
+
+// Activation quantization: the fast versions must round exactly as the reference (tolerance 0 up to
+// the F32 product d * q).
+void quantize_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
+  for (const ModelShape& shape : kShapes) {
+    const auto x = std::make_shared<std::vector<float>>(
+        random_floats(static_cast<std::size_t>(shape.n_ff), 21, -3, 3));
+    for (const CpuKernels& set : sets) {
+      auto acts =
+          std::make_shared<std::vector<ActBlock>>(static_cast<std::size_t>(shape.n_ff / 32));
+      Case c;
+      c.op = "quantize_q8act";
+      c.impl = set.name;
+      c.shape = std::string(shape.name) + " ffn row";
+      c.nmse_tolerance = 1e-14;
+      c.bytes = 4.0 * static_cast<double>(x->size()) +
+                static_cast<double>(acts->size() * sizeof(ActBlock));
+      c.reference = [x] {
+        std::vector<float> r(x->size());
+        kernels::cpu::round_to_q8_blocks(x->data(), r.data(), static_cast<std::int64_t>(x->size()));
+        return r;
+      };
+      const auto quantize = set.quantize;
+      c.launch = [=] { quantize(x->data(), acts->data(), static_cast<int>(x->size())); };
+      c.result = [acts] {
+        std::vector<float> r;
+        for (const ActBlock& b : *acts) {
+          for (std::int8_t q : b.qs) r.push_back(b.d * static_cast<float>(q));
+        }
+        return r;
+      };
+      runner.run(c);
+    }
+  }
+}
+
+// One attention head over a cache: F32 scores and sums against the double reference, NMSE 1e-10.
+// Besides the models' head sizes, sizes with 8- and 32-float tails (40, 12, 3) over odd strides
+// exercise the SIMD loops' remainders.
+void attention_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
+  struct Head {
+    std::string name;
+    int head_dim;
+    std::int64_t stride;
+  };
+  std::vector<Head> heads;
+  for (const ModelShape& shape : kShapes)
+    heads.push_back({shape.name, shape.head_dim, shape.kv_dim()});
+  for (int hd : {40, 12, 3}) heads.push_back({"head_dim " + std::to_string(hd), hd, 3 * hd + 5});
+  for (const Head& shape : heads) {
+    for (int len : {1, 7, 37, 1000}) {
+      const std::int64_t stride = shape.stride;
+      const auto q = std::make_shared<std::vector<float>>(
+          random_floats(static_cast<std::size_t>(shape.head_dim), 31));
+      const auto k = std::make_shared<std::vector<float>>(
+          random_floats(static_cast<std::size_t>(len * stride), 32));
+      const auto v = std::make_shared<std::vector<float>>(
+          random_floats(static_cast<std::size_t>(len * stride), 33));
+      const float scale = 1.0f / std::sqrt(static_cast<float>(shape.head_dim));
+      for (const CpuKernels& set : sets) {
+        auto out = std::make_shared<std::vector<float>>(static_cast<std::size_t>(shape.head_dim));
+        auto scores = std::make_shared<std::vector<float>>(static_cast<std::size_t>(len));
+        Case c;
+        c.op = "attention_head";
+        c.impl = set.name;
+        c.shape = shape.name + " len " + std::to_string(len);
+        c.nmse_tolerance = 1e-10;
+        c.bytes = 2.0 * 4.0 * static_cast<double>(len) * shape.head_dim;
+        c.reference = [=] {
+          std::vector<float> r(out->size());
+          kernels::cpu::attend_head(q->data(), k->data(), v->data(), len, stride, shape.head_dim,
+                                    scale, r.data());
+          return r;
+        };
+        const auto attend = set.attend;
+        const int hd = shape.head_dim;
+        c.launch = [=] {
+          attend(q->data(), k->data(), v->data(), len, static_cast<std::size_t>(stride), hd, scale,
+                 scores->data(), out->data());
+        };
+        c.result = [out] { return *out; };
+        runner.run(c);
+      }
+    }
+  }
+}
+
+// Sampling (kernels/sampling.h): the fast host sampler must pick exactly the reference's token for
+// every (logits, parameters, counter): tolerance 0, 64 draws per parameter set.
+void sampling_cases(Runner& runner) {
+  struct P {
+    const char* name;
+    float temperature;
+    int top_k;
+    float top_p;
+  };
+  const P params[] = {{"greedy", 0, 0, 1},
+                      {"t0.7", 0.7f, 0, 1},
+                      {"t1 k40 p0.9", 1.0f, 40, 0.9f},
+                      {"t1.5 p0.5", 1.5f, 0, 0.5f}};
+  for (const ModelShape& shape : kShapes) {
+    const auto logits = std::make_shared<std::vector<float>>(
+        random_floats(static_cast<std::size_t>(shape.n_vocab), 41, -8, 8));
+    for (const P& p : params) {
+      auto tokens = std::make_shared<std::vector<float>>(64);
+      auto scratch = std::make_shared<std::vector<std::uint64_t>>();
+      llm::SampleSpec spec;
+      spec.params = {p.temperature, p.top_k, p.top_p, 1234};
+      Case c;
+      c.op = "sample";
+      c.impl = "host";
+      c.shape = std::string(shape.name) + " " + p.name;
+      c.batch = 64;
+      c.nmse_tolerance = 0;
+      c.bytes = 4.0 * static_cast<double>(logits->size()) * 64;
+      c.reference = [=] {
+        std::vector<float> r;
+        for (int i = 0; i < 64; ++i) {
+          r.push_back(static_cast<float>(kernels::cpu::sample(logits->data(), shape.n_vocab,
+                                                              llm::to_kernel_params(spec.params),
+                                                              static_cast<std::uint64_t>(i))));
+        }
+        return r;
+      };
+      c.launch = [=] {
+        llm::SampleSpec s = spec;
+        for (int i = 0; i < 64; ++i) {
+          s.step = static_cast<std::uint64_t>(i);
+          (*tokens)[static_cast<std::size_t>(i)] =
+              static_cast<float>(llm::sample_token(*logits, s, *scratch));
+        }
+      };
+      c.result = [tokens] { return *tokens; };
+      runner.run(c);
+    }
+  }
+}
+
+}  // namespace
+
+void run_cpu_cases(Runner& runner) {
+  const std::vector<CpuKernels> sets = kernel_sets();
+  sampling_cases(runner);
+  quantize_cases(runner, sets);
+  attention_cases(runner, sets);
+  matmul_cases(runner, sets);
+}
+
+}  // namespace podworker::ops_test
