@@ -311,4 +311,46 @@ TEST_CASE("local run: input must be an object, as the endpoint requires") {
   CHECK(json::to_string(ok.body) == R"({"output":{"a":1}})");
 }
 
+TEST_CASE("error report: the traceback starts where the handler threw, names demangled and whole") {
+  auto handler = test_registry().create("throws_deep");
+  const auto result = run_local_job(*handler, json::parse(R"({"input": {}})"), WorkerOptions{});
+  REQUIRE_FALSE(result.ok);
+  const auto report = json::parse(result.body["error"].GetString());
+  CHECK(std::string(report["error_type"].GetString()) == "std::runtime_error");
+  CHECK(std::string(report["error_message"].GetString()) == "no widget in the input");
+  const std::string traceback = report["error_traceback"].GetString();
+  MESSAGE(traceback);
+  CHECK(traceback.rfind("Traceback (where the exception was thrown, innermost first):\n", 0) == 0);
+  // The innermost frame is the handler's function, demangled with its namespace and arguments.
+  const auto first = traceback.find("  #0 ");
+  REQUIRE(first != std::string::npos);
+  const std::string frame0 = traceback.substr(first, traceback.find('\n', first) - first);
+  CHECK(frame0.find("podworker::test::parse_the_widget(") != std::string::npos);
+  CHECK(frame0.find("test_support.h:") != std::string::npos);
+  // The runtime frames that caught it are further out, and nothing is cut short.
+  CHECK(traceback.find("run_job") > first);
+  CHECK(traceback.find("...") == std::string::npos);
+}
+
+TEST_CASE("error report: an exception thrown on another thread falls back to the catch site") {
+  auto handler = plain_handler([](Job&) -> Output {
+    std::exception_ptr elsewhere;
+    std::jthread([&] {
+      try {
+        throw std::logic_error("from a helper thread");
+      } catch (...) {
+        elsewhere = std::current_exception();
+      }
+    }).join();
+    std::rethrow_exception(elsewhere);
+  })();
+  const auto result = run_local_job(*handler, json::parse(R"({"input": {}})"), WorkerOptions{});
+  const auto report = json::parse(result.body["error"].GetString());
+  CHECK(std::string(report["error_message"].GetString()) == "from a helper thread");
+  CHECK(std::string(report["error_traceback"].GetString())
+            .rfind("Traceback (where the exception was caught, innermost first; the throw site was "
+                   "not recorded):",
+                   0) == 0);
+}
+
 }  // namespace podworker::test

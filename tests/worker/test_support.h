@@ -26,6 +26,12 @@ inline JobFacts& last_job_facts() {
   return facts;
 }
 
+// A handler's own function that throws: the error report's traceback must name it.
+[[gnu::noinline]] inline void parse_the_widget(const json::Value& input) {
+  if (!input.IsObject() || !input.HasMember("widget"))
+    throw std::runtime_error("no widget in the input");
+}
+
 // The built-in handlers plus a few that only tests need.
 inline HandlerRegistry& test_registry() {
   static HandlerRegistry registry = [] {
@@ -54,6 +60,10 @@ inline HandlerRegistry& test_registry() {
       Output execute(Job& job, Emitter&) override { return Output::ok(json::copy(job.input())); }
     };
     r.add<Three>("capacity_three");
+    r.add("throws_deep", plain_handler([](Job& job) {
+            parse_the_widget(job.input());
+            return Output::ok("widget");
+          }));
     // Runs until stopped (or 60 s), recording why it was stopped and what it knew of the job.
     r.add("stop_reason", plain_handler([](Job& job) {
             JobFacts& facts = last_job_facts();
