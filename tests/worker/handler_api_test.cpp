@@ -353,4 +353,22 @@ TEST_CASE("error report: an exception thrown on another thread falls back to the
                    0) == 0);
 }
 
+TEST_CASE("local run: a stream prints its summary as /runsync would, its chunks without one") {
+  auto summarizing = test_registry().create("maybe_streams");
+  const auto summary =
+      run_local_job(*summarizing, json::parse(R"({"input": {"yield": true}})"), WorkerOptions{});
+  CHECK(json::to_string(summary.body) == R"({"output":{"summary":"two letters"}})");
+  WorkerOptions aggregate;
+  aggregate.return_aggregate_stream = true;
+  const auto chunks =
+      run_local_job(*summarizing, json::parse(R"({"input": {"yield": true}})"), aggregate);
+  CHECK(json::to_string(chunks.body) == R"({"output":["a","b"]})");
+  auto plain_stream = test_registry().create("stream_echo");
+  const auto echoed = run_local_job(
+      *plain_stream,
+      json::parse(R"({"input": {"text": "abcd", "chunk_size": 2, "progress": false}})"),
+      WorkerOptions{});
+  CHECK(json::to_string(echoed.body) == R"({"output":["ab","cd"]})");
+}
+
 }  // namespace podworker::test

@@ -128,7 +128,8 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, JobC
   const std::stop_token stop = control.token();
   RunningJob running(job, sink, control, config.max_post_bytes, deadline);
   StreamSender emitter(sink, handler, stop,
-                       {config.max_post_bytes, config.stream_buffer_bytes, config.aggregate_stream},
+                       {config.max_post_bytes, config.stream_buffer_bytes,
+                        config.aggregate_stream || config.aggregate_without_summary},
                        running.id());
   std::optional<DeadlineTimer> timer;
   if (deadline) timer.emplace(control, *deadline);
@@ -138,6 +139,7 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, JobC
   auto& a = body.GetAllocator();
   try {
     Output output = handler.execute(running, emitter);
+    timer.reset();  // finished in time: a deadline passing from here on changes nothing
     emitter.finish();
     running.finish_progress();
     // Decided per job: a job that yielded is a stream, whatever streams() says.
@@ -159,6 +161,8 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, JobC
         result = json::clone(emitter.aggregate(), a);  // iterative copy
       } else if (!output.value().IsNull()) {
         result = json::clone(output.value(), a);
+      } else if (config.aggregate_without_summary) {
+        result = json::clone(emitter.aggregate(), a);
       }
       body.AddMember("output", result, a);
     } else {
@@ -166,12 +170,14 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, JobC
     }
   } catch (const InputError& e) {
     // The caller's mistake, said by the handler in the caller's terms: no traceback.
+    timer.reset();
     emitter.finish();
     running.finish_progress();
     outcome.is_stream = handler.streams() || emitter.stats().chunks > 0;
     log::info(std::string("input refused: ") + e.what(), running.id());
     body.AddMember("error", json::string_value(e.what(), a), a);
   } catch (...) {
+    timer.reset();
     emitter.finish();
     running.finish_progress();
     outcome.is_stream = handler.streams() || emitter.stats().chunks > 0;
@@ -184,7 +190,6 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, JobC
       body.AddMember("error", json::string_value(report, a), a);
     }
   }
-  timer.reset();
   if (control.reason() == StopReason::timed_out) {
     // Whatever the handler made of its stop, the job failed: say so, with the limit.
     const std::string why =

@@ -35,6 +35,8 @@ struct JobRunConfig {
   std::size_t max_post_bytes = 1024 * 1024;
   std::size_t stream_buffer_bytes = 4 * 1024 * 1024;  // see StreamSenderConfig
   bool aggregate_stream = false;
+  // A stream without a summary reports its chunks (local runs: print what the handler produced).
+  bool aggregate_without_summary = false;
   std::string hostname = "unknown";
   std::string worker_id;
   // A job without its own policy.executionTimeout is stopped (timed out) after this long.

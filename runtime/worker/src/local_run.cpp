@@ -40,7 +40,10 @@ LocalResult run_local_job(Handler& handler, const json::Value& job, const Worker
   if (!doc.HasMember("id")) doc.AddMember("id", "local_test", a);
   worker::JobRunConfig config;
   config.max_post_bytes = options.max_post_bytes;
-  config.aggregate_stream = true;  // a local run prints everything the handler produced
+  // As the endpoint would answer /runsync: the chunks with --return-aggregate-stream, else the
+  // stream's summary; a stream without one prints its chunks rather than an empty list.
+  config.aggregate_stream = options.return_aggregate_stream;
+  config.aggregate_without_summary = true;
   config.hostname = options.hostname.empty() ? "unknown" : options.hostname;
   config.worker_id = options.worker_id.empty() ? "local" : options.worker_id;
   config.job_timeout = options.job_timeout;
