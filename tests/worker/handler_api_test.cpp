@@ -326,7 +326,7 @@ TEST_CASE("error report: the traceback starts where the handler threw, names dem
   REQUIRE(first != std::string::npos);
   const std::string frame0 = traceback.substr(first, traceback.find('\n', first) - first);
   CHECK(frame0.find("podworker::test::parse_the_widget(") != std::string::npos);
-  CHECK(frame0.find("test_support.h:") != std::string::npos);
+  if (PODWORKER_HAVE_LIBBACKTRACE) CHECK(frame0.find("test_support.h:") != std::string::npos);
   // The runtime frames that caught it are further out, and nothing is cut short.
   CHECK(traceback.find("run_job") > first);
   CHECK(traceback.find("...") == std::string::npos);

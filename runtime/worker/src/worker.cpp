@@ -166,7 +166,8 @@ struct Worker::Impl {
           "Stopped (" + std::string(stop_reason_name(control.reason())) + "); nothing posted.", id);
       return;
     }
-    // A job stopped by its deadline still reports its failure; only a cancel interrupts that.
+    // A job stopped by its deadline still reports its failure: its own stop token, set by the
+    // deadline, must not interrupt that post.
     if (outcome.timed_out) stop = {};
     const std::string url = done_url(id, outcome.is_stream);
     const auto r = post_with_retry(client, url, outcome.body, id, o.post_attempts, stop);
