@@ -1,6 +1,7 @@
 // The podworker worker runtime: pulls jobs from a RunPod-style queue, runs a registered handler on
 // them and reports results, stream chunks, progress and heartbeats, speaking RunPod's worker
-// protocol (flags, environment and behaviour: runtime/worker/README.md).
+// protocol (flags and environment: `worker --help`; behaviour: runtime/worker/README.md in
+// podworker's source tree).
 //
 // An out-of-tree worker's main() is two lines:
 //   podworker::HandlerRegistry::global().add<MyHandler>("mine");
@@ -80,8 +81,7 @@ struct WorkerOptions {
   bool handler_initialized = false;
 };
 
-// Reads the RUNPOD_* variables, and the PODWORKER_* overrides listed in runtime/worker/README.md,
-// into options.
+// Reads the RUNPOD_* variables, and the PODWORKER_* overrides `worker --help` lists, into options.
 WorkerOptions options_from_env();
 
 // Applies command-line flags over `options`. Throws std::invalid_argument on a bad flag.
