@@ -16,11 +16,15 @@ endif()
 
 set(PODWORKER_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/podworker")
 
-# Libraries an out-of-tree worker links: the runtime, the handler API, the built-in handlers (echo,
-# stream_echo, sleep: a custom worker may register them too) and the kernels (RAII CUDA handles and
-# device detection; in a build without CUDA they exist and throw NotCompiled).
+# Libraries an out-of-tree worker links, in two install components:
+#   core  the runtime, the handler API, the built-in handlers (echo, stream_echo, sleep: a custom
+#         worker may register them too), the executables; needs no CUDA toolkit to use
+#   cuda  the kernels (RAII CUDA handles, device detection, launchers; in a build without CUDA they
+#         exist and throw NotCompiled): find_package(podworker COMPONENTS cuda)
+# so a CPU-only consumer configures on a machine without the toolkit, even against a CUDA build.
 set(_podworker_export_roots
-  podworker_worker podworker_handler_api podworker_common podworker_handlers_basic podworker_kernels)
+  podworker_worker podworker_handler_api podworker_common podworker_handlers_basic)
+set(_podworker_cuda_roots podworker_kernels)
 
 # Walks INTERFACE_LINK_LIBRARIES from `roots`: our own (non-imported) targets land in `out_targets`,
 # imported ones (Threads::Threads, CURL::libcurl, CUDA::cudart, Boost::headers ...) in `out_imported`.
@@ -62,17 +66,39 @@ function(_podworker_link_closure out_targets out_imported)
   set(${out_imported} "${imported_seen}" PARENT_SCOPE)
 endfunction()
 
-set(_podworker_roots "")
-foreach(root IN LISTS _podworker_export_roots)
-  if(TARGET ${root})
-    list(APPEND _podworker_roots ${root})
-  else()
-    message(WARNING "podworker: ${root} is not defined; it is left out of the installed package")
+foreach(roots IN ITEMS _podworker_export_roots _podworker_cuda_roots)
+  set(_present "")
+  foreach(root IN LISTS ${roots})
+    if(TARGET ${root})
+      list(APPEND _present ${root})
+    else()
+      message(WARNING "podworker: ${root} is not defined; it is left out of the installed package")
+    endif()
+  endforeach()
+  set(${roots} ${_present})
+endforeach()
+_podworker_link_closure(_podworker_exported _podworker_imported ${_podworker_export_roots})
+_podworker_link_closure(_podworker_cuda_all _podworker_cuda_imported_all ${_podworker_cuda_roots})
+# The cuda component holds what only the kernels need; what the core already exports stays there.
+set(_podworker_cuda_exported "")
+foreach(target IN LISTS _podworker_cuda_all)
+  if(NOT target IN_LIST _podworker_exported)
+    list(APPEND _podworker_cuda_exported ${target})
   endif()
 endforeach()
-_podworker_link_closure(_podworker_exported _podworker_imported ${_podworker_roots})
+set(_podworker_cuda_imported "")
+foreach(imported IN LISTS _podworker_cuda_imported_all)
+  if(NOT imported IN_LIST _podworker_imported)
+    list(APPEND _podworker_cuda_imported ${imported})
+  endif()
+endforeach()
+foreach(target IN LISTS _podworker_cuda_roots)
+  if(target IN_LIST _podworker_exported)
+    message(WARNING "podworker: the core libraries link ${target}: the cuda component is not optional")
+  endif()
+endforeach()
 
-foreach(target IN LISTS _podworker_exported)
+foreach(target IN LISTS _podworker_exported _podworker_cuda_exported)
   # podworker_foo is exported as podworker::foo unless its folder chose a name.
   get_target_property(export_name ${target} EXPORT_NAME)
   if(NOT export_name)
@@ -92,23 +118,37 @@ foreach(target IN LISTS _podworker_exported)
         set(dir "$<BUILD_INTERFACE:${dir}>")
       endif()
       list(APPEND wrapped "${dir}")
+      # Headers included by their source-tree path ("kernels/device.h") are installed under
+      # include/podworker/, so an installed tree never adds top-level folders next to other
+      # libraries' headers; the consumer gets include/podworker on its path for them.
+      if(dir STREQUAL "$<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>")
+        list(APPEND wrapped "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/podworker>")
+      endif()
     endforeach()
     set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${wrapped}")
   endif()
 endforeach()
-message(STATUS "podworker: installed package exports ${_podworker_exported}")
+message(STATUS "podworker: installed package exports ${_podworker_exported}; component cuda: ${_podworker_cuda_exported}")
 
 install(TARGETS ${_podworker_exported}
   EXPORT podworkerTargets
-  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
-  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
+  ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT core
+  LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT core
+  RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT core
   INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+if(_podworker_cuda_exported)
+  install(TARGETS ${_podworker_cuda_exported}
+    EXPORT podworkerCudaTargets
+    ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT cuda
+    LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT cuda
+    RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT cuda
+    INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+endif()
 
 # The executables: what the container image runs.
 foreach(exe worker endpoint)
   if(TARGET ${exe})
-    install(TARGETS ${exe} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+    install(TARGETS ${exe} RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT core)
   endif()
 endforeach()
 
@@ -116,7 +156,12 @@ endforeach()
 # folder is installed whole (podworker/*.h); a target whose headers are included by their path in
 # the source tree (the kernels: "kernels/device.h") installs the headers of its own folder there.
 set(_podworker_header_dirs "")
-foreach(target IN LISTS _podworker_exported)
+foreach(target IN LISTS _podworker_exported _podworker_cuda_exported)
+  if(target IN_LIST _podworker_exported)
+    set(component core)
+  else()
+    set(component cuda)
+  endif()
   get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
   get_target_property(target_dir ${target} SOURCE_DIR)
   foreach(dir IN LISTS dirs)
@@ -127,45 +172,65 @@ foreach(target IN LISTS _podworker_exported)
     if(dir STREQUAL PROJECT_SOURCE_DIR)
       file(RELATIVE_PATH relative "${PROJECT_SOURCE_DIR}" "${target_dir}")
       file(GLOB headers "${target_dir}/*.h")
-      install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/${relative})
+      install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/podworker/${relative} COMPONENT ${component})
     endif()
     string(FIND "${dir}" "${PROJECT_SOURCE_DIR}/" in_source)
     if(in_source EQUAL 0 AND dir MATCHES "/include$" AND NOT dir IN_LIST _podworker_header_dirs)
       list(APPEND _podworker_header_dirs "${dir}")
-      install(DIRECTORY "${dir}/" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} FILES_MATCHING PATTERN "*.h")
+      install(DIRECTORY "${dir}/" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT ${component}
+        FILES_MATCHING PATTERN "*.h")
     endif()
   endforeach()
 endforeach()
 
 # find_dependency() lines for the imported targets the exported ones link, so a consumer never has
 # to know them.
+# The packages that provide `imported` targets, in `out_packages` ("CURL", "Boost 1.74"), and
+# pkg_check_modules() lines in `out_pkg_config`.
+function(_podworker_packages_of out_packages out_pkg_config)
+  set(packages "")
+  set(pkg_config "")
+  foreach(imported IN LISTS ARGN)
+    if(imported MATCHES "^Threads::")
+      list(APPEND packages "Threads")
+    elseif(imported MATCHES "^CURL::")
+      list(APPEND packages "CURL")
+    elseif(imported MATCHES "^Boost::")
+      list(APPEND packages "Boost 1.74")
+    elseif(imported MATCHES "^CUDA::")
+      list(APPEND packages "CUDAToolkit")
+    elseif(imported MATCHES "^PkgConfig::(.+)$")
+      # Found by pkg-config (hiredis): the consumer looks the module up the same way.
+      string(TOLOWER "${CMAKE_MATCH_1}" module)
+      string(APPEND pkg_config "pkg_check_modules(${CMAKE_MATCH_1} REQUIRED IMPORTED_TARGET ${module})\n")
+      list(APPEND packages "PkgConfig")
+    else()
+      message(WARNING "podworker: exported targets link ${imported}; the package config does not find it")
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES packages)
+  set(${out_packages} "${packages}" PARENT_SCOPE)
+  set(${out_pkg_config} "${pkg_config}" PARENT_SCOPE)
+endfunction()
+
 set(PODWORKER_CONFIG_DEPENDENCIES "")
-set(_podworker_packages "")
-set(_podworker_pkg_config "")
-foreach(imported IN LISTS _podworker_imported)
-  if(imported MATCHES "^Threads::")
-    list(APPEND _podworker_packages "Threads")
-  elseif(imported MATCHES "^CURL::")
-    list(APPEND _podworker_packages "CURL")
-  elseif(imported MATCHES "^Boost::")
-    list(APPEND _podworker_packages "Boost 1.74")
-  elseif(imported MATCHES "^CUDA::")
-    list(APPEND _podworker_packages "CUDAToolkit")
-  elseif(imported MATCHES "^PkgConfig::(.+)$")
-    # Found by pkg-config (hiredis): the consumer looks the module up the same way.
-    string(TOLOWER "${CMAKE_MATCH_1}" module)
-    string(APPEND _podworker_pkg_config
-           "pkg_check_modules(${CMAKE_MATCH_1} REQUIRED IMPORTED_TARGET ${module})\n")
-    list(APPEND _podworker_packages "PkgConfig")
-  else()
-    message(WARNING "podworker: exported targets link ${imported}; the package config does not find it")
-  endif()
-endforeach()
-list(REMOVE_DUPLICATES _podworker_packages)
+_podworker_packages_of(_podworker_packages _podworker_pkg_config ${_podworker_imported})
 foreach(package IN LISTS _podworker_packages)
   string(APPEND PODWORKER_CONFIG_DEPENDENCIES "find_dependency(${package})\n")
 endforeach()
 string(APPEND PODWORKER_CONFIG_DEPENDENCIES "${_podworker_pkg_config}")
+# The cuda component's own dependencies (the CUDA toolkit in a CUDA build) are looked up only when
+# it is asked for, and quietly: a missing one makes that component not found, not the package.
+set(PODWORKER_CONFIG_CUDA_DEPENDENCIES "")
+_podworker_packages_of(_podworker_cuda_packages _podworker_cuda_pkg_config ${_podworker_cuda_imported})
+foreach(package IN LISTS _podworker_cuda_packages)
+  string(REGEX REPLACE " .*" "" name "${package}")
+  string(APPEND PODWORKER_CONFIG_CUDA_DEPENDENCIES
+         "  find_package(${package} QUIET)\n"
+         "  if(NOT ${name}_FOUND)\n"
+         "    set(_podworker_cuda_missing \"\${_podworker_cuda_missing} ${name}\")\n"
+         "  endif()\n")
+endforeach()
 
 # Recorded so consumers can match how the package was built.
 set(PODWORKER_CONFIG_WITH_CUDA ${PODWORKER_HAVE_CUDA})
@@ -183,8 +248,16 @@ write_basic_package_version_file(
   COMPATIBILITY SameMinorVersion)
 install(EXPORT podworkerTargets
   NAMESPACE podworker::
-  DESTINATION ${PODWORKER_INSTALL_CMAKEDIR})
+  DESTINATION ${PODWORKER_INSTALL_CMAKEDIR}
+  COMPONENT core)
+if(_podworker_cuda_exported)
+  install(EXPORT podworkerCudaTargets
+    NAMESPACE podworker::
+    DESTINATION ${PODWORKER_INSTALL_CMAKEDIR}
+    COMPONENT cuda)
+endif()
 install(FILES
   "${PROJECT_BINARY_DIR}/podworkerConfig.cmake"
   "${PROJECT_BINARY_DIR}/podworkerConfigVersion.cmake"
-  DESTINATION ${PODWORKER_INSTALL_CMAKEDIR})
+  DESTINATION ${PODWORKER_INSTALL_CMAKEDIR}
+  COMPONENT core)

@@ -8,5 +8,6 @@ int main(int argc, char** argv) {
   podworker::handlers::register_basic(registry);
   // Registering is cheap: the model loads in the handler's init(), only when --handler textgen.
   podworker::handlers::register_textgen(registry);
-  return podworker::worker_main(argc, argv, registry);
+  // echo answers any job: a container started without PODWORKER_HANDLER still serves.
+  return podworker::worker_main(argc, argv, {.default_handler = "echo", .registry = &registry});
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The installed package works for a separate project: installs this build into a fresh prefix,
-# builds examples/custom-handler against it with find_package(podworker), runs the example's own
-# tests, and runs its worker on a streaming test job.
+# builds examples/custom-handler against it with find_package(podworker COMPONENTS cuda), runs the
+# example's own tests, and runs its worker on a streaming test job. Then installs only the core
+# component (no cuda: what a CPU-only consumer without the CUDA toolkit has) into a second prefix
+# and builds and tests templates/worker against that.
 #   install_test.sh <build dir> <source dir> <scratch dir> <file of cmake args for the example, one a line>
 set -euo pipefail
 build_dir=$1
@@ -19,9 +21,15 @@ cmake --install "$build_dir" --prefix "$prefix"
 
 missing=0
 for f in bin/worker bin/endpoint include/podworker/handler.h include/podworker/worker.h \
-         include/podworker/json.h include/kernels/device.h lib/cmake/podworker/podworkerConfig.cmake \
-         lib/cmake/podworker/podworkerConfigVersion.cmake lib/cmake/podworker/podworkerTargets.cmake; do
+         include/podworker/json.h include/podworker/settings.h include/podworker/input.h \
+         include/podworker/kernels/device.h lib/cmake/podworker/podworkerConfig.cmake \
+         lib/cmake/podworker/podworkerConfigVersion.cmake lib/cmake/podworker/podworkerTargets.cmake \
+         lib/cmake/podworker/podworkerCudaTargets.cmake; do
   if [ ! -e "$prefix/$f" ]; then echo "FAILED: not installed: $f"; missing=1; fi
+done
+# Headers only under include/podworker: nothing that could clash with another library's.
+for entry in "$prefix"/include/*; do
+  [ "$(basename "$entry")" = podworker ] || { echo "FAILED: installed outside include/podworker: $entry"; missing=1; }
 done
 [ "$missing" = 0 ] || exit 1
 
@@ -46,4 +54,34 @@ echo "$output"
 for piece in '"Fgern"' '"zvat "' '"jbexf"' '": bx"'; do
   grep -qF -- "$piece" <<<"$output" || { echo "FAILED: piece $piece not streamed"; exit 1; }
 done
+echo "== the core component alone: no kernels, no CUDA dependency"
+core_prefix="$scratch/prefix-core"
+rm -rf "$core_prefix"
+cmake --install "$build_dir" --prefix "$core_prefix" --component core
+for f in lib/cmake/podworker/podworkerCudaTargets.cmake include/podworker/kernels lib/libpodworker_kernels.a; do
+  if [ -e "$core_prefix/$f" ]; then echo "FAILED: the core component installed $f"; exit 1; fi
+done
+if grep -q CUDAToolkit "$core_prefix/lib/cmake/podworker/podworkerTargets.cmake"; then
+  echo "FAILED: the core targets name the CUDA toolkit"; exit 1
+fi
+
+echo "== templates/worker built and tested against the core component"
+rm -rf "$scratch/template-src" "$scratch/template"
+cp -r "$source_dir/templates/worker" "$scratch/template-src"
+cmake -S "$scratch/template-src" -B "$scratch/template" -G Ninja "${launcher[@]}" \
+  -DCMAKE_PREFIX_PATH="$core_prefix" "${example_args[@]}"
+cmake --build "$scratch/template" -j2
+ctest --test-dir "$scratch/template" --output-on-failure
+# Asking for the cuda component there is a clear configure error, not a missing toolkit.
+mkdir -p "$scratch/needs-cuda"
+cat >"$scratch/needs-cuda/CMakeLists.txt" <<'CMAKE'
+cmake_minimum_required(VERSION 3.25)
+project(needs_cuda LANGUAGES CXX)
+find_package(podworker REQUIRED COMPONENTS cuda)
+CMAKE
+if out=$(cmake -S "$scratch/needs-cuda" -B "$scratch/needs-cuda/build" -DCMAKE_PREFIX_PATH="$core_prefix" 2>&1); then
+  echo "FAILED: COMPONENTS cuda configured against a core-only install"; exit 1
+fi
+grep -q "podworker component cuda needs: the cuda component (not installed" <<<"$out" \
+  || { echo "FAILED: unexpected message: $out"; exit 1; }
 echo "install test: ok"

@@ -11,6 +11,7 @@
 
 #include "podworker/handlers/textgen.h"
 #include "podworker/utf8.h"
+#include "podworker/worker.h"
 #include "test_model_fixture.h"
 #include "textgen_handler.h"
 
@@ -73,7 +74,7 @@ json::Document last_chunk(const TestEmitter& e) {
 
 TEST_CASE("textgen streams text deltas and ends with a summary chunk") {
   handlers::textgen::TextgenHandler h(small_generator());
-  h.init();
+  h.init({});
   TestJob job(R"({"prompt": "hello there", "max_tokens": 9, "temperature": 0})");
   TestEmitter out;
   const Output result = h.execute(job, out);
@@ -95,7 +96,7 @@ TEST_CASE("textgen: characters split over byte tokens are yielded only whole") {
   // The test vocabulary holds the 256 byte tokens and random weights pick them often, so sampled
   // text is full of multi-byte characters split over tokens, and of stray bytes.
   handlers::textgen::TextgenHandler h(small_generator());
-  h.init();
+  h.init({});
   int non_ascii = 0;
   for (int seed = 1; seed <= 6; ++seed) {
     CAPTURE(seed);
@@ -299,7 +300,7 @@ TEST_CASE("real model: greedy generation gives the pinned text") {
 
 TEST_CASE("textgen: merged stream chunks read exactly as the chunks one by one") {
   handlers::textgen::TextgenHandler h(small_generator());
-  h.init();
+  h.init({});
   TestJob job(R"({"prompt": "hello there", "max_tokens": 12, "temperature": 0})");
   TestEmitter out;
   REQUIRE(!h.execute(job, out).is_error());
@@ -394,4 +395,43 @@ TEST_CASE("textgen: a job whose stream is stalled does not stall the other seque
   stalled_out.release();
   stalled.join();
   CHECK(stalled_out.released_by_call());  // not by the two-minute guard
+}
+
+TEST_CASE(
+    "textgen: settings load the model; max_sequences is the capacity the worker runs by default") {
+  auto spec = testing::small_spec();
+  spec.context = 96;
+  const std::string path = testing::generated_model_path(spec, "handler");
+  WorkerOptions o;
+  o.handler = "textgen";
+  o.setting_flags = {{"model", path}, {"max_sequences", "3"}, {"backend", "cpu"}, {"threads", "2"}};
+  handlers::textgen::TextgenHandler h;
+  CHECK(h.capacity() == 1);  // nothing loaded yet
+  h.init(make_handler_context(o, h));
+  CHECK(h.capacity() == 3);
+  TestJob job(R"({"prompt": "hello", "max_tokens": 3, "temperature": 0})");
+  TestEmitter out;
+  CHECK(!h.execute(job, out).is_error());
+  CHECK(json::parse(out.chunks.back())["done"].GetBool());
+  h.finalize();
+
+  // The variables of earlier releases still configure it, below the setting's own variable.
+  ::setenv("PODWORKER_MAX_SEQUENCES", "5", 1);
+  const auto declared = h.settings();
+  Settings s = resolve_settings("textgen", declared, {}, "");
+  CHECK(s.get_int("max_sequences") == 5);
+  CHECK(s.source("max_sequences") == "PODWORKER_MAX_SEQUENCES");
+  ::setenv("PODWORKER_TEXTGEN_MAX_SEQUENCES", "6", 1);
+  CHECK(resolve_settings("textgen", declared, {}, "").get_int("max_sequences") == 6);
+  ::unsetenv("PODWORKER_TEXTGEN_MAX_SEQUENCES");
+  ::setenv("PODWORKER_MAX_SEQUENCES", "0", 1);
+  try {
+    resolve_settings("textgen", declared, {}, "");
+    FAIL("0 sequences accepted");
+  } catch (const std::invalid_argument& e) {
+    CHECK(std::string(e.what()) ==
+          "setting textgen.max_sequences (from PODWORKER_MAX_SEQUENCES) must be an integer in [1, "
+          "1024], got \"0\"");
+  }
+  ::unsetenv("PODWORKER_MAX_SEQUENCES");
 }

@@ -547,4 +547,129 @@ TEST_CASE(
   }
 }
 
+TEST_CASE("protocol: a handler's capacity is the default concurrency; an explicit one wins") {
+  {
+    Fixture f;
+    f.script.push_take_job(R"({"id":"c-1","input":1})");
+    RunningWorker w(f.options(), "capacity_three");
+    REQUIRE(f.wait_results("c-1", 1));
+    w.stop();
+    bool checked = false;
+    for (const auto& r : f.server.requests()) {
+      if (r.path().find("/job-take") == std::string::npos) continue;
+      CHECK(r.target == std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu +
+                            "&batch_size=3&job_in_progress=0");
+      checked = true;
+      break;
+    }
+    CHECK(checked);
+  }
+  Fixture f;
+  f.script.push_take_job(R"({"id":"c-2","input":1})");
+  auto o = f.options();
+  o.concurrency = 1;
+  RunningWorker w(o, "capacity_three");
+  REQUIRE(f.wait_results("c-2", 1));
+  w.stop();
+  for (const auto& r : f.server.requests()) {
+    if (r.path().find("/job-take") == std::string::npos) continue;
+    CHECK(r.target == std::string("/v2/ep123/job-take/pod-abc?") + kGpu + "&job_in_progress=0");
+    break;
+  }
+}
+
+TEST_CASE("protocol: the handler learns why it was stopped: cancel, timeout, shutdown") {
+  JobFacts& facts = last_job_facts();
+  facts.ended = false;
+  facts.reason = StopReason::none;
+  SUBCASE("cancel through the stop channel: nothing posted") {
+    Fixture f;
+    f.script.push_take_job(R"({"id":"r-c","input":{},"retries":2})");
+    RunningWorker w(f.options(), "stop_reason");
+    REQUIRE(f.server.wait_until([&](auto&) { return w.worker().held_jobs().size() == 1; }));
+    f.script.push_stop(R"({"jobsToStop":["r-c"]})");
+    REQUIRE(f.server.wait_until([&](auto&) { return facts.ended.load(); }));
+    w.stop();
+    CHECK(facts.reason.load() == StopReason::cancelled);
+    CHECK(facts.retries.load() == 2);
+    CHECK_FALSE(facts.had_deadline.load());
+    CHECK(f.results("r-c").empty());
+  }
+  SUBCASE("the worker's job timeout: the job fails saying so") {
+    Fixture f;
+    f.script.push_take_job(R"({"id":"r-t","input":{}})");
+    auto o = f.options();
+    o.job_timeout = std::chrono::milliseconds(300);
+    RunningWorker w(o, "stop_reason");
+    REQUIRE(f.wait_results("r-t", 1));
+    w.stop();
+    CHECK(facts.reason.load() == StopReason::timed_out);
+    CHECK(facts.had_deadline.load());
+    CHECK(facts.time_left_ms.load() > 0);
+    CHECK(facts.time_left_ms.load() <= 300);
+    CHECK(facts.retries.load() == 0);
+    CHECK(f.results("r-t")[0].body == R"({"error":"job timed out: it ran past its 300 ms limit"})");
+  }
+  SUBCASE("a job's own policy.executionTimeout is its deadline") {
+    Fixture f;
+    f.script.push_take_job(R"({"id":"r-p","input":{},"policy":{"executionTimeout":250}})");
+    auto o = f.options();
+    o.job_timeout = std::chrono::milliseconds(600000);
+    RunningWorker w(o, "stop_reason");
+    REQUIRE(f.wait_results("r-p", 1));
+    w.stop();
+    CHECK(facts.reason.load() == StopReason::timed_out);
+    CHECK(facts.time_left_ms.load() <= 250);
+    CHECK(f.results("r-p")[0].body == R"({"error":"job timed out: it ran past its 250 ms limit"})");
+  }
+  SUBCASE("shutdown after the grace period: nothing posted") {
+    Fixture f;
+    f.script.push_take_job(R"({"id":"r-s","input":{}})");
+    auto o = f.options();
+    o.shutdown_grace = std::chrono::milliseconds(0);
+    RunningWorker w(o, "stop_reason");
+    REQUIRE(f.server.wait_until([&](auto&) { return w.worker().held_jobs().size() == 1; }));
+    w.stop();
+    CHECK(facts.ended.load());
+    CHECK(facts.reason.load() == StopReason::shutdown);
+    CHECK(f.results("r-s").empty());
+  }
+}
+
+TEST_CASE("protocol: streaming is decided per job; a stream's returned value is its summary") {
+  Fixture f;
+  f.script.push_take_job(
+      R"([{"id":"y-1","input":{"yield":true}},{"id":"y-2","input":{"yield":false}}])");
+  auto o = f.options();
+  o.concurrency = 2;
+  RunningWorker w(o, "maybe_streams");
+  REQUIRE(f.wait_results("y-1", 1));
+  REQUIRE(f.wait_results("y-2", 1));
+  w.stop();
+  std::string streamed;
+  for (const auto& r : f.server.requests()) {
+    if (r.path().find("/job-stream/") != std::string::npos) {
+      CHECK(r.path().find("/y-1") != std::string::npos);
+      streamed += parse(r.body)["output"].GetString();
+    }
+  }
+  CHECK(streamed == "ab");
+  const auto y1 = f.results("y-1");
+  CHECK(y1[0].target.find("isStream=true") != std::string::npos);
+  CHECK(y1[0].body == R"({"output":{"summary":"two letters"}})");
+  const auto y2 = f.results("y-2");
+  CHECK(y2[0].target.find("isStream=false") != std::string::npos);
+  CHECK(y2[0].body == R"({"output":{"summary":"two letters"}})");
+}
+
+TEST_CASE("protocol: a typed-input error fails the job with the field's message, no traceback") {
+  Fixture f;
+  f.script.push_take_job(R"({"id":"t-1","input":{"words_per_chunk":0}})");
+  RunningWorker w(f.options(), "typed_input");
+  REQUIRE(f.wait_results("t-1", 1));
+  w.stop();
+  CHECK(f.results("t-1")[0].body ==
+        "{\"error\":\"input.words_per_chunk must be an integer \u2265 1\"}");
+}
+
 }  // namespace podworker::test

@@ -1,6 +1,9 @@
 // Helpers shared by the worker tests: test handlers and a worker running on its own thread.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
 
@@ -9,6 +12,25 @@
 #include "podworker/worker.h"
 
 namespace podworker::test {
+
+// What the "stop_reason" handler saw of its last job.
+struct JobFacts {
+  std::atomic<StopReason> reason{StopReason::none};
+  std::atomic<bool> had_deadline{false};
+  std::atomic<long long> time_left_ms{-1};
+  std::atomic<int> retries{-1};
+  std::atomic<bool> ended{false};
+};
+inline JobFacts& last_job_facts() {
+  static JobFacts facts;
+  return facts;
+}
+
+// A handler's own function that throws: the error report's traceback must name it.
+[[gnu::noinline]] inline void parse_the_widget(const json::Value& input) {
+  if (!input.IsObject() || !input.HasMember("widget"))
+    throw std::runtime_error("no widget in the input");
+}
 
 // The built-in handlers plus a few that only tests need.
 inline HandlerRegistry& test_registry() {
@@ -32,6 +54,51 @@ inline HandlerRegistry& test_registry() {
       Output execute(Job& job, Emitter&) override { return Output::ok(json::copy(job.input())); }
     };
     r.add<Two>("two_at_once");
+    // Holds 3 jobs at once, like a batching engine: the worker's default concurrency.
+    struct Three final : Handler {
+      int capacity() const override { return 3; }
+      Output execute(Job& job, Emitter&) override { return Output::ok(json::copy(job.input())); }
+    };
+    r.add<Three>("capacity_three");
+    r.add("throws_deep", plain_handler([](Job& job) {
+            parse_the_widget(job.input());
+            return Output::ok("widget");
+          }));
+    // Runs until stopped (or 60 s), recording why it was stopped and what it knew of the job.
+    r.add("stop_reason", plain_handler([](Job& job) {
+            JobFacts& facts = last_job_facts();
+            facts.ended = false;
+            facts.had_deadline = job.deadline().has_value();
+            facts.time_left_ms = job.time_left() ? job.time_left()->count() : -1;
+            facts.retries = job.retry_count();
+            std::mutex m;
+            std::condition_variable_any cv;
+            std::unique_lock lock(m);
+            cv.wait_for(lock, job.stop_token(), std::chrono::seconds(60), [] { return false; });
+            facts.reason = job.stop_reason();
+            facts.ended = true;
+            return Output::ok(std::string(stop_reason_name(job.stop_reason())));
+          }));
+    // Not a streaming handler, yet a job asking {"yield": true} streams; either way it returns
+    // a summary {"summary": "..."}.
+    struct MaybeStreams final : Handler {
+      Output execute(Job& job, Emitter& out) override {
+        if (json::get_bool(job.input(), "yield", false)) {
+          out.yield("a");
+          out.yield("b");
+        }
+        json::Document summary(rapidjson::kObjectType);
+        summary.AddMember("summary", "two letters", summary.GetAllocator());
+        return Output::ok(std::move(summary));
+      }
+    };
+    r.add<MaybeStreams>("maybe_streams");
+    // Reads {"words_per_chunk": integer >= 1} with the typed input helpers.
+    r.add("typed_input", plain_handler([](Job& job) {
+            const InputReader in(job.input());
+            const auto n = in.integer("words_per_chunk", 3, 1);
+            return Output::ok(std::to_string(n));
+          }));
     r.add("yield_big", streaming_handler([](Job& job, Emitter& out) {
             // input: {"kind": "object" | "array", "bytes": N}
             const auto kind = json::get_string(job.input(), "kind");

@@ -53,11 +53,11 @@ ShiftInput parse_input(const json::Value& input) {
   return parsed;
 }
 
-void ShiftBase::init() {
+void ShiftBase::init(const podworker::HandlerContext& context) {
   use_cuda_ = cuda_available();
-  podworker::log::info(std::string("shift handlers run on ") +
-                       (use_cuda_ ? "CUDA device " + podworker::kernels::cuda::device_info(0).name
-                                  : std::string("the CPU (no CUDA device or built without CUDA)")));
+  context.log.info(std::string("running on ") +
+                   (use_cuda_ ? "CUDA device " + podworker::kernels::cuda::device_info(0).name
+                              : std::string("the CPU (no CUDA device or built without CUDA)")));
 }
 
 std::string ShiftBase::transform(std::string_view text, int shift) const {

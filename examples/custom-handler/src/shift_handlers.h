@@ -23,7 +23,7 @@ ShiftInput parse_input(const podworker::json::Value& input);
 // own CUDA stream), so the worker may run it with --concurrency > 1.
 class ShiftBase : public podworker::Handler {
  public:
-  void init() override;
+  void init(const podworker::HandlerContext& context) override;
 
  protected:
   std::string transform(std::string_view text, int shift) const;

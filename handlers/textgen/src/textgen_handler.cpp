@@ -13,16 +13,6 @@ namespace podworker::handlers::textgen {
 
 namespace {
 
-int env_int(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') return fallback;
-  try {
-    return std::stoi(v);
-  } catch (const std::exception&) {
-    throw std::invalid_argument(std::string(name) + " must be an integer, got \"" + v + "\"");
-  }
-}
-
 json::Document chunk(std::string_view delta, int output_tokens) {
   json::Document d(rapidjson::kObjectType);
   auto& a = d.GetAllocator();
@@ -63,21 +53,60 @@ std::size_t TextgenHandler::merge_chunks(std::span<const json::Value* const> chu
   return n;
 }
 
-void TextgenHandler::init() {
+std::vector<Setting> TextgenHandler::settings() const {
+  return {
+      {.name = "model",
+       .default_value = "models/SmolLM2-135M-Instruct.Q4_1.gguf",
+       .help = "the GGUF model file",
+       .env_aliases = {"PODWORKER_MODEL"}},
+      {.name = "backend",
+       .default_value = "auto",
+       .help = "cpu, cuda, or auto (CUDA when a GPU is usable)",
+       .env_aliases = {"PODWORKER_BACKEND"}},
+      {.name = "threads",
+       .type = SettingType::integer,
+       .default_value = "0",
+       .help = "CPU threads (0: all cores)",
+       .min = 0,
+       .max = 4096,
+       .env_aliases = {"PODWORKER_THREADS"}},
+      {.name = "max_sequences",
+       .type = SettingType::integer,
+       .default_value = "32",
+       .help = "sequences batched at once; the worker's default concurrency",
+       .min = 1,
+       .max = 1024,
+       .env_aliases = {"PODWORKER_MAX_SEQUENCES"}},
+      {.name = "context",
+       .type = SettingType::integer,
+       .default_value = "2048",
+       .help = "tokens per sequence, prompt and generated (0: the model's own)",
+       .min = 0,
+       .max = 1 << 20,
+       .env_aliases = {"PODWORKER_CONTEXT"}},
+  };
+}
+
+void TextgenHandler::init(const HandlerContext& context) {
   if (generator_) return;
-  const char* path_env = std::getenv("PODWORKER_MODEL");
-  const std::string path = path_env && *path_env ? path_env : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  const Settings& s = context.settings;
+  const std::string& path = s.get_string("model");
   if (!std::filesystem::exists(path)) {
-    throw std::runtime_error("textgen: model file " + path + " not found (scripts/fetch-model.sh downloads it, "
-                             "PODWORKER_MODEL names another)");
+    throw std::runtime_error(
+        "textgen: model file " + path + " (from " + s.source("model") +
+        ") not found (scripts/fetch-model.sh downloads it; --set model=FILE or "
+        "PODWORKER_TEXTGEN_MODEL names another)");
   }
-  const char* backend_env = std::getenv("PODWORKER_BACKEND");
   llm::BackendOptions options;
-  options.threads = env_int("PODWORKER_THREADS", 0);
-  options.max_sequences = std::clamp(env_int("PODWORKER_MAX_SEQUENCES", 32), 1, 1024);
-  options.max_context = std::max(0, env_int("PODWORKER_CONTEXT", 2048));
-  generator_ = llm::Generator::load(path, llm::parse_backend_kind(backend_env ? backend_env : "auto"), options);
+  options.threads = static_cast<int>(s.get_int("threads"));
+  options.max_sequences = static_cast<int>(s.get_int("max_sequences"));
+  options.max_context = static_cast<int>(s.get_int("context"));
+  generator_ =
+      llm::Generator::load(path, llm::parse_backend_kind(s.get_string("backend")), options);
   model_name_ = std::filesystem::path(path).stem().string();
+  capacity_ = options.max_sequences;
+  context.log.info("loaded " + path + "; " + std::to_string(capacity_) +
+                   " sequences batched at once");
 }
 
 void TextgenHandler::finalize() { generator_.reset(); }

@@ -16,8 +16,14 @@ class TextgenHandler final : public Handler {
   // Uses an already loaded generator (tests); init() then loads nothing.
   explicit TextgenHandler(std::shared_ptr<llm::Generator> generator) : generator_(std::move(generator)) {}
 
-  void init() override;
+  // model, backend, threads, max_sequences, context; the variables of earlier releases
+  // (PODWORKER_MODEL, ...) still work as aliases.
+  std::vector<Setting> settings() const override;
+  void init(const HandlerContext& context) override;
   void finalize() override;
+  // The engine batches max_sequences sequences: unless told otherwise the worker runs that many
+  // jobs at once, so concurrent jobs share decode steps instead of queueing behind each other.
+  int capacity() const override { return capacity_; }
   bool streams() const override { return true; }
   Output execute(Job& job, Emitter& out) override;
   // The loaded model's context: max_tokens beyond it is refused (here and, with --serve-api, by
@@ -33,6 +39,7 @@ class TextgenHandler final : public Handler {
  private:
   std::shared_ptr<llm::Generator> generator_;
   std::string model_name_ = "SmolLM2-135M-Instruct";
+  int capacity_ = 1;
 };
 
 }  // namespace podworker::handlers::textgen

@@ -83,6 +83,10 @@ WorkerOptions options_from_env() {
   env_ms("PODWORKER_RATE_LIMITED_BACKOFF_MS", o.rate_limited_backoff);
   env_ms("PODWORKER_MIN_POLL_INTERVAL_MS", o.min_poll_interval);
   env_ms("PODWORKER_SHUTDOWN_GRACE_MS", o.shutdown_grace);
+  if (const auto t = env("PODWORKER_JOB_TIMEOUT_MS"); !t.empty()) {
+    o.job_timeout = std::chrono::milliseconds(
+        parse_integer(t, "PODWORKER_JOB_TIMEOUT_MS", 1, 7LL * 24 * 3600 * 1000));
+  }
   if (const auto a = env("PODWORKER_POST_ATTEMPTS"); !a.empty()) {
     o.post_attempts = static_cast<int>(parse_integer(a, "PODWORKER_POST_ATTEMPTS", 1, 100));
   }
@@ -135,6 +139,17 @@ void apply_flags(WorkerOptions& o, const std::vector<std::string>& args) {
       o.return_aggregate_stream = true;
     } else if (flag == "--stream-buffer-bytes") {
       o.stream_buffer_bytes = static_cast<std::size_t>(parse_integer(next(), flag, 1, 1LL << 40));
+    } else if (flag == "--job-timeout-ms") {
+      o.job_timeout =
+          std::chrono::milliseconds(parse_integer(next(), flag, 1, 7LL * 24 * 3600 * 1000));
+    } else if (flag == "--set") {
+      const std::string v = next();
+      const auto eq = v.find('=');
+      if (eq == std::string::npos || eq == 0)
+        throw std::invalid_argument("--set needs NAME=VALUE, got \"" + v + "\"");
+      o.setting_flags.emplace_back(v.substr(0, eq), v.substr(eq + 1));
+    } else if (flag == "--config") {
+      o.config_file = next();
     } else if (flag == "--shutdown-grace-ms") {
       o.shutdown_grace = std::chrono::milliseconds(parse_integer(next(), flag, 0, 86400000));
     } else {

@@ -74,6 +74,7 @@ struct Worker::Impl {
     run_config.aggregate_stream = o.return_aggregate_stream;
     run_config.hostname = o.hostname;
     run_config.worker_id = o.worker_id;
+    run_config.job_timeout = o.job_timeout;
   }
 
   WorkerOptions o;
@@ -84,7 +85,8 @@ struct Worker::Impl {
   mutable std::mutex mu;
   std::condition_variable slots_cv;  // a job ended, or stopping
   std::condition_variable pool_cv;   // a job was queued, or the pool must exit
-  std::map<std::string, std::shared_ptr<std::stop_source>> held;
+  std::map<std::string, std::shared_ptr<worker::JobControl>> held;
+  int concurrency = 1;  // --concurrency, else the handler's capacity()
   int active = 0;  // taken and not yet reported
   std::deque<std::pair<std::string, json::Document>> queue;
   int idle_threads = 0;
@@ -153,15 +155,20 @@ struct Worker::Impl {
   };
 
   void execute(JobClients& clients, const std::string& id, const json::Document& job,
-               std::stop_token stop) {
+               worker::JobControl& control) {
     log::info("Started.", id);
     HttpClient& client = clients.main;
+    std::stop_token stop = control.token();
     RemoteSink sink(*this, clients, id, stop);
-    const auto outcome = worker::run_job(handler, job, sink, stop, run_config);
+    const auto outcome = worker::run_job(handler, job, sink, control, run_config);
     if (outcome.stopped) {
-      log::info("Stopped; nothing posted.", id);
+      log::info(
+          "Stopped (" + std::string(stop_reason_name(control.reason())) + "); nothing posted.", id);
       return;
     }
+    // A job stopped by its deadline still reports its failure: its own stop token, set by the
+    // deadline, must not interrupt that post.
+    if (outcome.timed_out) stop = {};
     const std::string url = done_url(id, outcome.is_stream);
     const auto r = post_with_retry(client, url, outcome.body, id, o.post_attempts, stop);
     if (success(r)) {
@@ -194,7 +201,7 @@ struct Worker::Impl {
       const auto stop = held.at(id);
       lock.unlock();
       try {
-        execute(clients, id, job, stop->get_token());
+        execute(clients, id, job, *stop);
       } catch (const std::exception& e) {
         // Only the runtime's own failures get here (handler exceptions are the job's error).
         log::error(std::string("job runner failed: ") + e.what(), id);
@@ -208,7 +215,7 @@ struct Worker::Impl {
 
   // Holds mu. Queues a job and makes sure a thread is there to run it.
   void dispatch(std::string id, json::Document job) {
-    held[id] = std::make_shared<std::stop_source>();
+    held[id] = std::make_shared<worker::JobControl>();
     ++active;
     queue.emplace_back(std::move(id), std::move(job));
     if (static_cast<std::size_t>(idle_threads) < queue.size()) {
@@ -253,7 +260,7 @@ struct Worker::Impl {
       bool in_progress = false;
       for (;;) {
         // The handler's hook is user code: consult it without holding the lock.
-        const int want = std::max(1, handler.concurrency(o.concurrency));
+        const int want = std::max(1, handler.concurrency(concurrency));
         std::unique_lock lock(mu);
         if (stopping) return;
         if (active < want) {
@@ -333,7 +340,7 @@ struct Worker::Impl {
               auto it = held.find(std::string(id.GetString(), id.GetStringLength()));
               if (it == held.end()) continue;
               log::info("Stop requested by the endpoint.", it->first);
-              it->second->request_stop();
+              it->second->stop(StopReason::cancelled);
             }
           }
         } catch (const JsonError& e) {
@@ -408,9 +415,11 @@ void Worker::run() {
   if (s.o.stream_url.empty() && s.handler.streams()) {
     throw std::invalid_argument("handler streams but there is no job-stream URL (RUNPOD_WEBHOOK_POST_STREAM)");
   }
-  if (!s.o.handler_initialized) s.handler.init();
+  if (!s.o.handler_initialized) s.handler.init(make_handler_context(s.o, s.handler));
+  // Unset, the concurrency is what the handler holds at once (a batching engine's slots).
+  s.concurrency = s.o.concurrency ? *s.o.concurrency : std::max(1, s.handler.capacity());
   log::info("worker " + s.o.worker_id + " taking jobs (concurrency " +
-            std::to_string(s.o.concurrency) + ")");
+            std::to_string(s.concurrency) + (s.o.concurrency ? ")" : ", the handler's capacity)"));
   std::jthread heartbeat, stop_channel;
   if (!s.ping_url.empty()) heartbeat = std::jthread([&s](std::stop_token st) { s.heartbeat_loop(st); });
   if (!s.stop_url.empty()) {
@@ -427,7 +436,7 @@ void Worker::run() {
     if (!s.slots_cv.wait_for(lock, s.o.shutdown_grace, [&] { return s.active == 0; })) {
       log::warn("shutdown grace period over: cancelling " + std::to_string(s.active) +
                 " job(s); the endpoint will requeue them");
-      for (auto& [id, source] : s.held) source->request_stop();
+      for (auto& [id, control] : s.held) control->stop(StopReason::shutdown);
       s.slots_cv.wait(lock, [&] { return s.active == 0; });
     }
     s.pool_exit = true;

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "podworker/ids.h"
 #include "podworker/log.h"
 #include "podworker/worker.h"
 #include "serve_api.h"
@@ -21,9 +22,14 @@ namespace podworker {
 namespace {
 
 constexpr const char* kUsage = R"(usage: worker [flags]
-  --handler NAME            handler to run (default echo; PODWORKER_HANDLER)
-  --concurrency N           jobs at once (default 1; PODWORKER_CONCURRENCY)
-  --test-input JSON         run one job {"input": ...} locally, print the result, exit 0/1
+  --handler NAME            handler to run (PODWORKER_HANDLER; default: the binary's default
+                            handler, or the only one registered)
+  --set NAME=VALUE          a setting of the handler (repeatable; listed below)
+  --config FILE             the handler's settings as a JSON object (PODWORKER_CONFIG)
+  --concurrency N           jobs at once (PODWORKER_CONCURRENCY; default: the handler's capacity)
+  --job-timeout-ms MS       fail a job running longer (PODWORKER_JOB_TIMEOUT_MS; a job's own
+                            policy.executionTimeout wins; default: none)
+  --test-input JSON         run one job {"input": {...}} locally, print the result, exit 0/1
                             (without flags and RUNPOD_WEBHOOK_GET_JOB: ./test_input.json)
   --serve-api               serve the job API in this process and take jobs from it
   --api-host H --api-port P address for --serve-api (default 127.0.0.1:8000; 0 = any free port)
@@ -31,13 +37,37 @@ constexpr const char* kUsage = R"(usage: worker [flags]
   -- ENDPOINT-FLAGS         after --: flags for the embedded endpoint (see `endpoint --help`)
   --log-level LEVEL         ERROR, WARN, INFO, DEBUG, TRACE (RUNPOD_LOG_LEVEL)
   --return-aggregate-stream a stream's final result holds all its chunks
+                            (PODWORKER_RETURN_AGGREGATE_STREAM=1)
   --stream-buffer-bytes N   a stream's undelivered chunks before yield() waits (default 4 MiB)
   --shutdown-grace-ms MS    on SIGTERM, how long running jobs may finish (default 30000)
 The SDK's spellings (--test_input, --rp_serve_api, --rp_api_port, ...) are accepted too.
 Environment: RUNPOD_WEBHOOK_GET_JOB, RUNPOD_WEBHOOK_POST_OUTPUT, RUNPOD_WEBHOOK_POST_STREAM,
 RUNPOD_WEBHOOK_PING, RUNPOD_PING_INTERVAL, RUNPOD_AI_API_KEY, RUNPOD_POD_ID, RUNPOD_POD_HOSTNAME,
-RUNPOD_ENDPOINT_ID (JSON logs), RUNPOD_LOG_LEVEL; PODWORKER_* timing overrides (see the worker README).
+RUNPOD_ENDPOINT_ID (JSON logs), RUNPOD_LOG_LEVEL. Timings, in ms: PODWORKER_CONNECT_TIMEOUT_MS
+(10000), PODWORKER_REQUEST_TIMEOUT_MS (30000), PODWORKER_LONG_POLL_TIMEOUT_MS (90000),
+PODWORKER_BACKOFF_INITIAL_MS (200), PODWORKER_BACKOFF_MAX_MS (10000),
+PODWORKER_RATE_LIMITED_BACKOFF_MS (5000), PODWORKER_MIN_POLL_INTERVAL_MS (100),
+PODWORKER_SHUTDOWN_GRACE_MS (30000); PODWORKER_POST_ATTEMPTS (5), PODWORKER_STREAM_BUFFER_BYTES.
 )";
+
+// Each registered handler's settings, for --help. Settings are declared before init(), so a
+// handler instance that was never initialized can say them.
+std::string settings_help(const HandlerRegistry& registry) {
+  std::string out =
+      "Handler settings: --set NAME=VALUE, then PODWORKER_<HANDLER>_<NAME>, then --config FILE, "
+      "then the default.\n";
+  for (const auto& name : registry.names()) {
+    const auto declared = registry.create(name)->settings();
+    out += "  " + name + (declared.empty() ? ": none\n" : ":\n");
+    for (const auto& d : declared) {
+      out += "    " + d.name + " (" + std::string(setting_type_name(d.type)) + ", default \"" +
+             d.default_value + "\"; " + setting_env_name(name, d.name);
+      for (const auto& alias : d.env_aliases) out += ", " + alias;
+      out += ")\n        " + d.help + "\n";
+    }
+  }
+  return out;
+}
 
 // Self-pipe: the signal handler only writes a byte; a normal thread reads it and stops the worker.
 int g_signal_pipe[2] = {-1, -1};
@@ -97,7 +127,8 @@ std::optional<std::string> read_file(const std::filesystem::path& path) {
   return text.str();
 }
 
-int run_test_input(Handler& handler, const WorkerOptions& options, const std::string& text) {
+int run_test_input(Handler& handler, const WorkerOptions& options, const HandlerContext& context,
+                   const std::string& text) {
   json::Document job;
   try {
     job = json::parse_object(text, 64u << 20);
@@ -105,7 +136,7 @@ int run_test_input(Handler& handler, const WorkerOptions& options, const std::st
     std::fprintf(stderr, "worker: bad test input: %s\n", e.what());
     return 1;
   }
-  handler.init();
+  handler.init(context);
   LocalResult result = run_local_job(handler, job, options);
   handler.finalize();
   const std::string out = json::to_string(result.body);
@@ -117,13 +148,40 @@ int run_test_input(Handler& handler, const WorkerOptions& options, const std::st
 
 }  // namespace
 
+std::string select_handler(const std::string& requested, const std::string& default_handler,
+                           const HandlerRegistry& registry) {
+  std::string names;
+  for (const auto& n : registry.names()) names += (names.empty() ? "" : ", ") + n;
+  if (names.empty()) names = "none";
+  if (!requested.empty()) {
+    if (registry.contains(requested)) return requested;
+    throw std::invalid_argument("unknown handler \"" + requested + "\"; registered: " + names);
+  }
+  if (!default_handler.empty()) {
+    if (registry.contains(default_handler)) return default_handler;
+    throw std::invalid_argument("the default handler \"" + default_handler +
+                                "\" is not registered; registered: " + names);
+  }
+  if (registry.names().size() == 1) return registry.names().front();
+  throw std::invalid_argument(
+      "no handler chosen and " + std::to_string(registry.names().size()) + " are registered (" +
+      names + "): pass --handler NAME or PODWORKER_HANDLER, or name a default in worker_main");
+}
+
 int worker_main(int argc, char** argv, HandlerRegistry& registry) {
+  return worker_main(argc, argv, WorkerMainOptions{"", &registry});
+}
+
+int worker_main(int argc, char** argv, const WorkerMainOptions& main_options) {
+  HandlerRegistry& registry =
+      main_options.registry != nullptr ? *main_options.registry : HandlerRegistry::global();
   log::configure_from_env();
   WorkerOptions options;
   std::vector<std::string> args(argv + (argc > 0 ? 1 : 0), argv + argc);
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
+      std::fputs(settings_help(registry).c_str(), stdout);
       return 0;
     }
   }
@@ -134,33 +192,39 @@ int worker_main(int argc, char** argv, HandlerRegistry& registry) {
     std::fprintf(stderr, "worker: %s\n%s", e.what(), kUsage);
     return 2;
   }
-  if (!registry.contains(options.handler)) {
-    std::string names;
-    for (const auto& n : registry.names()) names += " " + n;
-    std::fprintf(stderr, "worker: unknown handler \"%s\"; registered:%s\n", options.handler.c_str(),
-                 names.c_str());
+  std::unique_ptr<Handler> handler;
+  HandlerContext context;
+  try {
+    options.handler = select_handler(options.handler, main_options.default_handler, registry);
+    if (options.worker_id.empty()) options.worker_id = make_uuid();
+    handler = registry.create(options.handler);
+    // Settings are checked before anything runs: a bad value stops the worker at start.
+    context = make_handler_context(options, *handler);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "worker: %s\n", e.what());
     return 2;
   }
 
   try {
-    std::unique_ptr<Handler> handler = registry.create(options.handler);
     if (!options.test_input && options.take_url.empty() && !options.serve_api) {
       if (auto text = read_file("test_input.json")) options.test_input = std::move(text);
     }
-    if (options.test_input) return run_test_input(*handler, options, *options.test_input);
-
-    std::unique_ptr<worker::EmbeddedApi> api;
-    if (options.serve_api) {
-      // The model loads before the API listens, so the endpoint knows its context and refuses a
-      // max_tokens beyond it as a 400 instead of queueing a job bound to fail.
-      handler->init();
-      options.handler_initialized = true;
-      api = worker::start_embedded_api(options, handler->chat_limits());
-    }
-    if (options.take_url.empty()) {
+    if (options.test_input) return run_test_input(*handler, options, context, *options.test_input);
+    if (options.take_url.empty() && !options.serve_api) {
       std::fprintf(stderr,
                    "worker: RUNPOD_WEBHOOK_GET_JOB is not set, so there is no queue to take jobs "
                    "from; use --test-input JSON, ./test_input.json or --serve-api\n");
+      return 2;
+    }
+
+    // init() runs before the API listens, so the endpoint knows the model's context and refuses
+    // a max_tokens beyond it as a 400 instead of queueing a job bound to fail.
+    handler->init(context);
+    options.handler_initialized = true;
+    std::unique_ptr<worker::EmbeddedApi> api;
+    if (options.serve_api) api = worker::start_embedded_api(options, handler->chat_limits());
+    if (options.take_url.empty()) {
+      std::fprintf(stderr, "worker: the embedded endpoint gave no job-take URL\n");
       return 2;
     }
     Worker worker(options, *handler);

@@ -1,19 +1,26 @@
 // The podworker handler API: the one header a handler author includes.
 //
 // A handler is a class registered by name. The worker creates ONE instance per process, calls
-// init() once before the first job (load models, allocate GPU memory), execute() for each job —
-// concurrently from up to `concurrency` threads, so execute() must be thread-safe when the worker
-// runs with --concurrency > 1 — and finalize() once at shutdown.
+// init(context) once before the first job (load models, allocate GPU memory; the context holds the
+// handler's resolved settings, the worker id and a logger), execute() for each job — concurrently
+// from up to `concurrency` threads, so execute() must be thread-safe when the worker runs more
+// than one job at once — and finalize() once at shutdown.
 //
-// A plain handler returns its result from execute(). A streaming handler (streams() == true) yields
-// chunks through the Emitter any number of times; its returned Output is ignored when ok and fails
-// the job when it is an error. Exceptions thrown by execute() fail that job only, never the worker.
+// A job streams when its handler yields chunks through the Emitter (or streams() is true). A
+// streaming job's returned Output fails the job when it is an error; when ok and not null it is
+// the job's final summary: the result /status and /runsync show, while /stream clients read the
+// chunks (with --return-aggregate-stream the result is the chunks instead). Exceptions thrown by
+// execute() fail that job only, never the worker; an InputError (podworker/input.h) fails it with
+// just its message.
 #pragma once
 
+#include <algorithm>
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <stdexcept>
 #include <stop_token>
@@ -23,8 +30,10 @@
 #include <vector>
 
 #include "podworker/chat_request.h"
+#include "podworker/input.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
+#include "podworker/settings.h"
 
 namespace podworker {
 
@@ -66,6 +75,63 @@ class Output {
   bool is_error_ = false;
 };
 
+enum class StopReason { none, cancelled, timed_out, shutdown };
+
+inline std::string_view stop_reason_name(StopReason reason) {
+  switch (reason) {
+    case StopReason::none:
+      return "none";
+    case StopReason::cancelled:
+      return "cancelled";
+    case StopReason::timed_out:
+      return "timed_out";
+    case StopReason::shutdown:
+      return "shutdown";
+  }
+  return "none";
+}
+
+// The worker's log, each line tagged with the handler's name ("[textgen] model loaded"), and
+// with a job id when one is given: on RunPod that id is the line's requestId.
+class Logger {
+ public:
+  Logger() = default;
+  explicit Logger(std::string tag) : prefix_(tag.empty() ? std::string() : "[" + tag + "] ") {}
+  void error(std::string_view m, std::string_view job_id = {}) const {
+    write(log::Level::error, m, job_id);
+  }
+  void warn(std::string_view m, std::string_view job_id = {}) const {
+    write(log::Level::warn, m, job_id);
+  }
+  void info(std::string_view m, std::string_view job_id = {}) const {
+    write(log::Level::info, m, job_id);
+  }
+  void debug(std::string_view m, std::string_view job_id = {}) const {
+    write(log::Level::debug, m, job_id);
+  }
+
+ private:
+  void write(log::Level level, std::string_view m, std::string_view job_id) const {
+    if (log::enabled(level)) log::write(level, prefix_ + std::string(m), job_id);
+  }
+  std::string prefix_;
+};
+
+// What init() is given. Default-constructed it holds no settings: only for handlers that
+// declare none, or tests that build a handler around already loaded state.
+struct HandlerContext {
+  std::string handler_name;
+  std::string worker_id;
+  Settings settings;  // every declared setting, resolved (see podworker/settings.h)
+  // GPUs the platform assigned (CUDA_VISIBLE_DEVICES, else NVIDIA_VISIBLE_DEVICES, split at
+  // commas); empty when neither is set, and the handler probes devices itself.
+  std::vector<std::string> devices;
+  Logger log;
+  // The worker's --concurrency (or PODWORKER_CONCURRENCY); nullopt when neither was given and
+  // the worker will run capacity() jobs at once.
+  std::optional<int> concurrency;
+};
+
 // One job as the handler sees it. Implemented by the runtime; valid only during execute().
 class Job {
  public:
@@ -83,6 +149,27 @@ class Job {
   // posted for a cancelled job.
   virtual std::stop_token stop_token() const = 0;
   bool cancelled() const { return stop_token().stop_requested(); }
+  // Why the stop token was requested; none while it was not. Nothing is posted for a job stopped
+  // by cancel or shutdown (the endpoint requeues one stopped by shutdown); a job stopped by its
+  // deadline fails with a timeout error whatever the handler returns.
+  virtual StopReason stop_reason() const {
+    return cancelled() ? StopReason::cancelled : StopReason::none;
+  }
+  // When the worker stops this job with StopReason::timed_out: from the job's
+  // policy.executionTimeout when it carries one, else the worker's --job-timeout-ms; none when
+  // neither is set (the platform may still time the job out, which arrives as a cancel).
+  virtual std::optional<std::chrono::steady_clock::time_point> deadline() const {
+    return std::nullopt;
+  }
+  std::optional<std::chrono::milliseconds> time_left() const {
+    const auto d = deadline();
+    if (!d) return std::nullopt;
+    return std::max(std::chrono::milliseconds(0),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        *d - std::chrono::steady_clock::now()));
+  }
+  // How many times this job was run before (the job's "retries" field; 0 when absent).
+  virtual int retry_count() const { return 0; }
 
   // Posts a progress update, shown as the job's "output" by /status while it runs. Returns at
   // once: a sender posts it; of the updates made while one is in flight only the newest is sent,
@@ -116,11 +203,20 @@ class Emitter {
 class Handler {
  public:
   virtual ~Handler() = default;
-  virtual void init() {}
+  // The settings this handler reads in init(); `worker --help` lists them. Called before init()
+  // (and by --help on every registered handler), so it must not depend on state init() creates.
+  virtual std::vector<Setting> settings() const { return {}; }
+  // Once, before the first job. An exception stops the worker at start, with its message.
+  virtual void init(const HandlerContext& context) { (void)context; }
   virtual void finalize() {}
-  // True for generator-style handlers that yield chunks through the Emitter.
+  // True when every job of this handler streams, even one that yields nothing. A job of any
+  // handler that yields streams; this only says so up front (the worker then requires a
+  // job-stream URL at start).
   virtual bool streams() const { return false; }
   virtual Output execute(Job& job, Emitter& out) = 0;
+  // How many jobs this handler runs well at once (a batching engine's slots), known once init()
+  // has run: the worker's concurrency when --concurrency and PODWORKER_CONCURRENCY are unset.
+  virtual int capacity() const { return 1; }
   // Consulted by the worker before each take: how many jobs may run at once now. `configured` is
   // the worker's --concurrency. Override to adapt to load (the SDK's concurrency_modifier); values
   // below 1 count as 1. Called from the worker's taking thread only.
@@ -145,7 +241,7 @@ class Handler {
 
 using HandlerFactory = std::function<std::unique_ptr<Handler>()>;
 
-// Name → factory. The worker looks up --handler NAME here.
+// Name → factory. The worker looks up --handler NAME here (or its default: see worker_main).
 class HandlerRegistry {
  public:
   static HandlerRegistry& global() {

@@ -104,7 +104,8 @@ Document copy(const Value& value);
 Value clone(const Value& value, Document::AllocatorType& alloc);
 
 // Type-checked member lookups: nullptr (or the fallback) when absent, JsonError when present with
-// the wrong type. `what` names the member in the error message.
+// the wrong type, the error message naming `key`. For messages in the caller's terms
+// (`input.n must be an integer ≥ 1`), handlers use InputReader (podworker/input.h).
 const Value* find(const Value& object, std::string_view key);
 std::string get_string(const Value& object, std::string_view key, std::string fallback = {});
 double get_number(const Value& object, std::string_view key, double fallback);

@@ -1,10 +1,11 @@
 // The podworker worker runtime: pulls jobs from a RunPod-style queue, runs a registered handler on
 // them and reports results, stream chunks, progress and heartbeats, speaking RunPod's worker
-// protocol (flags, environment and behaviour: runtime/worker/README.md).
+// protocol (flags and environment: `worker --help`; behaviour: runtime/worker/README.md in
+// podworker's source tree).
 //
 // An out-of-tree worker's main() is two lines:
 //   podworker::HandlerRegistry::global().add<MyHandler>("mine");
-//   return podworker::worker_main(argc, argv);
+//   return podworker::worker_main(argc, argv, {.default_handler = "mine"});
 #pragma once
 
 #include <chrono>
@@ -12,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "podworker/handler.h"
@@ -24,7 +26,7 @@ inline constexpr const char* kRunpodProtocolVersion = "1.12.0";
 
 // Everything the worker needs. Defaults are production values; tests shorten the timings.
 struct WorkerOptions {
-  std::string handler = "echo";
+  std::string handler;    // --handler / PODWORKER_HANDLER; empty: the default (select_handler)
   std::string worker_id;  // RUNPOD_POD_ID; random when empty
   std::string hostname;   // RUNPOD_POD_HOSTNAME; "unknown" when empty
   std::string api_key;    // RUNPOD_AI_API_KEY: the raw Authorization header value
@@ -36,7 +38,8 @@ struct WorkerOptions {
   std::string ping_url;    // RUNPOD_WEBHOOK_PING; empty = no heartbeat
   std::chrono::milliseconds ping_interval{10000};  // RUNPOD_PING_INTERVAL
 
-  int concurrency = 1;                 // jobs at once; Handler::concurrency() may adjust per take
+  // Jobs at once; unset: the handler's capacity(). Handler::concurrency() may adjust per take.
+  std::optional<int> concurrency;
   bool return_aggregate_stream = false;  // the final result of a stream holds all its chunks
 
   // Streaming: no post body exceeds max_post_bytes. Chunks yielded while a post is in flight
@@ -59,6 +62,13 @@ struct WorkerOptions {
 
   // SIGTERM: running jobs get this long to finish, then they are cancelled.
   std::chrono::milliseconds shutdown_grace{30000};
+  // A job without its own policy.executionTimeout is stopped and failed after this long.
+  std::optional<std::chrono::milliseconds> job_timeout;
+
+  // The handler's settings: --set NAME=VALUE (in order; the last wins) and --config FILE
+  // (PODWORKER_CONFIG). Resolved by make_handler_context().
+  std::vector<std::pair<std::string, std::string>> setting_flags;
+  std::string config_file;
 
   // Local modes.
   std::optional<std::string> test_input;  // --test-input JSON (or ./test_input.json)
@@ -71,12 +81,24 @@ struct WorkerOptions {
   bool handler_initialized = false;
 };
 
-// Reads the RUNPOD_* variables, and the PODWORKER_* overrides listed in runtime/worker/README.md,
-// into options.
+// Reads the RUNPOD_* variables, and the PODWORKER_* overrides `worker --help` lists, into options.
 WorkerOptions options_from_env();
 
 // Applies command-line flags over `options`. Throws std::invalid_argument on a bad flag.
 void apply_flags(WorkerOptions& options, const std::vector<std::string>& args);
+
+// Resolves `declared` settings of the handler `handler_name`. Precedence, highest first:
+// `flags` (--set NAME=VALUE), PODWORKER_<HANDLER>_<NAME>, the setting's env_aliases, the JSON
+// object in `config_file` (empty: none), the default. Throws std::invalid_argument naming the
+// setting and the source of a value that does not parse, an undeclared name, or an unreadable file.
+Settings resolve_settings(const std::string& handler_name, const std::vector<Setting>& declared,
+                          const std::vector<std::pair<std::string, std::string>>& flags,
+                          const std::string& config_file);
+// PODWORKER_<HANDLER>_<NAME>, upper-cased, other characters as '_'.
+std::string setting_env_name(std::string_view handler_name, std::string_view setting_name);
+// The context init() gets: resolved settings, worker id, devices, logger (throws like
+// resolve_settings).
+HandlerContext make_handler_context(const WorkerOptions& options, const Handler& handler);
 
 // Substitutes a URL template: $RUNPOD_POD_ID → worker id, then $ID → id.
 std::string substitute_url(std::string url_template, const std::string& worker_id,
@@ -114,13 +136,30 @@ struct LocalResult {
   json::Document body;
   bool ok = false;
 };
-// Runs `job` (a JSON object with "input"; id "local_test" unless it has one) through `handler`
-// without any server; streamed chunks are aggregated into the output.
+// Runs `job` (a JSON object with an object "input", as the endpoint requires; id "local_test"
+// unless it has one) through `handler` without any server; streamed chunks are aggregated into
+// the output.
 LocalResult run_local_job(Handler& handler, const json::Value& job, const WorkerOptions& options);
 
-// The worker executable: parses flags and environment, picks the handler from `registry`, and
+// Which registered handler runs: `requested` (--handler / PODWORKER_HANDLER) when given, else
+// `default_handler`, else the only one registered. Throws std::invalid_argument saying what is
+// registered when none of these names a registered handler.
+std::string select_handler(const std::string& requested, const std::string& default_handler,
+                           const HandlerRegistry& registry);
+
+struct WorkerMainOptions {
+  // The handler run when --handler and PODWORKER_HANDLER are unset; empty: the only registered
+  // handler (a binary with several must then be told which).
+  // (Default member initializers throughout: `{.default_handler = "mine"}` compiles warning-free.)
+  std::string default_handler = {};
+  HandlerRegistry* registry = nullptr;  // nullptr: HandlerRegistry::global()
+};
+
+// The worker executable: parses flags and environment, picks the handler (select_handler), and
 // runs the job loop, a local test job, or the embedded endpoint with the loop pulling from it.
-// Returns the process exit code.
+// Returns the process exit code: 2 for bad flags, settings or handler name, 1 when init() or the
+// test job fails.
+int worker_main(int argc, char** argv, const WorkerMainOptions& main_options);
 int worker_main(int argc, char** argv, HandlerRegistry& registry = HandlerRegistry::global());
 
 }  // namespace podworker
