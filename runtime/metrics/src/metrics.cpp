@@ -35,7 +35,8 @@ bool valid_name(std::string_view name, bool label) {
   if (name.empty()) return false;
   for (std::size_t i = 0; i < name.size(); ++i) {
     const char c = name[i];
-    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!label && c == ':');
+    const bool alpha =
+        (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (!label && c == ':');
     if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return false;
   }
   return true;
@@ -119,22 +120,28 @@ Histogram::Snapshot Histogram::snapshot() const {
 
 Registry::Family& Registry::family(std::string_view name, std::string_view help, Type type,
                                    std::span<const double> bounds) {
-  if (!valid_name(name, false)) throw std::invalid_argument("bad metric name '" + std::string(name) + "'");
+  if (!valid_name(name, false))
+    throw std::invalid_argument("bad metric name '" + std::string(name) + "'");
   auto it = families_.find(name);
   if (it == families_.end()) {
-    it = families_.emplace(std::string(name), Family{type, std::string(help), {bounds.begin(), bounds.end()}, {}})
+    it = families_
+             .emplace(std::string(name),
+                      Family{type, std::string(help), {bounds.begin(), bounds.end()}, {}})
              .first;
   }
   Family& f = it->second;
-  if (f.type != type || f.help != help || !std::equal(f.bounds.begin(), f.bounds.end(), bounds.begin(), bounds.end())) {
-    throw std::invalid_argument("metric '" + std::string(name) + "' registered twice with different type, help or buckets");
+  if (f.type != type || f.help != help ||
+      !std::equal(f.bounds.begin(), f.bounds.end(), bounds.begin(), bounds.end())) {
+    throw std::invalid_argument("metric '" + std::string(name) +
+                                "' registered twice with different type, help or buckets");
   }
   return f;
 }
 
 Registry::Child* Registry::find(Family& family, const Labels& labels) {
   for (const auto& [label, value] : labels) {
-    if (!valid_name(label, true) || label == "le") throw std::invalid_argument("bad label name '" + label + "'");
+    if (!valid_name(label, true) || label == "le")
+      throw std::invalid_argument("bad label name '" + label + "'");
   }
   for (Child& c : family.children) {
     if (c.labels == labels) return &c;
@@ -160,8 +167,8 @@ Gauge& Registry::gauge(std::string_view name, std::string_view help, const Label
   return made;
 }
 
-Histogram& Registry::histogram(std::string_view name, std::string_view help, std::span<const double> bounds,
-                               const Labels& labels) {
+Histogram& Registry::histogram(std::string_view name, std::string_view help,
+                               std::span<const double> bounds, const Labels& labels) {
   std::lock_guard lock(mu_);
   Family& f = family(name, help, Type::histogram, bounds);
   if (Child* c = find(f, labels)) return *c->histogram;

@@ -1,14 +1,14 @@
 // Prometheus metrics: counters, gauges and histograms, and a registry that writes them in the
 // Prometheus text exposition format (version 0.0.4), which every Prometheus-compatible scraper
 // reads. Updating a metric is one or two relaxed atomic operations and never takes a lock, so the
-// job path pays next to nothing; only registering a metric and rendering a scrape lock the registry.
+// job path pays next to nothing; only registering a metric and rendering a scrape lock the
+// registry.
 //
 //   podworker::metrics::Registry registry;
 //   auto& done = registry.counter("podworker_jobs_total", "Jobs finished.", {{"outcome", "ok"}});
-//   auto& took = registry.histogram("podworker_job_seconds", "Job duration.", metrics::kLatencyBuckets);
-//   done.inc();
-//   took.observe(0.012);
-//   std::string text = registry.render();   // what GET /metrics answers
+//   auto& took = registry.histogram("podworker_job_seconds", "Job duration.",
+//   metrics::kLatencyBuckets); done.inc(); took.observe(0.012); std::string text =
+//   registry.render();   // what GET /metrics answers
 //
 // Registering the same name and labels again returns the metric registered first, so parts of a
 // program (or several instances of one part) can share a family without knowing of each other.
@@ -35,9 +35,9 @@ namespace podworker::metrics {
 using Labels = std::vector<std::pair<std::string, std::string>>;
 
 // Bucket upper bounds (seconds) for request and store latencies: 100 µs to 10 s.
-inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-                                             0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5,
-                                             5,      10};
+inline constexpr double kLatencyBuckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                             0.01,   0.025,   0.05,   0.1,   0.25,   0.5,
+                                             1,      2.5,     5,      10};
 // Bucket upper bounds (seconds) for whole jobs, from a queue wait to a long generation.
 inline constexpr double kJobBuckets[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
                                          2.5,   5,     10,   30,    60,   120, 300,  600};
@@ -124,7 +124,8 @@ class Registry {
     std::vector<double> bounds;
     std::vector<Child> children;
   };
-  Family& family(std::string_view name, std::string_view help, Type type, std::span<const double> bounds);
+  Family& family(std::string_view name, std::string_view help, Type type,
+                 std::span<const double> bounds);
   static Child* find(Family& family, const Labels& labels);
 
   mutable std::mutex mu_;
@@ -137,7 +138,8 @@ class Registry {
 };
 
 // The process's registry, for parts that exist once per process (a worker's job loop, a handler's
-// model): the worker serves it on --metrics-port, and an embedded endpoint serves it beside its own.
+// model): the worker serves it on --metrics-port, and an embedded endpoint serves it beside its
+// own.
 Registry& process_registry();
 
 // Text-format escaping: label values escape backslash, double quote and newline; help text
