@@ -270,7 +270,12 @@ PostOutcome MeteredStore::post_result(std::string_view worker, std::string_view 
   Shard& s = shard(job);
   std::unique_lock lock(s.mu);
   auto it = s.jobs.find(job);
-  if (it == s.jobs.end()) return outcome;
+  if (it == s.jobs.end()) {
+    // Submitted through another replica: the result came through this one, so it counts here.
+    lock.unlock();
+    finished(status);
+    return outcome;
+  }
   const Tracked tracked = it->second;
   s.jobs.erase(it);
   lock.unlock();
@@ -332,8 +337,13 @@ void MeteredStore::check_overdue() {
     if (!record) {
       s.jobs.erase(it);  // expired (TTL) or purged: gone without a status
     } else if (is_terminal(record->status)) {
+      // Only the store ends a job TIMED_OUT, or FAILED while this replica holds it as taken (a lost
+      // worker at the retry limit); any other end came through a request, counted where it
+      // arrived (behind replicas, maybe another one).
+      const bool here = record->status == JobStatus::timed_out ||
+                        (record->status == JobStatus::failed && it->second.taken);
       s.jobs.erase(it);
-      finished(record->status);
+      if (here) finished(record->status);
     } else {
       // Requeued after a lost worker (and maybe taken again): count its times from now on.
       it->second.since = at;

@@ -225,6 +225,12 @@ bool is_openai_request(std::string_view target, const std::optional<Route>& rout
   return target == "/openai" || target.starts_with("/openai/") || target.starts_with("/openai?");
 }
 
+// "http://host:port", an IPv6 host in brackets.
+std::string http_url(const std::string& host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
 // The job ids a ping reports (?job_id=a,b,...), capped: they come from the worker.
 std::vector<std::string> ping_job_ids(std::string_view query) {
   constexpr std::size_t kMaxIds = 1024;
@@ -404,6 +410,9 @@ std::uint16_t Server::Impl::start() {
     log::warn("endpoint: authentication is off (no API key: set --api-key or PODWORKER_API_KEY)");
   }
   if (!options_.rate_limit) log::info("endpoint: rate limits are off");
+  const std::string base = http_url(options_.host, port_);
+  log::info("endpoint: dashboard at " + base + "/, API docs at " + base + "/docs, Prometheus metrics at " + base +
+            "/metrics");
 
   asio::co_spawn(acceptor_.get_executor(), accept_loop(),
                  [](std::exception_ptr p) { log_exception(p, "endpoint accept loop"); });
@@ -1249,11 +1258,7 @@ std::string Server::serve_bytes(std::string_view requests) {
   return impl_->serve_bytes(requests);
 }
 std::uint16_t Server::port() const { return impl_->port_; }
-std::string Server::url() const {
-  const std::string& host = impl_->options_.host;
-  const bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(impl_->port_);
-}
+std::string Server::url() const { return http_url(impl_->options_.host, impl_->port_); }
 const Options& Server::options() const { return impl_->options_; }
 
 }  // namespace podworker::endpoint

@@ -124,6 +124,9 @@ async function main() {
   intro.append(prose(doc.info.description));
   intro.append(el("p", {}, "Authentication: when the endpoint has an API key, every route here but this page, the dashboard and ",
                   el("code", {}, "/openapi.json"), " needs ", el("code", {}, "Authorization: Bearer KEY"), "."));
+  intro.append(el("p", {}, "Beside the routes below: the dashboard at ", el("a", { href: "/" }, "/"), ", Prometheus metrics at ",
+                  el("code", {}, "GET /metrics"), " and the dashboard's ", el("code", {}, "GET /recent-jobs"),
+                  " (docs/observability.md in the repository lists every metric)."));
   content.append(intro);
 
   // The /v2/{endpoint_id}/... twins are the same operations: list each once, and say so.
