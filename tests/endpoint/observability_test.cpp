@@ -104,12 +104,9 @@ TEST_CASE("metered store: delay and execution come from the store's clock; each 
   CHECK(m.done("b", true) == pe::PostOutcome::accepted);
   CHECK(m.value(kFailed) == 1);
   CHECK(m.value(R"(podworker_endpoint_jobs_submitted_total{endpoint="local"})") == 2);
-  CHECK(m.value(
-            R"(podworker_endpoint_store_operation_seconds_count{endpoint="local",op="submit"})") ==
-        2);
+  CHECK(m.value(R"(podworker_endpoint_store_operations_total{endpoint="local",op="submit"})") == 2);
   CHECK(
-      m.value(
-          R"(podworker_endpoint_store_operation_seconds_count{endpoint="local",op="post_result"})") ==
+      m.value(R"(podworker_endpoint_store_operations_total{endpoint="local",op="post_result"})") ==
       3);
 }
 

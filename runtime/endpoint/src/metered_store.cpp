@@ -62,8 +62,12 @@ MeteredStore::MeteredStore(std::unique_ptr<JobStore> inner, metrics::Registry& r
       queue_depth_(r.gauge("podworker_endpoint_queue_depth", "Jobs IN_QUEUE.",
                            {{"endpoint", endpoint_id}})) {
   for (std::size_t i = 0; i < kOpNames.size(); ++i) {
+    op_calls_[i] =
+        &r.counter("podworker_endpoint_store_operations_total", "Job store operations called.",
+                   {{"endpoint", endpoint_id}, {"op", std::string(kOpNames[i])}});
     op_seconds_[i] = &r.histogram("podworker_endpoint_store_operation_seconds",
-                                  "Latency of job store operations.", metrics::kLatencyBuckets,
+                                  "Latency of job store operations, one call in 8 sampled.",
+                                  metrics::kLatencyBuckets,
                                   {{"endpoint", endpoint_id}, {"op", std::string(kOpNames[i])}});
   }
   for (const JobStatus s :

@@ -97,18 +97,27 @@ class MeteredStore final : public JobStore {
     std::unordered_map<std::string, Tracked, StringHash, std::equal_to<>> jobs;
   };
   Shard& shard(std::string_view id) { return shards_[StringHash{}(id) % kShards]; }
-  // Times one call of the wrapped store.
+  // Counts one call of the wrapped store, and times one call in kSampleEvery per thread: two clock
+  // reads on every call cost more than the rest of the metrics together, and a sample of the
+  // calls gives the same latency distribution. The counter stays exact.
+  static constexpr unsigned kSampleEvery = 8;
   class Timed {
    public:
-    Timed(MeteredStore& store, StoreOp op)
-        : histogram_(*store.op_seconds_[static_cast<std::size_t>(op)]) {}
-    ~Timed() { histogram_.observe_since(start_); }
+    Timed(MeteredStore& store, StoreOp op) : op_(static_cast<std::size_t>(op)), store_(store) {
+      store_.op_calls_[op_]->inc();
+      thread_local unsigned calls = 0;
+      if (++calls % kSampleEvery == 0) start_ = Clock::now();
+    }
+    ~Timed() {
+      if (start_ != Clock::time_point{}) store_.op_seconds_[op_]->observe_since(start_);
+    }
     Timed(const Timed&) = delete;
     Timed& operator=(const Timed&) = delete;
 
    private:
-    metrics::Histogram& histogram_;
-    Clock::time_point start_ = Clock::now();
+    std::size_t op_;
+    MeteredStore& store_;
+    Clock::time_point start_{};
   };
   void finished(JobStatus status);
   void check_overdue();
@@ -117,6 +126,7 @@ class MeteredStore final : public JobStore {
   std::unique_ptr<JobStore> inner_;
   std::shared_ptr<const StoreClock> clock_;
   std::array<metrics::Histogram*, static_cast<std::size_t>(StoreOp::count_)> op_seconds_{};
+  std::array<metrics::Counter*, static_cast<std::size_t>(StoreOp::count_)> op_calls_{};
   metrics::Counter& submitted_;
   metrics::Counter& refused_;
   metrics::Counter& retried_;
