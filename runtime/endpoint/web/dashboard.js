@@ -131,7 +131,11 @@ function fmtSeconds(s) {
   if (s < 1) return (s * 1e3).toFixed(s < 0.01 ? 2 : 0) + " ms";
   return s.toFixed(2) + " s";
 }
-function fmtMs(ms) { return ms === undefined || ms === null ? "–" : fmtSeconds(ms / 1000); }
+// The API's delayTime and executionTime: whole milliseconds.
+function fmtMs(ms) {
+  if (ms === undefined || ms === null) return "–";
+  return ms < 1000 ? ms + " ms" : (ms / 1000).toFixed(2) + " s";
+}
 function fmtCount(n) { return Number.isFinite(n) ? Math.round(n).toLocaleString("en-US") : "–"; }
 
 // ---- polling
