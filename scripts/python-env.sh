@@ -25,6 +25,10 @@ requirements=(
   # Property-based tests of the endpoint against its OpenAPI description, and a validator for it.
   "schemathesis==4.32.5"
   "openapi-spec-validator==0.9.0"
+  # The official Prometheus parser reads every /metrics scrape; Selenium drives headless Chromium
+  # (Debian's chromium and chromium-driver, from scripts/setup.sh) through the dashboard.
+  "prometheus_client==0.26.0"
+  "selenium==4.51.0"
 )
 stamp="$venv/.podworker-requirements"
 wanted="$(printf '%s\n' "${requirements[@]}")"

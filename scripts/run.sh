@@ -16,6 +16,9 @@ cmake -S . -B "$build" -G Ninja "${launcher[@]}" -DCMAKE_BUILD_TYPE=Release \
 cmake --build "$build" -j"$(nproc)" --target worker
 
 export PODWORKER_MODEL=${PODWORKER_MODEL:-models/SmolLM2-135M-Instruct.Q4_1.gguf}
+dashboard_host=${HOST:-127.0.0.1}
+if [ "$dashboard_host" = "0.0.0.0" ]; then dashboard_host=127.0.0.1; fi
+echo "run.sh: dashboard at http://${dashboard_host}:${PORT:-8000}/ (API docs at /docs, Prometheus metrics at /metrics)"
 # --return-aggregate-stream: /runsync and /status also return the streamed chunks, not only /stream.
 exec "$build/apps/worker/worker" --handler textgen --concurrency "${CONCURRENCY:-8}" \
   --return-aggregate-stream \

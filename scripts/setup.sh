@@ -14,6 +14,8 @@ packages=(
   # The fuzz targets (scripts/fuzz.sh): clang, and libclang-rt-14-dev for libFuzzer and clang's
   # sanitizer runtimes; llvm-14 brings llvm-symbolizer for readable crash stacks.
   clang libclang-rt-14-dev llvm-14
+  # The dashboard's browser test (tests/compat/test_dashboard.py): headless Chromium and its driver.
+  chromium chromium-driver
 )
 
 missing=()

@@ -476,7 +476,7 @@ TEST_CASE("bad input: 413, 400, 404, 405, and no bad request disturbs a queued j
   CHECK(c.get("/v2/local/status").status == 404);
   CHECK(c.get("/v2/local/status/a/b").status == 404);
   CHECK(c.get("/v2/local/status/unknown-id").status == 404);
-  CHECK(c.get("/").status == 404);
+  CHECK(c.get("/v2/local/").status == 404);  // "/" is the dashboard; not under an endpoint id
 
   r = c.get("/v2/local/run");
   CHECK(r.status == 405);

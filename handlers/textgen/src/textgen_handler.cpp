@@ -8,6 +8,7 @@
 
 #include "openai.h"
 #include "request.h"
+#include "textgen_metrics.h"
 
 namespace podworker::handlers::textgen {
 
@@ -103,6 +104,9 @@ void TextgenHandler::init(const HandlerContext& context) {
   options.max_context = static_cast<int>(s.get_int("context"));
   generator_ =
       llm::Generator::load(path, llm::parse_backend_kind(s.get_string("backend")), options);
+  TextgenMetrics& m = textgen_metrics();
+  m.sequences_capacity.set(options.max_sequences);
+  m.kv_capacity.set(static_cast<double>(options.max_sequences) * generator_->max_context());
   model_name_ = std::filesystem::path(path).stem().string();
   capacity_ = options.max_sequences;
   context.log.info("loaded " + path + "; " + std::to_string(capacity_) +
@@ -155,13 +159,16 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
                 req.include_usage};
   bool sent_role = false;
+  SequenceUse use(n_prompt);
   llm::TextCallback on_text;
   if (!req.openai) {
     on_text = [&](std::string_view delta, int n) {
+      use.generated(n);
       if (!delta.empty()) out.yield(chunk(delta, n));
     };
   } else if (req.stream) {
-    on_text = [&](std::string_view delta, int) {
+    on_text = [&](std::string_view delta, int n) {
+      use.generated(n);
       if (delta.empty()) return;
       out.yield(openai_chunk_event(ids, delta, !sent_role, {}));
       sent_role = true;
@@ -169,6 +176,11 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
   }
   const llm::TextResult result = generator_->generate_text(text_req, on_text, job.stop_token());
   const llm::GenerationStats& st = result.stats;
+  TextgenMetrics& m = textgen_metrics();
+  m.prompt_tokens.inc(static_cast<std::uint64_t>(st.input_tokens));
+  m.generated_tokens.inc(static_cast<std::uint64_t>(std::max(0, st.output_tokens)));
+  if (st.output_tokens > 0) m.time_to_first_token.observe(st.time_to_first_token_ms / 1000.0);
+  if (st.output_tokens > 1) m.tokens_per_second.observe(st.tokens_per_second);
   if (st.finish_reason == llm::FinishReason::error) return Output::error("generation failed: " + st.error);
   if (st.finish_reason == llm::FinishReason::cancelled) return Output{};
   const std::string_view reason = llm::finish_reason_name(st.finish_reason);

@@ -12,7 +12,7 @@ struct OpInfo {
   int args;  // path segments after the operation
 };
 
-constexpr std::array<OpInfo, 15> kOps{{
+constexpr std::array<OpInfo, 19> kOps{{
     {"run", Op::run, 0},
     {"runsync", Op::runsync, 0},
     {"status", Op::status, 1},
@@ -28,6 +28,10 @@ constexpr std::array<OpInfo, 15> kOps{{
     {"ping", Op::ping, 1},
     {"job-stop", Op::job_stop, 1},
     {"openapi.json", Op::openapi, 0},
+    {"metrics", Op::metrics, 0},
+    {"recent-jobs", Op::recent_jobs, 0},
+    {"docs", Op::docs, 0},
+    {"static", Op::asset, 1},
 }};
 
 // Splits off the next '/'-separated segment of `path` (which has no leading '/').
@@ -75,6 +79,10 @@ std::optional<Route> parse_route(std::string_view target) {
   while (!path.empty() && path.back() == '/') path.remove_suffix(1);  // tolerate a trailing slash
 
   std::string_view first = next_segment(path);
+  if (first.empty() && path.empty()) {  // "/": the dashboard
+    route.op = Op::dashboard;
+    return route;
+  }
   if (first == "v2") {
     route.endpoint = next_segment(path);
     if (route.endpoint.empty()) return std::nullopt;
@@ -117,6 +125,11 @@ bool method_allowed(Op op, Method method) {
     case Op::openai_models:
     case Op::openai_model:
     case Op::openapi:
+    case Op::metrics:
+    case Op::recent_jobs:
+    case Op::dashboard:
+    case Op::docs:
+    case Op::asset:
     case Op::job_take:
     case Op::job_take_batch:
     case Op::job_stop: return method == Method::get;
@@ -131,6 +144,20 @@ bool method_allowed(Op op, Method method) {
     case Op::openai_chat: return method == Method::post;
   }
   return false;
+}
+
+std::string_view op_name(Op op) {
+  switch (op) {
+    case Op::openai_chat: return "openai/v1/chat/completions";
+    case Op::openai_models: return "openai/v1/models";
+    case Op::openai_model: return "openai/v1/models/{model}";
+    case Op::dashboard: return "/";
+    default: break;
+  }
+  for (const OpInfo& info : kOps) {
+    if (info.op == op) return info.name;
+  }
+  return "unknown";
 }
 
 std::string_view allowed_methods(Op op) {

@@ -28,6 +28,11 @@ enum class Op : std::uint8_t {
   openai_models,  // GET openai/v1/models
   openai_model,   // GET openai/v1/models/{model}: arg1 is the model id as sent (may hold '/')
   openapi,        // GET openapi.json: the API's OpenAPI description
+  metrics,        // GET metrics: Prometheus text format
+  recent_jobs,    // GET recent-jobs: the last jobs submitted, for the dashboard
+  dashboard,      // GET /: the live dashboard page
+  docs,           // GET docs: the API's reference page, built from openapi.json in the browser
+  asset,          // GET static/{file}: the pages' scripts and style sheet
 };
 
 enum class Method : std::uint8_t { get, post, other };
@@ -42,6 +47,9 @@ struct Route {
 
 // nullopt: no such route (404). Arguments are not percent-decoded (ids never need it).
 std::optional<Route> parse_route(std::string_view target);
+
+// The route's name as the metrics label it ("run", "job-take", "openai/v1/chat/completions").
+std::string_view op_name(Op op);
 
 // Whether `method` is allowed for `op` (405 otherwise), and the Allow header text for it.
 bool method_allowed(Op op, Method method);

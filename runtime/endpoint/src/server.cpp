@@ -30,16 +30,20 @@
 #include <boost/beast/http.hpp>
 
 #include "auth.h"
+#include "http_metrics.h"
 #include "memory_store.h"
 #include "message_text.h"
+#include "metered_store.h"
 #include "openai.h"
 #include "openapi_document.h"
 #include "store_factory.h"
 #include "podworker/ids.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
+#include "podworker/metrics.h"
 #include "rate_limit.h"
 #include "routes.h"
+#include "web_assets.h"
 #include "webhook.h"
 
 namespace podworker::endpoint {
@@ -78,6 +82,7 @@ struct Reply {
   std::string body;
   std::string_view allow;  // for 405
   std::function<void()> undelivered = nullptr;  // run when the response cannot be written
+  std::string_view content_type = {};  // empty: application/json
 };
 
 // Whether the client of `socket` is still there. A closed peer (a worker process that exited or
@@ -206,6 +211,7 @@ struct EndpointState {
         openai(o.limits.openai, o.rate_window) {}
   std::string id;
   std::unique_ptr<JobStore> store;
+  MeteredStore* metered = nullptr;  // `store` itself, for its dashboard view
   RateLimiter run, runsync, status, stream, cancel, purge_queue, openai;
 };
 
@@ -218,6 +224,12 @@ bool is_openai_request(std::string_view target, const std::optional<Route>& rout
     target = slash == std::string_view::npos ? std::string_view{} : target.substr(slash);
   }
   return target == "/openai" || target.starts_with("/openai/") || target.starts_with("/openai?");
+}
+
+// "http://host:port", an IPv6 host in brackets.
+std::string http_url(const std::string& host, std::uint16_t port) {
+  const bool v6 = host.find(':') != std::string::npos;
+  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 // The job ids a ping reports (?job_id=a,b,...), capped: they come from the worker.
@@ -339,6 +351,7 @@ class Server::Impl {
   awaitable<void> openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream);
   awaitable<Reply> job_stop(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   Reply health(const HealthCounts& h);
+  awaitable<Reply> recent_jobs(EndpointState& ep);
   // `current`, when given, is kept pointing at the waiter of the moment, for a wake-up from outside
   // the store.
   template <class Check>
@@ -352,6 +365,9 @@ class Server::Impl {
   // The served model's "created" time (Unix seconds): when this endpoint started serving it.
   const std::int64_t model_created_ =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  // Before the stores, which register their families in it, and destroyed after them.
+  metrics::Registry registry_;
+  std::unique_ptr<HttpMetrics> http_metrics_ = std::make_unique<HttpMetrics>(registry_);
   // Destroyed after io_context_: coroutine frames destroyed with it still unsubscribe from stores,
   // release rate-limit permits and decrement in_flight_.
   std::unordered_map<std::string, std::unique_ptr<EndpointState>, StringHash, std::equal_to<>> endpoints_;
@@ -391,8 +407,13 @@ Server::Impl::Impl(Options options)
   for (const std::string& id : options_.endpoint_ids) {
     if (id.empty() || id.find('/') != std::string::npos) throw std::invalid_argument("bad endpoint id '" + id + "'");
     if (endpoints_.contains(id)) continue;
-    auto store = make_store(options_.store, id, so, [this](TerminalEvent e) { on_terminal(std::move(e)); });
-    endpoints_.emplace(id, std::make_unique<EndpointState>(id, std::move(store), options_));
+    auto store = std::make_unique<MeteredStore>(
+        make_store(options_.store, id, so, [this](TerminalEvent e) { on_terminal(std::move(e)); }), registry_, id,
+        so.clock);
+    MeteredStore* metered = store.get();
+    auto state = std::make_unique<EndpointState>(id, std::move(store), options_);
+    state->metered = metered;
+    endpoints_.emplace(id, std::move(state));
   }
   default_endpoint_ = endpoints_.find(options_.endpoint_ids.front())->second.get();
 }
@@ -425,6 +446,9 @@ std::uint16_t Server::Impl::start() {
     log::warn("endpoint: authentication is off (no API key: set --api-key or PODWORKER_API_KEY)");
   }
   if (!options_.rate_limit) log::info("endpoint: rate limits are off");
+  const std::string base = http_url(options_.host, port_);
+  log::info("endpoint: dashboard at " + base + "/, API docs at " + base + "/docs, Prometheus metrics at " + base +
+            "/metrics");
 
   asio::co_spawn(acceptor_.get_executor(), accept_loop(),
                  [](std::exception_ptr p) { log_exception(p, "endpoint accept loop"); });
@@ -578,6 +602,7 @@ Response Server::Impl::too_large_response(const Request& req, const std::optiona
       http::status::payload_too_large,
       "request body exceeds the limit of " + std::to_string(limit) + " bytes for this route");
   if (is_openai_request(sv(req.target()), route)) reply.body = openai_shaped_error(413, reply.body);
+  http_metrics_->request(route ? std::optional(route->op) : std::nullopt, 413);
   Response res{reply.status, req.version()};
   res.set(http::field::content_type, "application/json");
   res.keep_alive(false);
@@ -597,7 +622,12 @@ awaitable<Response> Server::Impl::respond(Request& req, const std::optional<Rout
     log::warn(std::string("endpoint: job store unavailable: ") + e.what());
     reply = error_reply(http::status::service_unavailable, "job store unavailable; retry later");
   }
-  if (consumed) co_return Response{};
+  const std::optional<Op> op = route ? std::optional(route->op) : std::nullopt;
+  if (consumed) {
+    http_metrics_->request(op, 200);  // a stream's 200 went out with its first bytes
+    co_return Response{};
+  }
+  http_metrics_->request(op, static_cast<int>(reply.status));
   undelivered = std::move(reply.undelivered);
   // OpenAI clients read errors from {"error": {"message", "type"}}.
   if (is_openai_request(sv(req.target()), route) && static_cast<int>(reply.status) >= 400) {
@@ -605,8 +635,15 @@ awaitable<Response> Server::Impl::respond(Request& req, const std::optional<Rout
   }
   Response res{reply.status, req.version()};
   res.set(http::field::server, "podworker");
-  if (reply.status != http::status::no_content)
-    res.set(http::field::content_type, "application/json");
+  if (reply.status != http::status::no_content) {
+    const std::string_view type = reply.content_type.empty() ? "application/json" : reply.content_type;
+    res.set(http::field::content_type, beast::string_view(type.data(), type.size()));
+  }
+  if (reply.content_type.starts_with("text/html")) {
+    // The pages show job outputs: nothing but this server's own scripts may run in them.
+    res.set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:");
+    res.set(http::field::cache_control, "no-cache");
+  }
   if (!reply.allow.empty())
     res.set(http::field::allow, beast::string_view(reply.allow.data(), reply.allow.size()));
   res.keep_alive(req.keep_alive() && !stopping_.load());
@@ -746,8 +783,10 @@ awaitable<bool> Server::Impl::wait_for(JobStore& store, Topic topic, std::string
 
 awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>& route, beast::tcp_stream& stream,
                                         bool& consumed) {
-  // The API's description holds no data: it is served without the key, as API documents are.
-  const bool public_route = route && route->op == Op::openapi;
+  // The API's description and the pages hold no data: they are served without the key, as API
+  // documents are (the pages ask for the key and send it with the API requests they make).
+  const bool public_route = route && (route->op == Op::openapi || route->op == Op::dashboard ||
+                                      route->op == Op::docs || route->op == Op::asset);
   if (!public_route && !options_.api_key.empty() && !authorized(sv(req[http::field::authorization]), options_.api_key)) {
     co_return error_reply(http::status::unauthorized, "missing or invalid API key in the Authorization header");
   }
@@ -769,6 +808,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
   RateLimiter::Permit permit;
   if (options_.rate_limit) {
     if (RateLimiter* rl = limiter(*ep, route->op); rl != nullptr && !rl->try_acquire(permit)) {
+      http_metrics_->rate_limited(route->op);
       co_return error_reply(http::status::too_many_requests, "rate limit exceeded for this route");
     }
   }
@@ -856,6 +896,31 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       co_return Reply{http::status::ok, openai_model_json(model, model_created_), {}};
     }
     case Op::openapi: co_return Reply{http::status::ok, std::string(openapi_document()), {}};
+    case Op::metrics: {
+      // Each store's health is asked for as any other operation (a Redis store's never blocks
+      // this I/O thread), then the gauges are set from it.
+      for (auto& [id, state] : endpoints_) {
+        state->metered->collect(co_await ask<&JobStore::async_health>(*state->store));
+      }
+      // The process's own families too: a worker's and its handler's, under --serve-api.
+      Reply reply{http::status::ok, registry_.render() + metrics::process_registry().render(), {}};
+      reply.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      co_return reply;
+    }
+    case Op::recent_jobs: co_return co_await recent_jobs(*ep);
+    case Op::dashboard:
+    case Op::docs: {
+      Reply reply{http::status::ok, std::string(route->op == Op::dashboard ? dashboard_html() : docs_html()), {}};
+      reply.content_type = "text/html; charset=utf-8";
+      co_return reply;
+    }
+    case Op::asset: {
+      const auto asset = static_asset(arg1);
+      if (!asset) co_return error_reply(http::status::not_found, "no such file: /static/" + std::string(arg1));
+      Reply reply{http::status::ok, std::string(asset->body), {}};
+      reply.content_type = asset->content_type;
+      co_return reply;
+    }
   }
   co_return error_reply(http::status::internal_server_error, "unhandled route");
 }
@@ -947,6 +1012,7 @@ awaitable<Reply> Server::Impl::stream_json(EndpointState& ep, const Route& route
 // Server-Sent Events: each chunk as `data: {"output": chunk}`, then `event: done` with the final
 // status object; the connection closes after it (the response has no length).
 awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, beast::tcp_stream& stream) {
+  const HttpMetrics::SseClient client(*http_metrics_);
   JobStore& store = *ep.store;
   const std::string id(route.arg1);
   beast::error_code ec;
@@ -1048,6 +1114,7 @@ awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beas
 }
 
 awaitable<void> Server::Impl::openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream) {
+  const HttpMetrics::SseClient client(*http_metrics_);
   JobStore& store = *ep.store;
   beast::error_code ec;
   std::string out =
@@ -1210,6 +1277,41 @@ Reply Server::Impl::health(const HealthCounts& h) {
   return Reply{http::status::ok, std::string(buffer.GetString(), buffer.GetSize()), {}};
 }
 
+// The dashboard's table: the last jobs submitted here, newest first, with their times (no output:
+// the page fetches /status for the one it shows).
+awaitable<Reply> Server::Impl::recent_jobs(EndpointState& ep) {
+  rapidjson::StringBuffer buffer;
+  Writer w(buffer);
+  w.StartObject();
+  w.Key("jobs");
+  w.StartArray();
+  for (const std::string& id : ep.metered->recent_jobs()) {
+    const std::optional<JobRecord> job = co_await ask<&JobStore::async_status>(*ep.store, id);
+    if (!job) continue;  // expired or purged
+    w.StartObject();
+    w.Key("id");
+    write_string(w, job->id);
+    w.Key("status");
+    write_string(w, status_name(job->status));
+    if (job->delay_ms) {
+      w.Key("delayTime");
+      w.Int64(*job->delay_ms);
+    }
+    if (job->execution_ms) {
+      w.Key("executionTime");
+      w.Int64(*job->execution_ms);
+    }
+    if (!job->worker.empty()) {
+      w.Key("workerId");
+      write_string(w, job->worker);
+    }
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  co_return Reply{http::status::ok, std::string(buffer.GetString(), buffer.GetSize()), {}};
+}
+
 // ---- Server
 
 Server::Server(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
@@ -1220,11 +1322,7 @@ std::string Server::serve_bytes(std::string_view requests) {
   return impl_->serve_bytes(requests);
 }
 std::uint16_t Server::port() const { return impl_->port_; }
-std::string Server::url() const {
-  const std::string& host = impl_->options_.host;
-  const bool v6 = host.find(':') != std::string::npos;
-  return "http://" + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(impl_->port_);
-}
+std::string Server::url() const { return http_url(impl_->options_.host, impl_->port_); }
 const Options& Server::options() const { return impl_->options_; }
 
 }  // namespace podworker::endpoint

@@ -130,6 +130,10 @@ void apply_flags(WorkerOptions& o, const std::vector<std::string>& args) {
       o.api_host = next();
     } else if (flag == "--api-port") {
       o.api_port = static_cast<int>(parse_integer(next(), "--api-port", 0, 65535));
+    } else if (flag == "--metrics-port") {
+      o.metrics_port = static_cast<int>(parse_integer(next(), "--metrics-port", 0, 65535));
+    } else if (flag == "--metrics-host") {
+      o.metrics_host = next();
     } else if (flag == "--log-level") {
       const std::string v = next();
       const auto lvl = log::parse_level(v, static_cast<log::Level>(-1));

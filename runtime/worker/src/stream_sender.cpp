@@ -6,6 +6,7 @@
 
 #include "podworker/log.h"
 #include "stream_merge.h"
+#include "worker_metrics.h"
 #include "stream_split.h"
 
 namespace podworker::worker {
@@ -109,13 +110,17 @@ void StreamSender::send_loop() {
       std::vector<const json::Value*> chunks;
       chunks.reserve(batch.Size());
       for (const auto& chunk : batch.GetArray()) chunks.push_back(&chunk);
-      for (const auto& body : merged_bodies(chunks, rule_, config_.max_post_bytes)) {
+      const std::vector<std::string> bodies = merged_bodies(chunks, rule_, config_.max_post_bytes);
+      WorkerMetrics& metrics = worker_metrics();
+      for (const auto& body : bodies) {
         if (stop_.stop_requested()) break;
         if (const std::string why = sink_.post_stream(body); !why.empty()) {
           error = "stream chunk could not be delivered: " + why;
           break;
         }
         ++delivered;
+        metrics.stream_bytes.inc(body.size());
+        metrics.chunks_per_post.observe(static_cast<double>(chunks.size()) / static_cast<double>(bodies.size()));
       }
     } catch (const std::exception& e) {
       error = std::string("stream chunks could not be merged: ") + e.what();

@@ -17,12 +17,14 @@
 #include "podworker/ids.h"
 #include "podworker/log.h"
 #include "podworker/worker.h"
+#include "worker_metrics.h"
 
 namespace podworker {
 
 using namespace std::chrono_literals;
 using worker::HttpClient;
 using worker::HttpResponse;
+using worker::PostKind;
 
 namespace {
 
@@ -102,11 +104,13 @@ struct Worker::Impl {
 
   // POSTs with retries on connection errors, 5xx and 429 (exponential backoff with jitter).
   HttpResponse post_with_retry(HttpClient& client, const std::string& url, const std::string& body,
-                               const std::string& job_id, int attempts, std::stop_token stop) {
+                               const std::string& job_id, int attempts, std::stop_token stop, PostKind kind) {
     HttpResponse r;
     auto delay = o.backoff_initial;
     for (int attempt = 1;; ++attempt) {
+      if (attempt > 1) worker::worker_metrics().retry(kind).inc();
       r = client.post(url, body, job_id, o.request_timeout, stop);
+      if (success(r)) worker::worker_metrics().post(kind).inc();
       if (success(r) || r.interrupted || !r.retryable() || attempt >= attempts) return r;
       log::warn("post failed (" + describe(r) + "), attempt " + std::to_string(attempt) + " of " +
                     std::to_string(attempts),
@@ -133,7 +137,7 @@ struct Worker::Impl {
     }
     std::string post_stream(const std::string& body) override {
       const auto r = impl_.post_with_retry(client_, stream_url_, body, job_id_,
-                                           impl_.o.post_attempts, stop_);
+                                           impl_.o.post_attempts, stop_, PostKind::stream);
       return success(r) || r.interrupted ? std::string() : describe(r);
     }
     void post_progress(const std::string& body) override {
@@ -141,7 +145,7 @@ struct Worker::Impl {
         clients_.progress = std::make_unique<HttpClient>(impl_.o.api_key, impl_.o.connect_timeout);
       }
       const auto r = impl_.post_with_retry(*clients_.progress, impl_.done_url(job_id_, false), body, job_id_,
-                                           std::min(impl_.o.post_attempts, 2), stop_);
+                                           std::min(impl_.o.post_attempts, 2), stop_, PostKind::progress);
       if (!success(r) && !r.interrupted) log::warn("progress update lost: " + describe(r), job_id_);
     }
 
@@ -157,11 +161,14 @@ struct Worker::Impl {
   void execute(JobClients& clients, const std::string& id, const json::Document& job,
                worker::JobControl& control) {
     log::info("Started.", id);
+    const auto started = std::chrono::steady_clock::now();
+    worker::WorkerMetrics& metrics = worker::worker_metrics();
     HttpClient& client = clients.main;
     std::stop_token stop = control.token();
     RemoteSink sink(*this, clients, id, stop);
     const auto outcome = worker::run_job(handler, job, sink, control, run_config);
     if (outcome.stopped) {
+      metrics.jobs_stopped.inc();
       log::info(
           "Stopped (" + std::string(stop_reason_name(control.reason())) + "); nothing posted.", id);
       return;
@@ -170,17 +177,23 @@ struct Worker::Impl {
     // deadline, must not interrupt that post.
     if (outcome.timed_out) stop = {};
     const std::string url = done_url(id, outcome.is_stream);
-    const auto r = post_with_retry(client, url, outcome.body, id, o.post_attempts, stop);
+    const auto r = post_with_retry(client, url, outcome.body, id, o.post_attempts, stop, PostKind::result);
     if (success(r)) {
+      (outcome.ok ? metrics.jobs_completed : metrics.jobs_failed).inc();
+      metrics.job_seconds.observe_since(started);
       log::info(outcome.ok ? "Finished." : "Finished with an error.", id);
       return;
     }
-    if (r.interrupted) return;  // cancelled while delivering: post nothing
+    if (r.interrupted) {  // cancelled while delivering: post nothing
+      metrics.jobs_stopped.inc();
+      return;
+    }
+    metrics.jobs_failed.inc();
     // Never let an undelivered result pass as success: the job must end FAILED, saying why.
     const std::string why = "result could not be delivered (" + describe(r) + ")";
     log::error(why, id);
     const auto fallback = post_with_retry(client, url, worker::error_result_body(why), id,
-                                          o.post_attempts, stop);
+                                          o.post_attempts, stop, PostKind::error);
     if (!success(fallback)) {
       log::error("error report could not be delivered either (" + describe(fallback) +
                      "); the endpoint will requeue or fail the job",
@@ -209,6 +222,7 @@ struct Worker::Impl {
       lock.lock();
       held.erase(id);
       --active;
+      worker::worker_metrics().jobs_running.add(-1);
       slots_cv.notify_all();
     }
   }
@@ -217,6 +231,7 @@ struct Worker::Impl {
   void dispatch(std::string id, json::Document job) {
     held[id] = std::make_shared<worker::JobControl>();
     ++active;
+    worker::worker_metrics().jobs_running.add(1);
     queue.emplace_back(std::move(id), std::move(job));
     if (static_cast<std::size_t>(idle_threads) < queue.size()) {
       pool.emplace_back([this] { pool_loop(); });
@@ -244,7 +259,7 @@ struct Worker::Impl {
     if (!rejected.empty()) {
       log::error("taken job rejected: " + rejected, job_id);
       post_with_retry(client, done_url(job_id, false), worker::error_result_body(rejected), job_id,
-                      o.post_attempts, {});
+                      o.post_attempts, {}, PostKind::error);
       return;
     }
     std::lock_guard lock(mu);
@@ -282,6 +297,7 @@ struct Worker::Impl {
       if (r.interrupted) return;
       if (r.status == 200 && !r.body.empty()) {
         delay = o.backoff_initial;
+        worker::worker_metrics().take_seconds.observe_since(started);
         try {
           // Pruned, not refused, when too deep: RunPod relays inputs of any depth, and a job that
           // cannot be run must still be answered (by id), while the rest of a batch runs. The
@@ -330,6 +346,7 @@ struct Worker::Impl {
       if (r.interrupted) return;
       if (r.status == 200 && !r.body.empty()) {
         delay = o.backoff_initial;
+        worker::worker_metrics().take_seconds.observe_since(started);
         try {
           const auto doc = json::parse_object(r.body, 1 << 20);
           const json::Value* ids = json::find(doc, "jobsToStop");
@@ -378,7 +395,10 @@ struct Worker::Impl {
       url = append_query(url, version);
       const auto r = client.get(url, o.request_timeout, stop);
       if (r.interrupted) return;
-      if (!success(r)) log::debug("heartbeat failed (" + describe(r) + ")");
+      if (!success(r)) {
+        worker::worker_metrics().heartbeat_failures.inc();
+        log::debug("heartbeat failed (" + describe(r) + ")");
+      }
     } while (wait_for(stop, o.ping_interval));
   }
 };
@@ -418,6 +438,7 @@ void Worker::run() {
   if (!s.o.handler_initialized) s.handler.init(make_handler_context(s.o, s.handler));
   // Unset, the concurrency is what the handler holds at once (a batching engine's slots).
   s.concurrency = s.o.concurrency ? *s.o.concurrency : std::max(1, s.handler.capacity());
+  worker::worker_metrics().concurrency.set(s.concurrency);
   log::info("worker " + s.o.worker_id + " taking jobs (concurrency " +
             std::to_string(s.concurrency) + (s.o.concurrency ? ")" : ", the handler's capacity)"));
   std::jthread heartbeat, stop_channel;

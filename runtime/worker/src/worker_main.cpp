@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "metrics_listener.h"
 #include "podworker/ids.h"
 #include "podworker/log.h"
 #include "podworker/worker.h"
@@ -34,6 +35,8 @@ constexpr const char* kUsage = R"(usage: worker [flags]
   --serve-api               serve the job API in this process and take jobs from it
   --api-host H --api-port P address for --serve-api (default 127.0.0.1:8000; 0 = any free port)
   --store STORE             job store of --serve-api: memory (default) or redis://HOST:PORT[/DB]
+  --metrics-port P          serve Prometheus /metrics on P (off by default; 0 = any free port)
+  --metrics-host H          address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper)
   -- ENDPOINT-FLAGS         after --: flags for the embedded endpoint (see `endpoint --help`)
   --log-level LEVEL         ERROR, WARN, INFO, DEBUG, TRACE (RUNPOD_LOG_LEVEL)
   --return-aggregate-stream a stream's final result holds all its chunks
@@ -219,6 +222,12 @@ int worker_main(int argc, char** argv, const WorkerMainOptions& main_options) {
 
     // init() runs before the API listens, so the endpoint knows the model's context and refuses
     // a max_tokens beyond it as a 400 instead of queueing a job bound to fail.
+    std::unique_ptr<worker::MetricsListener> metrics;
+    if (options.metrics_port >= 0) {
+      metrics = std::make_unique<worker::MetricsListener>(options.metrics_host, options.metrics_port);
+      std::printf("podworker worker metrics on %s/metrics\n", metrics->url().c_str());
+      std::fflush(stdout);
+    }
     handler->init(context);
     options.handler_initialized = true;
     std::unique_ptr<worker::EmbeddedApi> api;

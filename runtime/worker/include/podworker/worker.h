@@ -76,6 +76,10 @@ struct WorkerOptions {
   std::string api_host = "127.0.0.1";
   int api_port = 8000;
   std::vector<std::string> api_args;  // flags after "--": passed to the endpoint's own parser
+  // --metrics-port: Prometheus /metrics of this process on its own port (0 = any free port);
+  // -1 = off. Under --serve-api the endpoint's /metrics shows them too.
+  int metrics_port = -1;
+  std::string metrics_host = "127.0.0.1";
   // init() has already run (--serve-api initializes the handler first, to give the endpoint the
   // handler's chat limits): Worker::run() then does not call it again.
   bool handler_initialized = false;
