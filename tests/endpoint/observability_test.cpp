@@ -52,7 +52,6 @@ struct Metered {
   void take(std::size_t n = 1) {
     store->worker_begin("w");
     REQUIRE(store->take("w", n).size() == n);
-    store->worker_end("w");
   }
   pe::PostOutcome done(const std::string& id, bool error = false) {
     pe::WorkerResult r;
