@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "fitness_checks.h"
 #include "metrics_listener.h"
 #include "podworker/log.h"
 #include "podworker/worker.h"
@@ -151,6 +152,10 @@ int worker_main(int argc, char** argv, HandlerRegistry& registry) {
       if (auto text = read_file("test_input.json")) options.test_input = std::move(text);
     }
     if (options.test_input) return run_test_input(*handler, options, *options.test_input);
+    // As the SDK: before the first job, and not for a local test run.
+    if (auto unfit = worker::run_fitness_checks(worker::FitnessConfig::from_env(), fitness::registry())) {
+      return worker::report_unfit(options, *unfit);
+    }
 
     std::unique_ptr<worker::MetricsListener> metrics;
     if (options.metrics_port >= 0) {
