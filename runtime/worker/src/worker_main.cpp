@@ -41,6 +41,8 @@ The SDK's spellings (--test_input, --rp_serve_api, --rp_api_port, ...) are accep
 Environment: RUNPOD_WEBHOOK_GET_JOB, RUNPOD_WEBHOOK_POST_OUTPUT, RUNPOD_WEBHOOK_POST_STREAM,
 RUNPOD_WEBHOOK_PING, RUNPOD_PING_INTERVAL, RUNPOD_AI_API_KEY, RUNPOD_POD_ID, RUNPOD_POD_HOSTNAME,
 RUNPOD_ENDPOINT_ID (JSON logs), RUNPOD_LOG_LEVEL; PODWORKER_* timing overrides (see the worker README).
+Fitness checks at start: RUNPOD_MIN_MEMORY_GB (4), RUNPOD_MIN_DISK_PERCENT (10),
+RUNPOD_MIN_CUDA_VERSION (11.8), RUNPOD_SKIP_GPU_CHECK, RUNPOD_SKIP_AUTO_SYSTEM_CHECKS.
 )";
 
 // Self-pipe: the signal handler only writes a byte; a normal thread reads it and stops the worker.
