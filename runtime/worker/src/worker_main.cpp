@@ -155,7 +155,8 @@ int worker_main(int argc, char** argv, HandlerRegistry& registry) {
     }
     if (options.test_input) return run_test_input(*handler, options, *options.test_input);
     // As the SDK: before the first job, and not for a local test run.
-    if (auto unfit = worker::run_fitness_checks(worker::FitnessConfig::from_env(), fitness::registry())) {
+    const auto fitness_config = worker::FitnessConfig::from_env();
+    if (auto unfit = worker::run_fitness_checks(fitness_config, fitness::registry())) {
       return worker::report_unfit(options, *unfit);
     }
 
