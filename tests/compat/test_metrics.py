@@ -32,6 +32,7 @@ ENDPOINT_FAMILIES = {
     "podworker_endpoint_http_requests": "counter",
     "podworker_endpoint_rate_limited_requests": "counter",
     "podworker_endpoint_sse_clients": "gauge",
+    "podworker_endpoint_unhealthy_pings": "counter",
     "podworker_endpoint_store_operation_seconds": "histogram",
     "podworker_endpoint_store_operations": "counter",
 }

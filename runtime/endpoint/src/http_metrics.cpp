@@ -23,7 +23,10 @@ HttpMetrics::HttpMetrics(metrics::Registry& registry)
       sse_clients_(
           registry.gauge("podworker_endpoint_sse_clients",
                          "Clients connected to a Server-Sent Events stream (/stream, streamed "
-                         "OpenAI completions).")) {
+                         "OpenAI completions).")),
+      unhealthy_pings_(registry.counter("podworker_endpoint_unhealthy_pings_total",
+                                        "Pings with status=unhealthy: workers that failed their "
+                                        "start's fitness checks and exited.")) {
   // Present from the first scrape, so a rate of them reads 0 instead of no data.
   registry_.counter("podworker_endpoint_rate_limited_requests_total", kRateLimitedHelp,
                     {{"route", "run"}});

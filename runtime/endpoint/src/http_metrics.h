@@ -19,6 +19,8 @@ class HttpMetrics {
   // `op`: nullopt for a target no route matched. `status`: the HTTP status code sent.
   void request(std::optional<Op> op, int status);
   void rate_limited(Op op);
+  // A ping with status=unhealthy: a worker failed its start's fitness checks.
+  void unhealthy_ping() { unhealthy_pings_.inc(); }
 
   // An SSE client (/stream as text/event-stream, a streamed OpenAI completion) while connected.
   class SseClient {
@@ -42,6 +44,7 @@ class HttpMetrics {
   std::unique_ptr<std::atomic<metrics::Counter*>[]> requests_;      // [route][status]
   std::unique_ptr<std::atomic<metrics::Counter*>[]> rate_limited_;  // [route]
   metrics::Gauge& sse_clients_;
+  metrics::Counter& unhealthy_pings_;
 };
 
 }  // namespace podworker::endpoint

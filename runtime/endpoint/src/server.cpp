@@ -877,6 +877,14 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
                            route->arg2);
     }
     case Op::ping:
+      // A worker whose fitness checks failed says so once and exits: it is not a worker to count
+      // as present, nor to hand jobs to.
+      if (query_param(route->query, "status") == "unhealthy") {
+        http_metrics_->unhealthy_ping();
+        log::warn("worker " + std::string(arg1) + " reports unhealthy: " +
+                  query_param(route->query, "error").value_or("(no reason given)"));
+        co_return Reply{http::status::ok, R"({"status":"ok"})", {}};
+      }
       co_await ask<&JobStore::async_ping>(store, std::string(arg1), ping_job_ids(route->query));
       co_return Reply{http::status::ok, R"({"status":"ok"})", {}};
     case Op::job_stop: {

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "fitness_checks.h"
 #include "metrics_listener.h"
 #include "podworker/ids.h"
 #include "podworker/log.h"
@@ -51,6 +52,8 @@ RUNPOD_ENDPOINT_ID (JSON logs), RUNPOD_LOG_LEVEL. Timings, in ms: PODWORKER_CONN
 PODWORKER_BACKOFF_INITIAL_MS (200), PODWORKER_BACKOFF_MAX_MS (10000),
 PODWORKER_RATE_LIMITED_BACKOFF_MS (5000), PODWORKER_MIN_POLL_INTERVAL_MS (100),
 PODWORKER_SHUTDOWN_GRACE_MS (30000); PODWORKER_POST_ATTEMPTS (5), PODWORKER_STREAM_BUFFER_BYTES.
+Fitness checks at start: RUNPOD_MIN_MEMORY_GB (4), RUNPOD_MIN_DISK_PERCENT (10),
+RUNPOD_MIN_CUDA_VERSION (11.8), RUNPOD_SKIP_GPU_CHECK, RUNPOD_SKIP_AUTO_SYSTEM_CHECKS.
 )";
 
 // Each registered handler's settings, for --help. Settings are declared before init(), so a
@@ -219,15 +222,20 @@ int worker_main(int argc, char** argv, const WorkerMainOptions& main_options) {
                    "from; use --test-input JSON, ./test_input.json or --serve-api\n");
       return 2;
     }
+    // As the SDK: before the first job, and not for a local test run.
+    const auto fitness_config = worker::FitnessConfig::from_env();
+    if (auto unfit = worker::run_fitness_checks(fitness_config, fitness::registry())) {
+      return worker::report_unfit(options, *unfit);
+    }
 
-    // init() runs before the API listens, so the endpoint knows the model's context and refuses
-    // a max_tokens beyond it as a 400 instead of queueing a job bound to fail.
     std::unique_ptr<worker::MetricsListener> metrics;
     if (options.metrics_port >= 0) {
       metrics = std::make_unique<worker::MetricsListener>(options.metrics_host, options.metrics_port);
       std::printf("podworker worker metrics on %s/metrics\n", metrics->url().c_str());
       std::fflush(stdout);
     }
+    // init() runs before the API listens, so the endpoint knows the model's context and refuses
+    // a max_tokens beyond it as a 400 instead of queueing a job bound to fail.
     handler->init(context);
     options.handler_initialized = true;
     std::unique_ptr<worker::EmbeddedApi> api;
