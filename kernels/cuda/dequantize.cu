@@ -53,6 +53,7 @@ void dispatch(GgmlType type, const void* src, Out* dst, std::int64_t n, StreamVi
     case GgmlType::q8_0: return launch<GgmlType::q8_0, K>(src, dst, n, stream);
     case GgmlType::q8_1: return launch<GgmlType::q8_1, K>(src, dst, n, stream);
     case GgmlType::q6_k: return launch<GgmlType::q6_k, K>(src, dst, n, stream);
+    default: break;
   }
   throw std::invalid_argument("cuda::dequantize: unsupported type");
 }
