@@ -1,10 +1,11 @@
-// K-quant and Q5_0 matrix products (see matmul_kquant.h for the arithmetic). The inner dot is
-// compiled twice, for AVX2 and for baseline x86-64 (or the host elsewhere), and the loader picks
-// the clone the CPU runs (GCC target_clones), so the library still runs on any x86-64.
+// K-quant and Q5_0 matrix products (see matmul_kquant.h for the arithmetic): the portable version,
+// which the AVX2 one (matmul_kquant_avx2.cpp) is tested against, and the dispatch between them.
 #include "llm/cpu/matmul_kquant.h"
 
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <vector>
 
 #include "kernels/cpu/kquant.h"
@@ -16,12 +17,6 @@ namespace {
 
 using kernels::fp16_to_fp32;
 using kernels::GgmlType;
-
-#if defined(PODWORKER_LLM_X86)
-#define PODWORKER_DOT_CLONES [[gnu::target_clones("arch=x86-64-v3", "default")]]
-#else
-#define PODWORKER_DOT_CLONES
-#endif
 
 // One unpacked weight row: 32 int16 values per block, and the block's scale and offset.
 struct UnpackedRow {
@@ -102,18 +97,18 @@ void unpack_q5_0(const kernels::BlockQ5_0* b, int nblocks, UnpackedRow& u) {
   for (int i = 0; i < nblocks; ++i) {
     const float d = fp16_to_fp32(b[i].d);
     u.scale[static_cast<std::size_t>(i)] = d;
-    u.offset[static_cast<std::size_t>(i)] = 16.0f * d;
+    u.offset[static_cast<std::size_t>(i)] = 0;
     std::uint32_t qh = 0;
     std::memcpy(&qh, b[i].qh, sizeof qh);
     std::int16_t* w = u.w.data() + static_cast<std::size_t>(i) * 32;
     for (int j = 0; j < 16; ++j) {
-      w[j] = static_cast<std::int16_t>((b[i].qs[j] & 0xF) | (((qh >> j) & 1) << 4));
-      w[j + 16] = static_cast<std::int16_t>((b[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4));
+      w[j] = static_cast<std::int16_t>(((b[i].qs[j] & 0xF) | (((qh >> j) & 1) << 4)) - 16);
+      w[j + 16] =
+          static_cast<std::int16_t>(((b[i].qs[j] >> 4) | (((qh >> (j + 16)) & 1) << 4)) - 16);
     }
   }
 }
 
-PODWORKER_DOT_CLONES
 float dot_row(const UnpackedRow& u, int nblocks, const ActBlock* a) {
   float sum = 0;
   for (int b = 0; b < nblocks; ++b) {
@@ -135,6 +130,19 @@ bool is_kquant_matmul_type(GgmlType type) {
 
 void matmul_kquant(GgmlType type, const std::byte* w, std::size_t row_bytes, int nblocks, int r0,
                    int r1, const ActBlock* acts, int ncols, float* out, std::size_t out_stride) {
+  static const bool simd = [] {
+    const char* cap = std::getenv("PODWORKER_CPU_ISA");
+    return kquant_avx2_compiled() && cpu_supports_avx2() &&
+           !(cap != nullptr && std::string_view(cap) == "scalar");
+  }();
+  if (simd)
+    return matmul_kquant_avx2(type, w, row_bytes, nblocks, r0, r1, acts, ncols, out, out_stride);
+  matmul_kquant_scalar(type, w, row_bytes, nblocks, r0, r1, acts, ncols, out, out_stride);
+}
+
+void matmul_kquant_scalar(GgmlType type, const std::byte* w, std::size_t row_bytes, int nblocks,
+                          int r0, int r1, const ActBlock* acts, int ncols, float* out,
+                          std::size_t out_stride) {
   thread_local UnpackedRow u;
   u.resize(nblocks);
   for (int r = r0; r < r1; ++r) {

@@ -46,10 +46,29 @@ TEST_CASE("K-quant and Q5_0 matmuls equal the dot of the dequantized rows") {
     kernels::cpu::quantize(t, w.data(), q.data(), static_cast<std::int64_t>(w.size()));
     std::vector<float> out(static_cast<std::size_t>(kRows) * kBatch, NAN);
     // Two calls over row ranges, as the thread split makes them.
-    llm::cpu::matmul_kquant(t, q.data(), row_bytes, kCols / 32, 0, 10, acts.data(), kBatch,
-                            out.data(), kRows);
-    llm::cpu::matmul_kquant(t, q.data(), row_bytes, kCols / 32, 10, kRows, acts.data(), kBatch,
-                            out.data(), kRows);
+    llm::cpu::matmul_kquant_scalar(t, q.data(), row_bytes, kCols / 32, 0, 10, acts.data(), kBatch,
+                                   out.data(), kRows);
+    llm::cpu::matmul_kquant_scalar(t, q.data(), row_bytes, kCols / 32, 10, kRows, acts.data(),
+                                   kBatch, out.data(), kRows);
+    // The AVX2 version equals the portable one up to the order of the f32 additions, at every
+    // column count (1..4 per pass, and 5 = a pass of 4 and one of 1).
+    if (llm::cpu::kquant_avx2_compiled() && llm::cpu::cpu_supports_avx2()) {
+      for (const int cols : {1, 2, 3, 4, 5}) {
+        CAPTURE(cols);
+        std::vector<llm::cpu::ActBlock> more(static_cast<std::size_t>(kCols / 32) * cols);
+        for (std::size_t i = 0; i < more.size(); ++i) more[i] = acts[i % acts.size()];
+        std::vector<float> ref(static_cast<std::size_t>(kRows) * cols), simd(ref.size(), NAN);
+        llm::cpu::matmul_kquant_scalar(t, q.data(), row_bytes, kCols / 32, 0, kRows, more.data(),
+                                       cols, ref.data(), kRows);
+        llm::cpu::matmul_kquant_avx2(t, q.data(), row_bytes, kCols / 32, 0, kRows, more.data(),
+                                     cols, simd.data(), kRows);
+        for (std::size_t i = 0; i < ref.size(); ++i) {
+          CHECK(simd[i] == doctest::Approx(ref[i]).epsilon(1e-5).scale(1.0));
+        }
+      }
+    } else {
+      MESSAGE("no AVX2: the SIMD K-quant products are not compared");
+    }
     std::vector<float> row(kCols);
     for (int r = 0; r < kRows; ++r) {
       kernels::cpu::dequantize(t, q.data() + static_cast<std::size_t>(r) * row_bytes, row.data(),
