@@ -75,9 +75,10 @@ struct Acc {
 
 // One 32-element block: w (unsigned, <= 63) against activation block b of every column;
 // acc += scale * d_a * Σ w q_a - offset * s_a.
+template <int NC>
 inline void add_block(Acc& acc, __m256i w, float scale, float offset, const ActBlock* acts,
-                      int nblocks, int b, int ncols) {
-  for (int c = 0; c < ncols; ++c) {
+                      int nblocks, int b) {
+  for (int c = 0; c < NC; ++c) {
     const ActBlock& a = acts[static_cast<std::size_t>(c) * static_cast<std::size_t>(nblocks) +
                              static_cast<std::size_t>(b)];
     const __m256i p = dot_u8s8(w, load32(a.qs));
@@ -86,7 +87,8 @@ inline void add_block(Acc& acc, __m256i w, float scale, float offset, const ActB
   }
 }
 
-void row_q5_0(const BlockQ5_0* row, int nblocks, const ActBlock* acts, int ncols, Acc& acc) {
+template <int NC>
+void row_q5_0(const BlockQ5_0* row, int nblocks, const ActBlock* acts, Acc& acc) {
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int b = 0; b < nblocks; ++b) {
     const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b].qs));
@@ -97,7 +99,7 @@ void row_q5_0(const BlockQ5_0* row, int nblocks, const ActBlock* acts, int ncols
     const __m256i w = _mm256_sub_epi8(_mm256_or_si256(nib, hi), _mm256_set1_epi8(16));
     const __m256i wabs = _mm256_sign_epi8(w, w);
     const float d = _cvtsh_ss(row[b].d);
-    for (int c = 0; c < ncols; ++c) {
+    for (int c = 0; c < NC; ++c) {
       const ActBlock& a = acts[static_cast<std::size_t>(c) * static_cast<std::size_t>(nblocks) +
                                static_cast<std::size_t>(b)];
       const __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(load32(a.qs), w));
@@ -106,8 +108,8 @@ void row_q5_0(const BlockQ5_0* row, int nblocks, const ActBlock* acts, int ncols
   }
 }
 
-template <bool kFiveBits, class Block>
-void row_k4(const Block* row, int nsuper, const ActBlock* acts, int ncols, Acc& acc) {
+template <int NC, bool kFiveBits, class Block>
+void row_k4(const Block* row, int nsuper, const ActBlock* acts, Acc& acc) {
   const int nblocks = nsuper * 8;
   const __m256i low4 = _mm256_set1_epi8(0x0F);
   for (int s = 0; s < nsuper; ++s) {
@@ -128,13 +130,14 @@ void row_k4(const Block* row, int nsuper, const ActBlock* acts, int ncols, Acc& 
         }
         std::uint8_t sc = 0, m = 0;
         scale_min(j, blk.scales, sc, m);
-        add_block(acc, w, d * sc, dmin * m, acts, nblocks, s * 8 + j, ncols);
+        add_block<NC>(acc, w, d * sc, dmin * m, acts, nblocks, s * 8 + j);
       }
     }
   }
 }
 
-void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, int ncols, Acc& acc) {
+template <int NC>
+void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, Acc& acc) {
   const int nblocks = nsuper * 8;
   const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3),
                 m32 = _mm256_set1_epi8(32);
@@ -157,7 +160,7 @@ void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, int ncols,
             _mm256_set_epi32(sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k],
                              sc[2 * k], sc[2 * k], sc[2 * k]);
         const int b = s * 8 + h * 4 + k;
-        for (int c = 0; c < ncols; ++c) {
+        for (int c = 0; c < NC; ++c) {
           const ActBlock& a = acts[static_cast<std::size_t>(c) * static_cast<std::size_t>(nblocks) +
                                    static_cast<std::size_t>(b)];
           const __m256i p =
@@ -166,6 +169,27 @@ void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, int ncols,
         }
       }
     }
+  }
+}
+
+// One row of `type` against NC columns.
+template <int NC>
+void row_dot(kernels::GgmlType type, const std::byte* p, int nblocks, const ActBlock* a, Acc& acc) {
+  switch (type) {
+    case kernels::GgmlType::q5_0:
+      row_q5_0<NC>(reinterpret_cast<const BlockQ5_0*>(p), nblocks, a, acc);
+      return;
+    case kernels::GgmlType::q4_k:
+      row_k4<NC, false>(reinterpret_cast<const BlockQ4_K*>(p), nblocks / 8, a, acc);
+      return;
+    case kernels::GgmlType::q5_k:
+      row_k4<NC, true>(reinterpret_cast<const BlockQ5_K*>(p), nblocks / 8, a, acc);
+      return;
+    case kernels::GgmlType::q6_k:
+      row_q6_k<NC>(reinterpret_cast<const BlockQ6_K*>(p), nblocks / 8, a, acc);
+      return;
+    default:
+      return;
   }
 }
 
@@ -181,21 +205,19 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
       const int nc = ncols - c0 < kMaxCols ? ncols - c0 : kMaxCols;
       const ActBlock* a = acts + static_cast<std::size_t>(c0) * static_cast<std::size_t>(nblocks);
       Acc acc;
-      switch (type) {
-        case kernels::GgmlType::q5_0:
-          row_q5_0(reinterpret_cast<const BlockQ5_0*>(row), nblocks, a, nc, acc);
+      switch (nc) {
+        case 1:
+          row_dot<1>(type, row, nblocks, a, acc);
           break;
-        case kernels::GgmlType::q4_k:
-          row_k4<false>(reinterpret_cast<const BlockQ4_K*>(row), nblocks / 8, a, nc, acc);
+        case 2:
+          row_dot<2>(type, row, nblocks, a, acc);
           break;
-        case kernels::GgmlType::q5_k:
-          row_k4<true>(reinterpret_cast<const BlockQ5_K*>(row), nblocks / 8, a, nc, acc);
-          break;
-        case kernels::GgmlType::q6_k:
-          row_q6_k(reinterpret_cast<const BlockQ6_K*>(row), nblocks / 8, a, nc, acc);
+        case 3:
+          row_dot<3>(type, row, nblocks, a, acc);
           break;
         default:
-          return;
+          row_dot<4>(type, row, nblocks, a, acc);
+          break;
       }
       for (int c = 0; c < nc; ++c) {
         out[static_cast<std::size_t>(c0 + c) * out_stride + static_cast<std::size_t>(r)] =
