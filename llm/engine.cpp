@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
 #include <stdexcept>
 #include <stop_token>
 
@@ -30,7 +31,7 @@ struct Engine::Active {
 
   std::mutex mutex;
   std::condition_variable cv;
-  std::deque<std::int32_t> tokens;
+  std::deque<SampledToken> tokens;
   bool done = false;
   GenerationStats stats;
 
@@ -59,6 +60,15 @@ Engine::~Engine() {
 
 GenerationStats Engine::generate(const GenerationRequest& request, const std::function<bool(std::int32_t)>& on_token,
                                  std::stop_token stop) {
+  return generate_tokens(request, [&](const SampledToken& t) { return on_token(t.token); }, stop);
+}
+
+GenerationStats Engine::generate_tokens(const GenerationRequest& request,
+                                        const std::function<bool(const SampledToken&)>& on_token,
+                                        std::stop_token stop) {
+  if (request.top_logprobs > kMaxTopLogprobs) {
+    throw std::invalid_argument("top_logprobs must be at most " + std::to_string(kMaxTopLogprobs));
+  }
   if (request.prompt.empty()) throw std::invalid_argument("the prompt is empty");
   if (static_cast<int>(request.prompt.size()) >= backend_->max_context()) {
     throw std::invalid_argument("the prompt has " + std::to_string(request.prompt.size()) +
@@ -85,7 +95,7 @@ GenerationStats Engine::generate(const GenerationRequest& request, const std::fu
     wake_.notify_all();
   });
 
-  std::vector<std::int32_t> batch;
+  std::vector<SampledToken> batch;
   int delivered = 0;
   bool cancelled = false;
   while (true) {
@@ -93,7 +103,7 @@ GenerationStats Engine::generate(const GenerationRequest& request, const std::fu
     {
       std::unique_lock lock(active->mutex);
       active->cv.wait(lock, [&] { return !active->tokens.empty() || active->done; });
-      batch.assign(active->tokens.begin(), active->tokens.end());
+      batch.assign(std::make_move_iterator(active->tokens.begin()), std::make_move_iterator(active->tokens.end()));
       active->tokens.clear();
       finished = active->done;
     }
@@ -105,7 +115,7 @@ GenerationStats Engine::generate(const GenerationRequest& request, const std::fu
       }
       wake_.notify_all();
     }
-    for (std::int32_t t : batch) {
+    for (const SampledToken& t : batch) {
       // The scheduler may run ahead of a slow consumer; the consumer's view decides where the
       // generation ends, so a cancellation takes effect at the next token it would have seen.
       if (active->consumer_done.load(std::memory_order_relaxed)) break;
@@ -143,6 +153,8 @@ void Engine::run(std::stop_token stop) {
   std::vector<DecodeStep> steps;
   std::vector<SampleSpec> specs;
   std::vector<std::int32_t> out;
+  std::vector<float> logits;  // host logits, for the steps whose requests want logprobs
+  std::vector<std::uint64_t> scratch;
 
   const auto finish = [&](Active& a, FinishReason reason, std::string error = {}) {
     if (a.seq >= 0) backend_->free_sequence(a.seq);
@@ -161,7 +173,8 @@ void Engine::run(std::stop_token stop) {
     a.cv.notify_all();
   };
   // Hands a sampled token to the requester, or ends the request on an end token or a limit.
-  const auto deliver = [&](Active& a, std::int32_t token) -> bool {
+  const auto deliver = [&](Active& a, SampledToken sampled) -> bool {
+    const std::int32_t token = sampled.token;
     const Clock::time_point now = Clock::now();
     if (std::find(options_.end_tokens.begin(), options_.end_tokens.end(), token) != options_.end_tokens.end()) {
       finish(a, FinishReason::stop);
@@ -173,7 +186,7 @@ void Engine::run(std::stop_token stop) {
     a.last = token;
     {
       std::lock_guard lock(a.mutex);
-      a.tokens.push_back(token);
+      a.tokens.push_back(std::move(sampled));
       a.stats.peak_queued_tokens = std::max(a.stats.peak_queued_tokens, static_cast<int>(a.tokens.size()));
     }
     a.cv.notify_all();
@@ -249,10 +262,20 @@ void Engine::run(std::stop_token stop) {
           if (a.prefilled < prompt.size()) {
             backend_->prefill(a.seq, chunk, {});
           } else {
-            const std::int32_t token = backend_->prefill_sample(a.seq, chunk, SampleSpec{a.request.sampling, 0});
+            const SampleSpec spec{a.request.sampling, 0};
+            SampledToken sampled;
+            if (a.request.top_logprobs >= 0) {
+              // Logprobs need the logits on the host; sample_token is the definition a device
+              // sampler follows, so the token is the one prefill_sample would have drawn.
+              logits.resize(static_cast<std::size_t>(backend_->config().n_vocab));
+              backend_->prefill(a.seq, chunk, logits);
+              sampled = token_logprobs(logits, sample_token(logits, spec, scratch), a.request.top_logprobs);
+            } else {
+              sampled.token = backend_->prefill_sample(a.seq, chunk, spec);
+            }
             auto moved = std::move(admitting.front());
             admitting.erase(admitting.begin());
-            if (deliver(*moved, token)) running.push_back(std::move(moved));
+            if (deliver(*moved, std::move(sampled))) running.push_back(std::move(moved));
           }
         }
       }
@@ -274,9 +297,27 @@ void Engine::run(std::stop_token stop) {
           specs.push_back({a->request.sampling, static_cast<std::uint64_t>(a->generated)});
         }
         out.resize(steps.size());
-        backend_->decode_sample(steps, specs, out);
+        const bool any_logprobs = std::any_of(decoding.begin(), decoding.end(),
+                                              [](const auto& a) { return a->request.top_logprobs >= 0; });
+        const auto vocab = static_cast<std::size_t>(backend_->config().n_vocab);
+        if (any_logprobs) {
+          logits.resize(steps.size() * vocab);
+          backend_->decode(steps, logits);
+          for (std::size_t i = 0; i < steps.size(); ++i) {
+            out[i] = sample_token(std::span<const float>(logits).subspan(i * vocab, vocab), specs[i], scratch);
+          }
+        } else {
+          backend_->decode_sample(steps, specs, out);
+        }
         for (std::size_t i = 0; i < decoding.size(); ++i) {
-          if (!deliver(*decoding[i], out[i])) std::erase(running, decoding[i]);
+          const int top = decoding[i]->request.top_logprobs;
+          SampledToken sampled;
+          if (top >= 0) {
+            sampled = token_logprobs(std::span<const float>(logits).subspan(i * vocab, vocab), out[i], top);
+          } else {
+            sampled.token = out[i];
+          }
+          if (!deliver(*decoding[i], std::move(sampled))) std::erase(running, decoding[i]);
         }
       }
     } catch (const std::exception& e) {

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "llm/backend.h"
+#include "llm/logprobs.h"
 #include "llm/sampling.h"
 
 namespace podworker::llm {
@@ -32,6 +33,9 @@ struct GenerationRequest {
   std::vector<std::int32_t> prompt;  // non-empty, fits the backend's max_context()
   SamplingParams sampling;
   int max_tokens = 256;  // generation also ends when the sequence reaches max_context()
+  // -1: no logprobs. 0..kMaxTopLogprobs: each SampledToken carries its logprob and this many of the
+  // most likely tokens (llm/logprobs.h says of which distribution).
+  int top_logprobs = -1;
 };
 
 struct GenerationStats {
@@ -65,6 +69,10 @@ class Engine {
   GenerationStats generate(const GenerationRequest& request,
                            const std::function<bool(std::int32_t token)>& on_token,
                            std::stop_token stop = {});
+  // The same, the callback seeing each token with its logprobs (empty unless top_logprobs >= 0).
+  GenerationStats generate_tokens(const GenerationRequest& request,
+                                  const std::function<bool(const SampledToken& token)>& on_token,
+                                  std::stop_token stop = {});
 
   const Backend& backend() const { return *backend_; }
   const LlamaConfig& config() const { return backend_->config(); }

@@ -22,15 +22,19 @@ std::unique_ptr<Generator> Generator::load(const std::string& path, BackendKind 
   return g;
 }
 
-TextResult Generator::generate_text(const TextRequest& request, const TextCallback& on_text, std::stop_token stop) {
+TextResult Generator::generate_text(const TextRequest& request, const TextCallback& on_text, std::stop_token stop,
+                                    const TokenCallback& on_token) {
   TextStream stream(request.stop);
   TextResult result;
   int count = 0;
-  GenerationRequest req{request.prompt, request.sampling, request.max_tokens};
-  result.stats = engine_->generate(
+  GenerationRequest req{request.prompt, request.sampling, request.max_tokens, request.top_logprobs};
+  result.stats = engine_->generate_tokens(
       req,
-      [&](std::int32_t token) {
+      [&](const SampledToken& sampled) {
+        const std::int32_t token = sampled.token;
         ++count;
+        if (request.top_logprobs >= 0) result.tokens.push_back(sampled);
+        if (on_token) on_token(sampled);
         const std::string delta = stream.push(tokenizer_.token_bytes(token));
         if (on_text && (!delta.empty() || stream.stopped())) on_text(delta, count);
         return !stream.stopped();

@@ -21,15 +21,21 @@ struct TextRequest {
   SamplingParams sampling;
   int max_tokens = 256;
   std::vector<std::string> stop;  // stop strings; the matched one is not part of the text
+  int top_logprobs = -1;          // as GenerationRequest::top_logprobs
 };
 
 struct TextResult {
   std::string text;
   GenerationStats stats;
+  // With top_logprobs >= 0: every generated token in order (end tokens excluded; the tokens of a
+  // matched stop string included, as they were generated).
+  std::vector<SampledToken> tokens;
 };
 
 // Called with each new piece of text (complete UTF-8) and the number of tokens generated so far.
 using TextCallback = std::function<void(std::string_view delta, int output_tokens)>;
+// Called with each generated token before the text it completes goes to the TextCallback.
+using TokenCallback = std::function<void(const SampledToken& token)>;
 
 class Generator {
  public:
@@ -43,7 +49,7 @@ class Generator {
   int max_context() const { return engine_->max_context(); }
 
   TextResult generate_text(const TextRequest& request, const TextCallback& on_text,
-                           std::stop_token stop = {});
+                           std::stop_token stop = {}, const TokenCallback& on_token = {});
 
  private:
   Generator() = default;

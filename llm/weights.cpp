@@ -13,7 +13,11 @@ bool is_matrix_type(GgmlType type) {
     case GgmlType::f16:
     case GgmlType::q4_0:
     case GgmlType::q4_1:
-    case GgmlType::q8_0: return true;
+    case GgmlType::q5_0:
+    case GgmlType::q8_0:
+    case GgmlType::q4_k:
+    case GgmlType::q5_k:
+    case GgmlType::q6_k: return true;
     default: return false;
   }
 }
@@ -59,7 +63,7 @@ TensorView matrix_tensor(const model::GgufFile& file, const std::string& name, i
   const model::TensorInfo& t = need(file, name);
   if (!is_matrix_type(t.type)) {
     throw ModelError("tensor " + name + " has unsupported type " + std::string(kernels::type_name(t.type)) +
-                     " (supported: F32, F16, Q4_0, Q4_1, Q8_0)");
+                     " (supported: F32, F16, Q4_0, Q4_1, Q5_0, Q8_0, Q4_K, Q5_K, Q6_K)");
   }
   if (t.shape.size() != 2 || t.shape[0] != cols || t.shape[1] != rows) {
     throw ModelError("tensor " + name + " has shape " + shape_text(t) + ", expected [" + std::to_string(cols) + ", " +

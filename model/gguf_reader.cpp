@@ -282,7 +282,7 @@ void GgufFile::parse(const GgufLimits& limits) {
     const auto raw_type = c.read<std::uint32_t>("tensor type");
     if (!kernels::is_supported(raw_type)) {
       c.fail("tensor '" + t.name + "' has unsupported ggml type " + std::to_string(raw_type) + " (" +
-             ggml_type_label(raw_type) + "); supported: F32, F16, BF16, Q4_0, Q4_1, Q8_0, Q8_1, Q6_K");
+             ggml_type_label(raw_type) + "); supported: F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q8_0, Q8_1, Q4_K, Q5_K, Q6_K");
     }
     t.type = static_cast<GgmlType>(raw_type);
     t.offset = c.read<std::uint64_t>("tensor offset");

@@ -11,6 +11,7 @@
 #include <map>
 #include <stdexcept>
 
+#include "kernels/dequantize.h"
 #include "model/pretokenizer.h"
 #include "model/tokenizer.h"
 
@@ -244,6 +245,14 @@ std::vector<std::byte> encode(GgmlType type, std::span<const float> x, Random& r
         append_pod(out, blk);
       }
       return out;
+    case GgmlType::q5_0:
+    case GgmlType::q4_k:
+    case GgmlType::q5_k: {
+      // ggml's reference quantizers (kernels/cpu/kquant.cpp); the row length must fit the block.
+      out.resize(kernels::tensor_bytes(type, static_cast<std::int64_t>(x.size())));
+      kernels::cpu::quantize(type, x.data(), out.data(), static_cast<std::int64_t>(x.size()));
+      return out;
+    }
     default:
       throw std::invalid_argument("test models cannot hold " + std::string(kernels::type_name(type)) + " tensors");
   }
@@ -257,6 +266,9 @@ std::uint32_t file_type_of(GgmlType t) {
     case GgmlType::q4_0: return 2;
     case GgmlType::q4_1: return 3;
     case GgmlType::q8_0: return 7;
+    case GgmlType::q5_0: return 8;
+    case GgmlType::q4_k: return 14;
+    case GgmlType::q5_k: return 16;
     case GgmlType::q6_k: return 18;
     case GgmlType::bf16: return 32;
     default: return 0;

@@ -9,7 +9,8 @@
 #      SmolLM2-135M's exact shapes, and on the real file when models/SmolLM2-135M-Instruct.Q4_1.gguf
 #      (or $PODWORKER_MODEL) is present — and once more sending decode batches of 8+ through cuBLAS
 #      on the F16 weight copies instead of the quantized mat-vec, to compare the two paths;
-#   3. when Boost and libcurl are installed: bench_stream, textgen at batch 1 on the GPU streamed
+#   3. perplexity of the real file and its Q4_K_M requantization on CUDA and on the CPU (within 0.5 %);
+#   4. when Boost and libcurl are installed: bench_stream, textgen at batch 1 on the GPU streamed
 #      through a 20 ms RTT proxy, tok/s next to the direct figure.
 # A gpu suite that skips (no device found: exit 77, or a case saying "no CUDA device") fails the
 # check: on the machine this is for, every GPU case must run. $OUT/summary.txt holds the results;
@@ -81,7 +82,7 @@ step "configure and build"
 if ! cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPODWORKER_SERVER=OFF \
     -DPODWORKER_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" > "$LOGS/configure.log" 2>&1 ||
   ! cmake --build "$BUILD" -j "$JOBS" \
-    --target test_kernels test_ops bench_kernels test_llm_cuda bench_textgen > "$LOGS/build.log" 2>&1; then
+    --target test_kernels test_ops bench_kernels test_llm_cuda bench_textgen perplexity quantize > "$LOGS/build.log" 2>&1; then
   cat "$LOGS/configure.log" "$LOGS/build.log" 2> /dev/null | grep -E "rror" -A3 | head -40 |
     tee -a "$OUT/summary.txt"
   status=1
@@ -120,6 +121,31 @@ step "textgen benchmark: CUDA, cuBLAS decode from batch 8 (generated model)"
 run bench_textgen_gemm 90 env PODWORKER_CUDA_DECODE_GEMM_FROM=8 "$BUILD/bench/textgen/bench_textgen" \
   --backend cuda --streams 8,32 --prompt 64 --gen "$GEN" --model "$ROOT/models/absent.gguf"
 cat "$LOGS/bench_textgen_gemm.log" >> "$OUT/summary.txt"
+
+# The CUDA backend scores a text as the CPU backend does: perplexity within 0.5 % (issue 13), for the
+# Q4_1 file and its Q4_K_M requantization (K-quants dequantized to F16 on the GPU).
+step "perplexity: CUDA against CPU"
+if [[ -f "$model" ]]; then
+  run quantize_q4_k_m 60 "$BUILD/apps/quantize/quantize" "$model" "$OUT/q4_k_m.gguf" Q4_K_M
+  for file in "$model" "$OUT/q4_k_m.gguf"; do
+    for backend in cpu cuda; do
+      name="perplexity_$(basename "$file" .gguf)_$backend"
+      run "$name" 120 "$BUILD/apps/perplexity/perplexity" --model "$file" --file "$ROOT/tests/data/perplexity.txt" \
+        --ctx 128 --backend "$backend"
+      say "$name: $(grep -E '^perplexity: [0-9.]+$' "$LOGS/$name.log" | tail -n 1)"
+    done
+    figure() { grep -E '^perplexity: [0-9.]+$' "$LOGS/perplexity_$(basename "$file" .gguf)_$1.log" | tail -n 1 | awk '{print $2}'; }
+    cpu=$(figure cpu)
+    gpu=$(figure cuda)
+    if ! awk -v a="$cpu" -v b="$gpu" 'BEGIN { d = (b - a) / a; exit !(a > 0 && d < 0.005 && d > -0.005) }'; then
+      status=1
+      say "FAILED: $(basename "$file"): CUDA perplexity $gpu is not within 0.5 % of the CPU's $cpu"
+    fi
+  done
+  rm -f "$OUT/q4_k_m.gguf"
+else
+  say "skipped: the perplexity comparison needs the real model file"
+fi
 
 # Streaming over a network: textgen at batch 1 on the GPU, the worker posting through a loopback
 # proxy that adds 20 ms per round trip, tok/s next to the direct (0 ms) figure. It needs the server

@@ -2,6 +2,8 @@
 // reference checks (scripts/check_gguf_reader.py, scripts/check_tokenizer.py).
 #include <charconv>
 #include <cstdio>
+#include <cstring>
+#include <iterator>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -9,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "kernels/dequantize.h"
 #include "model/gguf.h"
 #include "model/test_model.h"
 #include "model/tokenizer.h"
@@ -24,12 +27,17 @@ constexpr const char* kUsage =
     "  make_test_model write OUT.gguf [--smollm2] [--hidden N] [--layers N] [--heads N]\n"
     "      [--kv-heads N] [--ffn N] [--vocab N] [--context N] [--seed N]\n"
     "      [--weight-type T] [--embedding-type T] [--untied]\n"
-    "      T is one of F32 F16 Q4_0 Q4_1 Q8_0 Q6_K; defaults: a small model, Q4_1 weights,\n"
+    "      T is one of F32 F16 Q4_0 Q4_1 Q5_0 Q8_0 Q4_K Q5_K Q6_K (K-quants need sizes\n"
+    "      that are multiples of 256); defaults: a small model, Q4_1 weights,\n"
     "      Q8_0 embedding. --smollm2 starts from SmolLM2-135M's exact shapes.\n"
     "  make_test_model dump MODEL.gguf\n"
     "      prints the header, metadata and tensor infos as JSON\n"
     "  make_test_model tokenize MODEL.gguf STRINGS.json [--no-special]\n"
-    "      encodes each string of a JSON array; prints a JSON array of id arrays\n";
+    "      encodes each string of a JSON array; prints a JSON array of id arrays\n"
+    "  make_test_model dequantize TYPE BLOCKS.bin OUT.f32\n"
+    "      our CPU dequantization of raw blocks of TYPE (any ggml type we read) to f32\n"
+    "  make_test_model quantize TYPE IN.f32 OUT.bin\n"
+    "      our quantization of raw f32 values into blocks of TYPE\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -45,7 +53,8 @@ std::int32_t parse_int(std::string_view flag, std::string_view text) {
 }
 
 GgmlType parse_type(std::string_view flag, std::string_view text) {
-  for (auto t : {GgmlType::f32, GgmlType::f16, GgmlType::q4_0, GgmlType::q4_1, GgmlType::q8_0, GgmlType::q6_k}) {
+  for (auto t : {GgmlType::f32, GgmlType::f16, GgmlType::q4_0, GgmlType::q4_1, GgmlType::q5_0, GgmlType::q8_0,
+                 GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k}) {
     if (podworker::kernels::type_name(t) == text) return t;
   }
   throw UsageError(std::string(flag) + ": unknown type '" + std::string(text) + "'");
@@ -192,6 +201,50 @@ int tokenize(const std::vector<std::string_view>& args) {
   return 0;
 }
 
+std::vector<char> read_all(std::string_view path) {
+  std::ifstream in{std::string(path), std::ios::binary};
+  if (!in) throw std::runtime_error("cannot read " + std::string(path));
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+void write_all(std::string_view path, const void* data, std::size_t bytes) {
+  std::ofstream out{std::string(path), std::ios::binary};
+  out.write(static_cast<const char*>(data), static_cast<std::streamsize>(bytes));
+  if (!out) throw std::runtime_error("cannot write " + std::string(path));
+}
+
+GgmlType any_type(std::string_view text) {
+  for (std::uint32_t raw = 0; raw < 64; ++raw) {
+    if (podworker::kernels::is_supported(raw) && podworker::kernels::type_name(static_cast<GgmlType>(raw)) == text) {
+      return static_cast<GgmlType>(raw);
+    }
+  }
+  throw UsageError("unknown type '" + std::string(text) + "'");
+}
+
+// Raw blocks in, f32 out (and back): what the layout checks compare with gguf-py.
+int convert_blocks(bool to_f32, const std::vector<std::string_view>& args) {
+  if (args.size() != 3) throw UsageError("dequantize/quantize need a type, an input and an output path");
+  const GgmlType type = any_type(args[0]);
+  const std::vector<char> in = read_all(args[1]);
+  const std::size_t bb = podworker::kernels::block_bytes(type);
+  const auto be = static_cast<std::size_t>(podworker::kernels::block_elements(type));
+  if (to_f32) {
+    if (in.size() % bb != 0) throw std::runtime_error("input is not a whole number of blocks");
+    std::vector<float> out(in.size() / bb * be);
+    podworker::kernels::cpu::dequantize(type, in.data(), out.data(), static_cast<std::int64_t>(out.size()));
+    write_all(args[2], out.data(), out.size() * sizeof(float));
+  } else {
+    if (in.size() % (be * sizeof(float)) != 0) throw std::runtime_error("input is not a whole number of blocks");
+    std::vector<float> x(in.size() / sizeof(float));
+    std::memcpy(x.data(), in.data(), in.size());
+    std::vector<std::byte> out(x.size() / be * bb);
+    podworker::kernels::cpu::quantize(type, x.data(), out.data(), static_cast<std::int64_t>(x.size()));
+    write_all(args[2], out.data(), out.size());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -206,6 +259,8 @@ int main(int argc, char** argv) {
     if (mode == "write") return write_model(args);
     if (mode == "dump") return dump(args);
     if (mode == "tokenize") return tokenize(args);
+    if (mode == "dequantize") return convert_blocks(true, args);
+    if (mode == "quantize") return convert_blocks(false, args);
     throw UsageError("unknown mode '" + std::string(mode) + "'");
   } catch (const UsageError& e) {
     std::cerr << "make_test_model: " << e.what() << "\n" << kUsage;

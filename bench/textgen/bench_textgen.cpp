@@ -4,7 +4,15 @@
 //
 // Usage: bench_textgen [--model PATH] [--backend cpu|cuda|all] [--threads N] [--prompt N] [--gen N]
 //                      [--streams 1,8,32] [--no-generated] [--no-sampling]
+//                      [--llama-bench PATH [--rounds N]]
 // PATH defaults to $PODWORKER_MODEL, then models/SmolLM2-135M-Instruct.Q4_1.gguf.
+//
+// It also measures the machine's memory read bandwidth and prints each CPU batch-1 decode as a
+// share of the bound it sets (weight bytes read per token / bandwidth). --llama-bench runs
+// llama.cpp's llama-bench (scripts/bench-llama-cpp.sh builds one) on the same file, thread count,
+// prompt and generation lengths, alternating with our CPU batch-1 measurement round by round, so
+// both see the same machine load; it prints every round, the medians and our/llama.cpp ratios.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +20,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "llm/backend.h"
@@ -19,6 +28,7 @@
 #include "llm/weights.h"
 #include "model/gguf.h"
 #include "model/test_model.h"
+#include "same_run.h"
 
 namespace {
 
@@ -34,6 +44,8 @@ struct Options {
   std::vector<int> streams = {1, 8, 32};
   bool generated = true;
   bool sampling = true;
+  std::string llama_bench;  // llama-bench executable; empty: no comparison
+  int rounds = 3;
 };
 
 struct Row {
@@ -144,6 +156,8 @@ int run(int argc, char** argv) {
     else if (a == "--streams") opt.streams = parse_list(next());
     else if (a == "--no-generated") opt.generated = false;
     else if (a == "--no-sampling") opt.sampling = false;
+    else if (a == "--llama-bench") opt.llama_bench = next();
+    else if (a == "--rounds") opt.rounds = std::max(1, std::stoi(next()));
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
@@ -153,7 +167,7 @@ int run(int argc, char** argv) {
   std::vector<std::pair<std::string, std::shared_ptr<const llm::LlamaWeights>>> models;
   if (std::filesystem::exists(opt.model)) {
     auto file = std::make_shared<const model::GgufFile>(model::GgufFile::open(opt.model));
-    models.emplace_back("SmolLM2-135M Q4_1", llm::LlamaWeights::from_gguf(file));
+    models.emplace_back(std::filesystem::path(opt.model).stem().string(), llm::LlamaWeights::from_gguf(file));
   } else {
     std::printf("(real model %s not found: scripts/fetch-model.sh downloads it)\n", opt.model.c_str());
   }
@@ -183,6 +197,55 @@ int run(int argc, char** argv) {
   for (const Row& r : rows) {
     std::printf("%-26s %-8s %8d %16.1f %18.1f %16.1f\n", r.model.c_str(), r.backend.c_str(), r.streams, r.prefill_tps,
                 r.decode_tps, r.decode_tps / r.streams);
+  }
+  // The bound of batch-1 decode: each token reads every weight once.
+  const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (std::find(kinds.begin(), kinds.end(), llm::BackendKind::cpu) != kinds.end()) {
+    const double bw = bench::read_bandwidth_gbs(threads);
+    std::printf("\nmemory read bandwidth, %d thread(s): %.1f GB/s (load %s)\n", threads, bw, bench::load_average().c_str());
+    std::printf("%-26s %14s %16s %14s %12s\n", "model", "weights MB/tok", "bound tok/s", "decode tok/s", "% of bound");
+    for (const auto& [label, weights] : models) {
+      const double mb = static_cast<double>(bench::decode_weight_bytes(*weights)) / 1e6;
+      for (const Row& r : rows) {
+        if (r.model != label || r.backend != "cpu" || r.streams != 1) continue;
+        const double bound = bw * 1e3 / mb;
+        std::printf("%-26s %14.1f %16.1f %14.1f %11.1f%%\n", label.c_str(), mb, bound, r.decode_tps,
+                    100.0 * r.decode_tps / bound);
+      }
+    }
+  }
+  if (!opt.llama_bench.empty()) {
+    if (models.empty() || !std::filesystem::exists(opt.model)) {
+      std::fprintf(stderr, "bench_textgen: --llama-bench needs the model file\n");
+      return 1;
+    }
+    std::printf("\nsame run, alternating round by round: ours (CPU, batch 1) and %s on %s, %d thread(s), "
+                "prompt %d, gen %d\n", opt.llama_bench.c_str(), opt.model.c_str(), threads, opt.prompt, opt.gen);
+    std::printf("%6s %6s %14s %14s %14s %14s %10s %10s\n", "round", "load", "ours pp t/s", "llama pp t/s",
+                "ours tg t/s", "llama tg t/s", "pp ratio", "tg ratio");
+    Options one = opt;
+    one.threads = threads;
+    std::vector<double> ours_pp, ours_tg, llama_pp, llama_tg;
+    for (int round = 1; round <= opt.rounds; ++round) {
+      const std::string load = bench::load_average();
+      const Row r = measure(models.front().first, models.front().second, llm::BackendKind::cpu, one, 1);
+      const auto l = bench::run_llama_bench(opt.llama_bench, opt.model, threads, opt.prompt, opt.gen);
+      if (!l) return 1;
+      ours_pp.push_back(r.prefill_tps);
+      ours_tg.push_back(r.decode_tps);
+      llama_pp.push_back(l->prefill_tps);
+      llama_tg.push_back(l->decode_tps);
+      std::printf("%6d %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", round, load.c_str(), r.prefill_tps,
+                  l->prefill_tps, r.decode_tps, l->decode_tps, r.prefill_tps / l->prefill_tps,
+                  r.decode_tps / l->decode_tps);
+    }
+    const auto median = [](std::vector<double> v) {
+      std::sort(v.begin(), v.end());
+      return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
+    };
+    std::printf("%6s %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", "median", bench::load_average().c_str(),
+                median(ours_pp), median(llama_pp), median(ours_tg), median(llama_tg), median(ours_pp) / median(llama_pp),
+                median(ours_tg) / median(llama_tg));
   }
   if (opt.sampling) {
     // Real next-token logits (the first model after the bench prompt), and a flat synthetic row:

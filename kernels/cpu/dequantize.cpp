@@ -2,6 +2,8 @@
 // kernels are tested against. Plain loops over one block at a time, no tricks.
 #include "kernels/dequantize.h"
 
+#include "kernels/cpu/kquant.h"
+
 #include <algorithm>
 #include <cmath>
 #include <stdexcept>
@@ -15,31 +17,6 @@ void check_count(GgmlType type, std::int64_t n) {
   if (n < 0 || n % block_elements(type) != 0) {
     throw std::invalid_argument("element count " + std::to_string(n) + " is not a multiple of the " +
                                 std::string(type_name(type)) + " block size");
-  }
-}
-
-void dequantize_q6_k(const BlockQ6_K& b, float* y) {
-  const float d = fp16_to_fp32(b.d);
-  const std::uint8_t* ql = b.ql;
-  const std::uint8_t* qh = b.qh;
-  const std::int8_t* sc = b.scales;
-  // Two halves of 128 elements; each byte of ql holds two low nibbles, each byte of qh four 2-bit highs.
-  for (int half = 0; half < 2; ++half) {
-    for (int l = 0; l < 32; ++l) {
-      const int is = l / 16;
-      const int q1 = ((ql[l] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
-      const int q2 = ((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
-      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-      y[l + 0] = d * static_cast<float>(sc[is + 0] * q1);
-      y[l + 32] = d * static_cast<float>(sc[is + 2] * q2);
-      y[l + 64] = d * static_cast<float>(sc[is + 4] * q3);
-      y[l + 96] = d * static_cast<float>(sc[is + 6] * q4);
-    }
-    y += 128;
-    ql += 64;
-    qh += 32;
-    sc += 8;
   }
 }
 
@@ -100,9 +77,10 @@ void dequantize(GgmlType type, const void* src, float* dst, std::int64_t n) {
         for (int j = 0; j < kQK8; ++j) dst[i * kQK8 + j] = d * static_cast<float>(b.qs[j]);
       }
       return;
-    case GgmlType::q6_k:
-      for (std::int64_t i = 0; i < nb; ++i) dequantize_q6_k(static_cast<const BlockQ6_K*>(src)[i], dst + i * kQKK);
-      return;
+    case GgmlType::q5_0: return kquant::dequantize_q5_0(static_cast<const BlockQ5_0*>(src), dst, nb);
+    case GgmlType::q4_k: return kquant::dequantize_q4_k(static_cast<const BlockQ4_K*>(src), dst, nb);
+    case GgmlType::q5_k: return kquant::dequantize_q5_k(static_cast<const BlockQ5_K*>(src), dst, nb);
+    case GgmlType::q6_k: return kquant::dequantize_q6_k(static_cast<const BlockQ6_K*>(src), dst, nb);
   }
   throw std::invalid_argument("dequantize: unsupported type");
 }
@@ -181,8 +159,10 @@ void quantize(GgmlType type, const float* src, void* dst, std::int64_t n) {
         if (type == GgmlType::q8_1) static_cast<BlockQ8_1*>(dst)[i].s = fp32_to_fp16(d * static_cast<float>(sum));
       }
       return;
-    case GgmlType::q6_k:
-      break;
+    case GgmlType::q5_0: return kquant::quantize_q5_0(src, static_cast<BlockQ5_0*>(dst), nb);
+    case GgmlType::q4_k: return kquant::quantize_q4_k(src, static_cast<BlockQ4_K*>(dst), nb);
+    case GgmlType::q5_k: return kquant::quantize_q5_k(src, static_cast<BlockQ5_K*>(dst), nb);
+    case GgmlType::q6_k: return kquant::quantize_q6_k(src, static_cast<BlockQ6_K*>(dst), nb);
   }
   throw std::invalid_argument("quantize: unsupported type " + std::string(type_name(type)));
 }

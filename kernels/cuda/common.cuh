@@ -127,7 +127,8 @@ __device__ __forceinline__ float block_element<GgmlType::q6_k>(const void* b, st
                                                                                                     : (ql[l + 32] >> 4);
   const int high = (qh[l] >> (2 * quarter)) & 3;
   const int q = (low | (high << 4)) - 32;
-  return half_to_float(blk.d) * static_cast<float>(sc[l / 16 + 2 * quarter] * q);
+  // (d * scale) * q, rounded twice as ggml and the CPU reference do.
+  return __fmul_rn(__fmul_rn(half_to_float(blk.d), static_cast<float>(sc[l / 16 + 2 * quarter])), static_cast<float>(q));
 }
 
 }  // namespace podworker::kernels::cuda::detail

@@ -2,6 +2,7 @@
 // output element: these run once per weight at load time or per GEMM tile, and are bandwidth-bound on
 // the (larger) output anyway.
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kquant.cuh"
 #include "kernels/dequantize.h"
 
 #include <stdexcept>
@@ -53,6 +54,10 @@ void dispatch(GgmlType type, const void* src, Out* dst, std::int64_t n, StreamVi
     case GgmlType::q8_0: return launch<GgmlType::q8_0, K>(src, dst, n, stream);
     case GgmlType::q8_1: return launch<GgmlType::q8_1, K>(src, dst, n, stream);
     case GgmlType::q6_k: return launch<GgmlType::q6_k, K>(src, dst, n, stream);
+    case GgmlType::q5_0: return launch<GgmlType::q5_0, K>(src, dst, n, stream);
+    case GgmlType::q4_k: return launch<GgmlType::q4_k, K>(src, dst, n, stream);
+    case GgmlType::q5_k: return launch<GgmlType::q5_k, K>(src, dst, n, stream);
+    default: break;
   }
   throw std::invalid_argument("cuda::dequantize: unsupported type");
 }

@@ -1,6 +1,7 @@
 // Embedding lookup: one block per id, each thread dequantizes elements of the row. Ids outside the
 // table produce a zero row (a bad id must not read out of bounds on the device).
 #include "kernels/cuda/common.cuh"
+#include "kernels/cuda/kquant.cuh"
 #include "kernels/dequantize.h"
 #include "kernels/get_rows.h"
 
@@ -43,6 +44,9 @@ void get_rows(GgmlType type, const void* table, std::int64_t n_rows, std::int64_
     case GgmlType::q4_1: return launch<GgmlType::q4_1>(table, n_rows, dim, d_ids, n_ids, out, stream);
     case GgmlType::q8_0: return launch<GgmlType::q8_0>(table, n_rows, dim, d_ids, n_ids, out, stream);
     case GgmlType::q6_k: return launch<GgmlType::q6_k>(table, n_rows, dim, d_ids, n_ids, out, stream);
+    case GgmlType::q5_0: return launch<GgmlType::q5_0>(table, n_rows, dim, d_ids, n_ids, out, stream);
+    case GgmlType::q4_k: return launch<GgmlType::q4_k>(table, n_rows, dim, d_ids, n_ids, out, stream);
+    case GgmlType::q5_k: return launch<GgmlType::q5_k>(table, n_rows, dim, d_ids, n_ids, out, stream);
     default: break;
   }
   throw std::invalid_argument("cuda::get_rows: unsupported type " + std::string(type_name(type)));

@@ -18,6 +18,7 @@
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
 #include "llm/cpu/matmul.h"
+#include "llm/cpu/matmul_kquant.h"
 #include "llm/cpu/thread_pool.h"
 #include "llm/cpu_backend.h"
 #include "llm/host_backend.h"
@@ -149,6 +150,10 @@ class CpuBackend final : public HostBackend {
       case GgmlType::q4_0: kernels_.q4_0(w.data, w.row_bytes(), nblocks, r0, r1, j.acts, ncols, j.out, j.out_stride); return;
       case GgmlType::q4_1: kernels_.q4_1(w.data, w.row_bytes(), nblocks, r0, r1, j.acts, ncols, j.out, j.out_stride); return;
       case GgmlType::q8_0: kernels_.q8_0(w.data, w.row_bytes(), nblocks, r0, r1, j.acts, ncols, j.out, j.out_stride); return;
+      case GgmlType::q5_0:
+      case GgmlType::q4_k:
+      case GgmlType::q5_k:
+      case GgmlType::q6_k: cpu::matmul_kquant(w.type, w.data, w.row_bytes(), nblocks, r0, r1, j.acts, ncols, j.out, j.out_stride); return;
       case GgmlType::f32:
       case GgmlType::f16: {
         // Unquantized weights (generated test models): plain f32 products.

@@ -5,6 +5,7 @@ content types and bodies as the document describes them.
 
 A worker played on a thread answers the jobs the requests queue, so /runsync and chat completions
 end instead of waiting out their timeouts: chat jobs get a chat.completion (or its SSE chunks),
+legacy completion jobs a text_completion,
 every other job its input back. The run is bounded in examples per operation and in time, with a
 fixed seed so a failure reproduces.
 """
@@ -87,7 +88,17 @@ class AnsweringWorker:
     def _answer(self, job: dict) -> None:
         job_input = job["input"]
         request = job_input.get("openai_input") if job_input.get("openai_route") else None
-        if isinstance(request, dict):
+        if isinstance(request, dict) and job_input.get("openai_route") == "/v1/completions":
+            completion = {"id": f"cmpl-{job['id']}", "object": "text_completion", "created": 1,
+                          "model": request.get("model", ""),
+                          "choices": [{"index": 0, "text": "ok", "logprobs": None, "finish_reason": "stop"}]}
+            if request.get("stream") is True:
+                self._post("job-stream", job["id"], {"output": f"data: {json.dumps(completion)}\n\n"})
+                self._post("job-stream", job["id"], {"output": "data: [DONE]\n\n"})
+                self._post("job-done", job["id"], {"output": []})
+            else:
+                self._post("job-done", job["id"], {"output": completion})
+        elif isinstance(request, dict):
             completion = {"id": f"chatcmpl-{job['id']}", "object": "chat.completion", "created": 1,
                           "model": request.get("model", ""),
                           "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"},

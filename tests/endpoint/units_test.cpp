@@ -143,6 +143,12 @@ TEST_CASE("routes: the OpenAI-compatible paths") {
   CHECK(pe::method_allowed(pe::Op::openai_model, pe::Method::get));
   CHECK_FALSE(pe::method_allowed(pe::Op::openai_model, pe::Method::post));
   CHECK_FALSE(pe::parse_route("/openai/v1/completions/extra"));
+  // The legacy completions route runs as a job like chat; arg1 tells the two apart.
+  r = pe::parse_route("/v2/my-ep/openai/v1/completions");
+  REQUIRE(r);
+  CHECK(r->op == pe::Op::openai_chat);
+  CHECK(r->arg1 == "v1/completions");
+  CHECK(pe::parse_route("/openai/v1/chat/completions")->arg1 == "v1/chat/completions");
   CHECK_FALSE(pe::parse_route("/openai"));
   CHECK_FALSE(pe::parse_route("/openai/v2/chat/completions"));
 }

@@ -178,3 +178,13 @@ TEST_CASE("backend rejects bad calls with clear errors") {
   for (int i = 1; i < backend->max_sequences(); ++i) CHECK(backend->alloc_sequence() >= 0);
   CHECK(backend->alloc_sequence() == -1);
 }
+
+TEST_CASE("cpu forward matches the reference backend: Q4_K, Q5_K, Q6_K and Q5_0 matrices") {
+  auto spec = testing::small_spec();
+  spec.hidden = 256;  // K-quant rows hold whole 256-element super-blocks
+  spec.ffn = 512;
+  for (const GgmlType t : {GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k, GgmlType::q5_0}) {
+    spec.weight_type = t;
+    check_against_reference(spec, "kquant_" + std::string(kernels::type_name(t)));
+  }
+}

@@ -27,6 +27,7 @@ Request from_chat(chat::ChatRequest c) {
   r.stream = c.stream;
   r.include_usage = c.include_usage;
   r.model_name = std::move(c.model);
+  r.top_logprobs = c.top_logprobs;
   return r;
 }
 
@@ -39,6 +40,13 @@ Request parse_native(const json::Value& input, const chat::ChatLimits& limits) {
 Request parse_openai(const json::Value& body, const chat::ChatLimits& limits) {
   Request r = from_chat(chat::parse_chat_request(body, chat::Form::openai, limits));
   r.openai = true;
+  return r;
+}
+
+Request parse_openai_completions(const json::Value& body, const chat::ChatLimits& limits) {
+  Request r = from_chat(chat::parse_chat_request(body, chat::Form::openai_completions, limits));
+  r.openai = true;
+  r.completions = true;
   return r;
 }
 

@@ -22,11 +22,15 @@ struct Request {
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage: a last chunk with the usage
   std::string model_name;
+  bool completions = false;  // the legacy /v1/completions route (text_completion objects)
+  int top_logprobs = -1;     // -1: no logprobs; else alternatives per token (chat::ChatRequest)
 };
 
 // {"prompt": "..."} or {"messages": [...]} plus max_tokens, temperature, top_k, top_p, seed, stop.
 Request parse_native(const json::Value& input, const chat::ChatLimits& limits);
 // The body of an OpenAI /v1/chat/completions request.
 Request parse_openai(const json::Value& body, const chat::ChatLimits& limits);
+// The body of a legacy /v1/completions request.
+Request parse_openai_completions(const json::Value& body, const chat::ChatLimits& limits);
 
 }  // namespace podworker::handlers::textgen

@@ -125,12 +125,13 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
     const json::Value& input = job.input();
     const json::Value* route = input.IsObject() ? json::find(input, "openai_route") : nullptr;
     if (route != nullptr) {
-      if (!route->IsString() || std::string_view(route->GetString()) != "/v1/chat/completions") {
-        return Output::error("unsupported openai_route: only /v1/chat/completions is served");
+      const std::string_view name = route->IsString() ? std::string_view(route->GetString()) : "";
+      if (name != "/v1/chat/completions" && name != "/v1/completions") {
+        return Output::error("unsupported openai_route: only /v1/chat/completions and /v1/completions are served");
       }
       const json::Value* body = json::find(input, "openai_input");
       if (body == nullptr) return Output::error("\"openai_input\" is required with \"openai_route\"");
-      req = parse_openai(*body, limits);
+      req = name == "/v1/completions" ? parse_openai_completions(*body, limits) : parse_openai(*body, limits);
     } else {
       req = parse_native(input, limits);
     }
@@ -154,10 +155,31 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
   text_req.sampling = req.sampling;
   text_req.max_tokens = std::min(req.max_tokens, context - n_prompt);
   text_req.stop = req.stop;
+  text_req.top_logprobs = req.top_logprobs;
 
-  OpenAiIds ids{"chatcmpl-" + job.id(), req.model_name.empty() ? model_name_ : req.model_name,
+  OpenAiIds ids{(req.completions ? "cmpl-" : "chatcmpl-") + job.id(), req.model_name.empty() ? model_name_ : req.model_name,
                 std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count(),
-                req.include_usage};
+                req.include_usage, req.top_logprobs >= 0, req.completions};
+  const model::Tokenizer& tokenizer = generator_->tokenizer();
+  const TokenBytes token_bytes = [&](std::int32_t id) { return tokenizer.token_bytes(id); };
+  // Streamed logprobs: the tokens generated since the last chunk go with the next chunk, so every
+  // token's logprob reaches the client once, with (or before) the text it completes.
+  std::vector<llm::SampledToken> pending;
+  std::size_t text_offset = 0;  // legacy text_offset: bytes of the tokens already sent
+  const auto take_logprobs = [&](json::Document& holder) -> const json::Value* {
+    if (req.top_logprobs < 0) return nullptr;
+    json::Value v = req.completions ? completion_logprobs(pending, token_bytes, text_offset, holder.GetAllocator())
+                                    : chat_logprobs(pending, token_bytes, holder.GetAllocator());
+    for (const auto& t : pending) text_offset += tokenizer.token_bytes(t.token).size();
+    pending.clear();
+    holder.SetObject();
+    holder.AddMember("v", v, holder.GetAllocator());
+    return &holder["v"];
+  };
+  llm::TokenCallback on_token;
+  if (req.openai && req.stream && req.top_logprobs >= 0) {
+    on_token = [&](const llm::SampledToken& t) { pending.push_back(t); };
+  }
   bool sent_role = false;
   SequenceUse use(n_prompt);
   llm::TextCallback on_text;
@@ -170,11 +192,17 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
     on_text = [&](std::string_view delta, int n) {
       use.generated(n);
       if (delta.empty()) return;
-      out.yield(openai_chunk_event(ids, delta, !sent_role, {}));
+      json::Document holder;
+      const json::Value* lp = take_logprobs(holder);
+      if (req.completions) {
+        out.yield(text_completion_event(ids, delta, {}, lp));
+      } else {
+        out.yield(openai_chunk_event(ids, delta, !sent_role, {}, lp));
+      }
       sent_role = true;
     };
   }
-  const llm::TextResult result = generator_->generate_text(text_req, on_text, job.stop_token());
+  const llm::TextResult result = generator_->generate_text(text_req, on_text, job.stop_token(), on_token);
   const llm::GenerationStats& st = result.stats;
   TextgenMetrics& m = textgen_metrics();
   m.prompt_tokens.inc(static_cast<std::uint64_t>(st.input_tokens));
@@ -187,12 +215,26 @@ Output TextgenHandler::execute(Job& job, Emitter& out) {
 
   if (req.openai) {
     if (req.stream) {
-      if (!sent_role) out.yield(openai_chunk_event(ids, {}, true, {}));
-      out.yield(openai_chunk_event(ids, {}, false, reason));
+      // Tokens whose text never became a delta (a stop string's, a held-back tail) end here.
+      json::Document holder;
+      const json::Value* lp = pending.empty() ? nullptr : take_logprobs(holder);
+      if (req.completions) {
+        out.yield(text_completion_event(ids, "", reason, lp));
+      } else {
+        if (!sent_role) out.yield(openai_chunk_event(ids, {}, true, {}));
+        out.yield(openai_chunk_event(ids, {}, false, reason, lp));
+      }
       if (req.include_usage) out.yield(openai_usage_event(ids, st.input_tokens, st.output_tokens));
       out.yield(openai_done_event());
     } else {
-      out.yield(openai_completion(ids, result.text, reason, st.input_tokens, st.output_tokens));
+      json::Document holder;
+      pending = result.tokens;
+      const json::Value* lp = take_logprobs(holder);
+      if (req.completions) {
+        out.yield(text_completion(ids, result.text, reason, st.input_tokens, st.output_tokens, lp));
+      } else {
+        out.yield(openai_completion(ids, result.text, reason, st.input_tokens, st.output_tokens, lp));
+      }
     }
     return Output{};
   }

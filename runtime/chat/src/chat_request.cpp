@@ -51,11 +51,16 @@ Upper upper(const NumericField& f, const ChatLimits& limits) {
 }
 
 // The checked value of one numeric field, or its default for `form`.
-std::optional<double> numeric(const json::Value& body, std::string_view key, Form form,
+std::optional<double> numeric(const NumericField& f, const json::Value& body, Form form,
                               const ChatLimits& limits) {
-  const NumericField& f = field(key);
   const json::Value* v = member(body, f.name);
-  if (v == nullptr) return form == Form::openai ? f.openai_default : f.native_default;
+  if (v == nullptr) {
+    if (form == Form::openai_completions &&
+        (f.name == "max_tokens" || f.name == "max_completion_tokens")) {
+      return kCompletionsDefaultMaxTokens;
+    }
+    return form == Form::native ? f.native_default : f.openai_default;
+  }
   const std::string name = quoted(f.name);
   const std::string param(f.name);
   if (!v->IsNumber()) {
@@ -76,6 +81,11 @@ std::optional<double> numeric(const json::Value& body, std::string_view key, For
   fail(name + " must be between " + number_text(f.min) + " and " + number_text(up.max) + up.why +
            got,
        param, "invalid_value");
+}
+
+std::optional<double> numeric(const json::Value& body, std::string_view key, Form form,
+                              const ChatLimits& limits) {
+  return numeric(field(key), body, form, limits);
 }
 
 std::string string_field(const json::Value& o, std::string_view key, std::size_t max_bytes,
@@ -178,12 +188,26 @@ ChatRequest parse_chat_request(const json::Value& body, Form form, const ChatLim
     if (messages == nullptr)
       fail("\"messages\" is required", "messages", "missing_required_parameter");
     prompt = nullptr;  // not an OpenAI chat field: ignored like any unknown one
+  } else if (form == Form::openai_completions) {
+    if (prompt == nullptr) fail("\"prompt\" is required", "prompt", "missing_required_parameter");
+    messages = nullptr;  // not a completions field
   } else if ((prompt == nullptr) == (messages == nullptr)) {
     fail("input needs exactly one of \"prompt\" and \"messages\"",
          prompt == nullptr ? "prompt" : "messages", "invalid_value");
   }
   if (prompt != nullptr) {
-    r.prompt = string_field(body, "prompt", kMaxPromptBytes, "prompt");
+    // Legacy completions take a batch of prompts too; one prompt per request is what we serve.
+    if (form == Form::openai_completions && prompt->IsArray()) {
+      if (prompt->Size() != 1 || !(*prompt)[0].IsString())
+        fail("\"prompt\" must be a string (or an array of one string)", "prompt",
+             "unsupported_value");
+      if ((*prompt)[0].GetStringLength() > kMaxPromptBytes)
+        fail("\"prompt\" is longer than " + std::to_string(kMaxPromptBytes) + " bytes", "prompt",
+             "invalid_value");
+      r.prompt.assign((*prompt)[0].GetString(), (*prompt)[0].GetStringLength());
+    } else {
+      r.prompt = string_field(body, "prompt", kMaxPromptBytes, "prompt");
+    }
     if (r.prompt.empty()) fail("\"prompt\" is empty", "prompt", "invalid_value");
   } else {
     r.messages = messages_field(*messages);
@@ -203,6 +227,29 @@ ChatRequest parse_chat_request(const json::Value& body, Form form, const ChatLim
   r.stop = stop_field(body);
 
   if (form == Form::openai) {
+    // "top_logprobs" is checked whenever it is present; OpenAI refuses it without "logprobs".
+    const auto top = numeric(kTopLogprobsField, body, form, limits);
+    const json::Value* top_given = member(body, kTopLogprobsField.name);
+    if (bool_field(body, "logprobs", "logprobs")) {
+      r.top_logprobs = static_cast<int>(*top);
+    } else if (top_given != nullptr) {
+      fail("\"top_logprobs\" needs \"logprobs\": true", "top_logprobs", "invalid_value");
+    }
+  } else if (form == Form::openai_completions) {
+    if (auto n = numeric(kCompletionLogprobsField, body, form, limits))
+      r.top_logprobs = static_cast<int>(*n);
+    if (bool_field(body, "echo", "echo"))
+      fail("\"echo\" is not supported", "echo", "unsupported_value");
+    if (const json::Value* suffix = member(body, "suffix")) {
+      if (!suffix->IsString() || suffix->GetStringLength() != 0)
+        fail("\"suffix\" is not supported", "suffix", "unsupported_value");
+    }
+    if (const json::Value* best_of = member(body, "best_of")) {
+      if (!best_of->IsInt64() || best_of->GetInt64() != 1)
+        fail("\"best_of\" must be 1 (the only value supported)", "best_of", "unsupported_value");
+    }
+  }
+  if (form != Form::native) {
     r.model = string_field(body, "model", kMaxModelBytes, "model");
     r.stream = bool_field(body, "stream", "stream");
     if (const json::Value* options = member(body, "stream_options")) {

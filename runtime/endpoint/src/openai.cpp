@@ -38,11 +38,15 @@ void write_model(Writer& w, std::string_view model, std::int64_t created) {
 }  // namespace
 
 OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits, std::string_view default_model,
-                                   int max_context) {
+                                   int max_context, std::string_view route) {
+  if (route != kOpenAiChatRoute && route != kOpenAiCompletionsRoute) {
+    throw std::invalid_argument("no OpenAI route " + std::string(route));
+  }
+  const chat::Form form = route == kOpenAiChatRoute ? chat::Form::openai : chat::Form::openai_completions;
   json::Document doc = json::parse(body);
   // Every value checked before a job exists, by the definition the handler checks with: a bad one
   // is the client's 400 (OpenAI clients do not retry those), never a failed job's 500 (they do).
-  const chat::ChatRequest checked = chat::parse_chat_request(doc, chat::Form::openai, {max_context});
+  const chat::ChatRequest checked = chat::parse_chat_request(doc, form, {max_context});
   OpenAiRequest req;
   req.stream = checked.stream;
   if (checked.model.empty()) {
@@ -55,7 +59,7 @@ OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& li
   Writer w(buffer);
   w.StartObject();
   w.Key("openai_route");
-  write_string(w, kOpenAiChatRoute);
+  write_string(w, route);
   w.Key("openai_input");
   w.RawValue(request_json.data(), request_json.size(), rapidjson::kObjectType);
   w.EndObject();

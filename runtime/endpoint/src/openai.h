@@ -14,6 +14,8 @@
 namespace podworker::endpoint {
 
 inline constexpr std::string_view kOpenAiChatRoute = "/v1/chat/completions";
+// The legacy completions route (a "prompt" string; "text" choices), as vLLM and llama.cpp serve it.
+inline constexpr std::string_view kOpenAiCompletionsRoute = "/v1/completions";
 
 struct OpenAiRequest {
   NewJob job;  // input and default policy filled; id and sync left to the caller
@@ -26,8 +28,9 @@ struct OpenAiRequest {
 // context, 0 = not known) bounds max_tokens. A missing, null or empty `model` becomes
 // `default_model` (the endpoint's --openai-model) in the job's input, so that the handler's reply
 // names the model GET /v1/models lists.
+// `route` is kOpenAiChatRoute or kOpenAiCompletionsRoute (checked as chat::Form::openai_completions).
 OpenAiRequest parse_openai_request(std::string_view body, const PolicyLimits& limits, std::string_view default_model,
-                                   int max_context = 0);
+                                   int max_context = 0, std::string_view route = kOpenAiChatRoute);
 
 // {"error": {"message", "type", "param", "code", "job_id"?}}: the shape OpenAI clients read errors
 // from; param and code are null when empty.

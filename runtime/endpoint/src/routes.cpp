@@ -92,8 +92,9 @@ std::optional<Route> parse_route(std::string_view target) {
     // OpenAI-compatible routes: a fixed path after the prefix; a model id may itself hold '/'
     // (e.g. "org/name"), so everything after models/ is the id.
     static constexpr std::string_view kModelPrefix = "v1/models/";
-    if (path == "v1/chat/completions") {
+    if (path == "v1/chat/completions" || path == "v1/completions") {
       route.op = Op::openai_chat;
+      route.arg1 = path;  // which of the two: the job's openai_route is "/" + arg1
     } else if (path == "v1/models") {
       route.op = Op::openai_models;
     } else if (path.starts_with(kModelPrefix)) {

@@ -24,7 +24,7 @@ enum class Op : std::uint8_t {
   job_stream,
   ping,
   job_stop,
-  openai_chat,    // POST openai/v1/chat/completions
+  openai_chat,    // POST openai/v1/chat/completions or openai/v1/completions (arg1: which, without '/')
   openai_models,  // GET openai/v1/models
   openai_model,   // GET openai/v1/models/{model}: arg1 is the model id as sent (may hold '/')
   openapi,        // GET openapi.json: the API's OpenAPI description

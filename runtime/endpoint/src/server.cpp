@@ -347,7 +347,8 @@ class Server::Impl {
   awaitable<Reply> stream_json(EndpointState& ep, const Route& route);
   awaitable<void> stream_sse(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   awaitable<Reply> job_take(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
-  awaitable<Reply> openai_chat(EndpointState& ep, Request& req, beast::tcp_stream& stream, bool& consumed);
+  awaitable<Reply> openai_chat(EndpointState& ep, Request& req, std::string openai_route, beast::tcp_stream& stream,
+                               bool& consumed);
   awaitable<void> openai_stream(EndpointState& ep, const std::string& id, beast::tcp_stream& stream);
   awaitable<Reply> job_stop(EndpointState& ep, const Route& route, beast::tcp_stream& stream);
   Reply health(const HealthCounts& h);
@@ -891,7 +892,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
       sign_of_life(store, arg1);
       co_return co_await job_stop(*ep, *route, stream);
     }
-    case Op::openai_chat: co_return co_await openai_chat(*ep, req, stream, consumed);
+    case Op::openai_chat: co_return co_await openai_chat(*ep, req, "/" + std::string(arg1), stream, consumed);
     case Op::openai_models:
       co_return Reply{http::status::ok, openai_models_json(options_.openai_model, model_created_), {}};
     case Op::openai_model: {
@@ -1071,11 +1072,12 @@ awaitable<void> Server::Impl::stream_sse(EndpointState& ep, const Route& route, 
 // OpenAI chat completions: the request becomes a job. Without "stream": true the answer waits like
 // /runsync and is the job's output; with it, the handler's chunks (SSE text already) are forwarded
 // as they arrive.
-awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, beast::tcp_stream& stream,
-                                           bool& consumed) {
+awaitable<Reply> Server::Impl::openai_chat(EndpointState& ep, Request& req, std::string openai_route,
+                                           beast::tcp_stream& stream, bool& consumed) {
   OpenAiRequest parsed;
   try {
-    parsed = parse_openai_request(req.body(), policy_limits_, options_.openai_model, options_.openai_context);
+    parsed = parse_openai_request(req.body(), policy_limits_, options_.openai_model, options_.openai_context,
+                                  openai_route);
   } catch (const std::invalid_argument& e) {  // a bad value: the reply names the field
     co_return Reply{http::status::bad_request, openai_request_error_json(e), {}};
   } catch (const JsonError& e) {

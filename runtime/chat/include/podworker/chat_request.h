@@ -26,7 +26,10 @@ namespace podworker::chat {
 // The two shapes the same request comes in. The fields below mean the same in both; only the
 // defaults differ (OpenAI's documented ones for the OpenAI form, the textgen handler's own for the
 // native form), and the native form takes "prompt" as well as "messages".
-enum class Form { openai, native };
+// openai_completions is the legacy /v1/completions body: a "prompt" string instead of "messages",
+// "logprobs" an integer (the number of alternatives, 0..kMaxCompletionLogprobs) instead of a
+// boolean, and max_tokens defaulting to 16 as OpenAI documents; every other field as in `openai`.
+enum class Form { openai, native, openai_completions };
 
 enum class Kind { number, integer };
 
@@ -65,6 +68,14 @@ inline constexpr std::array<NumericField, 9> kNumericFields{{
     {"presence_penalty", Kind::number, 0.0, 0.0, 0.0, 0.0},
     {"frequency_penalty", Kind::number, 0.0, 0.0, 0.0, 0.0},
 }};
+
+// logprobs. Chat (OpenAI form): "logprobs": true adds each generated token's log-probability, and
+// "top_logprobs" (0..20, OpenAI's range; it needs "logprobs": true) that many alternatives per
+// token. Legacy completions: "logprobs": N (0..5, OpenAI's range) does both at once.
+inline constexpr NumericField kTopLogprobsField{"top_logprobs", Kind::integer, 0.0, 20.0, 0.0, 0.0};
+inline constexpr NumericField kCompletionLogprobsField{"logprobs", Kind::integer, 0.0,
+                                                       5.0,        std::nullopt,  std::nullopt};
+inline constexpr int kCompletionsDefaultMaxTokens = 16;
 
 inline constexpr std::size_t kMaxStops = 4;        // OpenAI: "up to 4 sequences"
 inline constexpr std::size_t kMaxStopBytes = 256;  // each one non-empty
@@ -112,13 +123,16 @@ struct ChatRequest {
   std::optional<std::uint64_t> seed;  // nullopt: the caller draws one
   int max_tokens = 256;               // max_completion_tokens when given, else max_tokens
   std::vector<std::string> stop;
-  bool stream = false;         // OpenAI form
+  bool stream = false;         // OpenAI forms
   bool include_usage = false;  // stream_options.include_usage, and only with stream
+  // OpenAI forms: -1 no logprobs; else logprobs for each generated token with this many
+  // alternatives (chat: top_logprobs when "logprobs" is true; legacy completions: "logprobs").
+  int top_logprobs = -1;
 };
 
 // Checks `body` against the table and returns its values (defaults filled in). Throws
 // ChatRequestError for the first field that is missing, of the wrong type or out of range.
-// Unknown fields are ignored, as OpenAI-compatible servers do (clients send user, logprobs, ...).
+// Unknown fields are ignored, as OpenAI-compatible servers do (clients send user, ...).
 ChatRequest parse_chat_request(const json::Value& body, Form form, const ChatLimits& limits = {});
 
 }  // namespace podworker::chat

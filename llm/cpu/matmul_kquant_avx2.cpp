@@ -1,0 +1,243 @@
+// AVX2 + FMA + F16C versions of the K-quant and Q5_0 products (matmul_kquant.h has the arithmetic;
+// matmul_kquant.cpp the portable reference they are tested against and the dispatch). Compiled
+// with those instruction sets and called only after a run-time check. u8×s8 products go through
+// vpmaddubsw + vpmaddwd as in matmul_simd.inc; every weight block is unpacked once per row and
+// used for up to 4 activation columns.
+#include "llm/cpu/matmul_kquant.h"
+
+#if defined(PODWORKER_LLM_X86) && defined(__AVX2__)
+#include <immintrin.h>
+
+#include <cstring>
+
+namespace podworker::llm::cpu {
+
+namespace {
+
+using kernels::BlockQ4_K;
+using kernels::BlockQ5_0;
+using kernels::BlockQ5_K;
+using kernels::BlockQ6_K;
+
+constexpr int kMaxCols = 4;
+
+// kernels/cpu/kquant.h's scale_min_k4, repeated with internal linkage: an inline function of a
+// header, compiled here for AVX2, could be the copy the linker keeps for every file.
+inline void scale_min(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) {
+  if (j < 4) {
+    d = q[j] & 63;
+    m = q[j + 4] & 63;
+  } else {
+    d = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// 8 int32 sums of 4 adjacent u8×s8 products.
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+inline __m256i load32(const void* p) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(p));
+}
+
+// 0xFF in byte i where bit i of the 32-bit word at p is set (ggml's bytes_from_bits_32).
+inline __m256i bytes_from_bits_32(const std::uint8_t* p) {
+  std::uint32_t x = 0;
+  std::memcpy(&x, p, sizeof x);
+  const __m256i shuf =
+      _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202, 0x0101010101010101, 0);
+  __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(x)), shuf);
+  bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+  return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+// Accumulators of one row against up to kMaxCols columns: a vector of scaled int sums and a scalar
+// for the offset terms.
+struct Acc {
+  __m256 v[kMaxCols];
+  float s[kMaxCols];
+  Acc() {
+    for (int c = 0; c < kMaxCols; ++c) {
+      v[c] = _mm256_setzero_ps();
+      s[c] = 0;
+    }
+  }
+};
+
+// One 32-element block: w (unsigned, <= 63) against activation block b of every column;
+// acc += scale * d_a * Σ w q_a - offset * s_a.
+template <int NC>
+inline void add_block(Acc& acc, __m256i w, float scale, float offset, const ActBlock* acts,
+                      int nblocks, int b) {
+  for (int c = 0; c < NC; ++c) {
+    const ActBlock& a = acts[static_cast<std::size_t>(c) * static_cast<std::size_t>(nblocks) +
+                             static_cast<std::size_t>(b)];
+    const __m256i p = dot_u8s8(w, load32(a.qs));
+    acc.v[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(scale * a.d), acc.v[c]);
+    acc.s[c] += offset * a.s;
+  }
+}
+
+template <int NC>
+void row_q5_0(const BlockQ5_0* row, int nblocks, const ActBlock* acts, Acc& acc) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int b = 0; b < nblocks; ++b) {
+    const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(row[b].qs));
+    const __m256i nib = _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), low4);
+    const __m256i hi = _mm256_and_si256(bytes_from_bits_32(row[b].qh), _mm256_set1_epi8(0x10));
+    // Signed q - 16 (not q with an offset 16d·s_a, which would cancel most of the sum in f32):
+    // |w| times a with w's sign, as the Q8_0 kernel does.
+    const __m256i w = _mm256_sub_epi8(_mm256_or_si256(nib, hi), _mm256_set1_epi8(16));
+    const __m256i wabs = _mm256_sign_epi8(w, w);
+    const float d = _cvtsh_ss(row[b].d);
+    for (int c = 0; c < NC; ++c) {
+      const ActBlock& a = acts[static_cast<std::size_t>(c) * static_cast<std::size_t>(nblocks) +
+                               static_cast<std::size_t>(b)];
+      const __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(load32(a.qs), w));
+      acc.v[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a.d), acc.v[c]);
+    }
+  }
+}
+
+template <int NC, bool kFiveBits, class Block>
+void row_k4(const Block* row, int nsuper, const ActBlock* acts, Acc& acc) {
+  const int nblocks = nsuper * 8;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int s = 0; s < nsuper; ++s) {
+    const Block& blk = row[s];
+    const float d = _cvtsh_ss(blk.d), dmin = _cvtsh_ss(blk.dmin);
+    __m256i qh = _mm256_setzero_si256();
+    if constexpr (kFiveBits) qh = load32(blk.qh);
+    for (int pair = 0; pair < 4; ++pair) {
+      const __m256i q = load32(blk.qs + 32 * pair);
+      for (int half = 0; half < 2; ++half) {
+        const int j = 2 * pair + half;
+        __m256i w = _mm256_and_si256(half ? _mm256_srli_epi16(q, 4) : q, low4);
+        if constexpr (kFiveBits) {
+          // Bit j of each qh byte to bit 4: shift j, mask bit 0, then left 4 (16-bit shifts never
+          // carry a set bit across bytes here because the mask is applied first).
+          const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, j), _mm256_set1_epi8(1));
+          w = _mm256_or_si256(w, _mm256_slli_epi16(bit, 4));
+        }
+        std::uint8_t sc = 0, m = 0;
+        scale_min(j, blk.scales, sc, m);
+        add_block<NC>(acc, w, d * sc, dmin * m, acts, nblocks, s * 8 + j);
+      }
+    }
+  }
+}
+
+template <int NC>
+void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, Acc& acc) {
+  const int nblocks = nsuper * 8;
+  const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3),
+                m32 = _mm256_set1_epi8(32);
+  for (int s = 0; s < nsuper; ++s) {
+    const BlockQ6_K& blk = row[s];
+    const float d = _cvtsh_ss(blk.d);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = load32(blk.ql + 64 * h), ql1 = load32(blk.ql + 64 * h + 32);
+      const __m256i qh = load32(blk.qh + 32 * h);
+      const std::int8_t* sc = blk.scales + 8 * h;
+      for (int k = 0; k < 4; ++k) {
+        const __m256i lowsrc = (k & 1) ? ql1 : ql0;
+        const __m256i low = _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(lowsrc, 4) : lowsrc, low4);
+        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three);
+        const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
+        const __m256i w = _mm256_sub_epi8(q, m32);                           // -32..31
+        const __m256i wabs = _mm256_sign_epi8(w, w);
+        // Elements 0..15 and 16..31 of the block have their own scale: lanes 0-3 and 4-7.
+        const __m256i scales =
+            _mm256_set_epi32(sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k],
+                             sc[2 * k], sc[2 * k], sc[2 * k]);
+        const int b = s * 8 + h * 4 + k;
+        for (int c = 0; c < NC; ++c) {
+          const ActBlock& a = acts[static_cast<std::size_t>(c) * static_cast<std::size_t>(nblocks) +
+                                   static_cast<std::size_t>(b)];
+          const __m256i p =
+              _mm256_mullo_epi32(dot_u8s8(wabs, _mm256_sign_epi8(load32(a.qs), w)), scales);
+          acc.v[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a.d), acc.v[c]);
+        }
+      }
+    }
+  }
+}
+
+// One row of `type` against NC columns.
+template <int NC>
+void row_dot(kernels::GgmlType type, const std::byte* p, int nblocks, const ActBlock* a, Acc& acc) {
+  switch (type) {
+    case kernels::GgmlType::q5_0:
+      row_q5_0<NC>(reinterpret_cast<const BlockQ5_0*>(p), nblocks, a, acc);
+      return;
+    case kernels::GgmlType::q4_k:
+      row_k4<NC, false>(reinterpret_cast<const BlockQ4_K*>(p), nblocks / 8, a, acc);
+      return;
+    case kernels::GgmlType::q5_k:
+      row_k4<NC, true>(reinterpret_cast<const BlockQ5_K*>(p), nblocks / 8, a, acc);
+      return;
+    case kernels::GgmlType::q6_k:
+      row_q6_k<NC>(reinterpret_cast<const BlockQ6_K*>(p), nblocks / 8, a, acc);
+      return;
+    default:
+      return;
+  }
+}
+
+}  // namespace
+
+void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t row_bytes,
+                        int nblocks, int r0, int r1, const ActBlock* acts, int ncols, float* out,
+                        std::size_t out_stride) {
+  for (int r = r0; r < r1; ++r) {
+    const std::byte* row = w + static_cast<std::size_t>(r) * row_bytes;
+    if (r + 1 < r1) _mm_prefetch(reinterpret_cast<const char*>(row + row_bytes), _MM_HINT_T0);
+    for (int c0 = 0; c0 < ncols; c0 += kMaxCols) {
+      const int nc = ncols - c0 < kMaxCols ? ncols - c0 : kMaxCols;
+      const ActBlock* a = acts + static_cast<std::size_t>(c0) * static_cast<std::size_t>(nblocks);
+      Acc acc;
+      switch (nc) {
+        case 1:
+          row_dot<1>(type, row, nblocks, a, acc);
+          break;
+        case 2:
+          row_dot<2>(type, row, nblocks, a, acc);
+          break;
+        case 3:
+          row_dot<3>(type, row, nblocks, a, acc);
+          break;
+        default:
+          row_dot<4>(type, row, nblocks, a, acc);
+          break;
+      }
+      for (int c = 0; c < nc; ++c) {
+        out[static_cast<std::size_t>(c0 + c) * out_stride + static_cast<std::size_t>(r)] =
+            hsum(acc.v[c]) - acc.s[c];
+      }
+    }
+  }
+}
+
+bool kquant_avx2_compiled() {
+  return true;
+}
+
+}  // namespace podworker::llm::cpu
+#else
+namespace podworker::llm::cpu {
+void matmul_kquant_avx2(kernels::GgmlType, const std::byte*, std::size_t, int, int, int,
+                        const ActBlock*, int, float*, std::size_t) {}
+bool kquant_avx2_compiled() {
+  return false;
+}
+}  // namespace podworker::llm::cpu
+#endif

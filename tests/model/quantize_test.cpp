@@ -1,0 +1,146 @@
+// The quantizers (kernels/cpu/kquant.cpp and friends) and the requantizer (model/quantize.h): each
+// type's quantize -> dequantize error stays within its bound, and the Q4_K_M mix gives each tensor
+// the type llama.cpp gives it. Bit-exactness against gguf-py is scripts/check_quants.py.
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <map>
+#include <random>
+#include <vector>
+
+#include "kernels/dequantize.h"
+#include "model/quantize.h"
+#include "model/test_model.h"
+#include "test_files.h"
+
+using namespace podworker::model;
+using podworker::kernels::GgmlType;
+
+namespace {
+
+// Root-mean-square error relative to the data's RMS after one quantize -> dequantize round trip.
+double relative_rms_error(GgmlType type, const std::vector<float>& x) {
+  std::vector<std::byte> q(
+      podworker::kernels::tensor_bytes(type, static_cast<std::int64_t>(x.size())));
+  podworker::kernels::cpu::quantize(type, x.data(), q.data(), static_cast<std::int64_t>(x.size()));
+  std::vector<float> y(x.size());
+  podworker::kernels::cpu::dequantize(type, q.data(), y.data(),
+                                      static_cast<std::int64_t>(x.size()));
+  double err = 0, ref = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    err += (x[i] - y[i]) * static_cast<double>(x[i] - y[i]);
+    ref += x[i] * static_cast<double>(x[i]);
+  }
+  return std::sqrt(err / ref);
+}
+
+}  // namespace
+
+TEST_CASE("quantize then dequantize stays within each type's error bound") {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(256 * 64);
+  for (float& v : x) v = normal(rng) * 0.02f;  // the scale of real weight matrices
+  // A b-bit grid over a block's range r has step r / (2^b - 1) and RMS error step / sqrt(12). For
+  // Gaussian blocks of 32 the range is about 4.5 sigma (2 x the expected maximum |x| of 2.2 sigma
+  // for 32 draws; the symmetric types use 2 x max |x| too), so the bound is 4.5 / (2^b - 1) /
+  // sqrt(12) of the RMS with headroom for the coarser f16 / 6-bit scales: 4 bits 0.10, 5 bits 0.05,
+  // 6 bits 0.025, 8 bits 0.006. The searched K-quant scales do better than the plain grid.
+  struct Case {
+    GgmlType type;
+    double bound;
+  };
+  for (const Case c :
+       {Case{GgmlType::q4_0, 0.10}, Case{GgmlType::q4_1, 0.10}, Case{GgmlType::q4_k, 0.10},
+        Case{GgmlType::q5_0, 0.05}, Case{GgmlType::q5_k, 0.05}, Case{GgmlType::q6_k, 0.025},
+        Case{GgmlType::q8_0, 0.006}}) {
+    const double e = relative_rms_error(c.type, x);
+    INFO(podworker::kernels::type_name(c.type), " relative RMS error ", e);
+    CHECK(e < c.bound);
+    CHECK(e > c.bound / 10);  // a round trip that loses nothing would mean nothing was quantized
+  }
+  // The searched scales beat the plain min/max grid of the same width.
+  CHECK(relative_rms_error(GgmlType::q4_k, x) < relative_rms_error(GgmlType::q4_1, x));
+}
+
+TEST_CASE("K-quants of constant and zero blocks are exact") {
+  for (GgmlType t : {GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k, GgmlType::q5_0}) {
+    std::vector<float> zero(256, 0.0f);
+    CHECK(relative_rms_error(t, std::vector<float>(256, 1.0f)) < 0.01);
+    std::vector<std::byte> q(podworker::kernels::tensor_bytes(t, 256));
+    podworker::kernels::cpu::quantize(t, zero.data(), q.data(), 256);
+    std::vector<float> y(256, 1.0f);
+    podworker::kernels::cpu::dequantize(t, q.data(), y.data(), 256);
+    for (float v : y) CHECK(v == 0.0f);
+  }
+}
+
+TEST_CASE("the Q4_K_M mix gives each tensor llama.cpp's type") {
+  TestModelSpec spec;
+  spec.hidden = 256;
+  spec.ffn = 512;
+  spec.layers = 8;
+  spec.heads = 4;
+  spec.kv_heads = 4;
+  testing::TempFile file;
+  write_test_model(file.path(), spec);
+  const GgufFile in = GgufFile::open(file.path());
+  const QuantizeTarget target = parse_quantize_target("Q4_K_M");
+  std::map<std::string, GgmlType> got;
+  for (const TensorChoice& c : plan_quantization(in, target)) got[c.name] = c.to;
+  CHECK(got["token_embd.weight"] == GgmlType::q6_k);  // tied: it is the LM head
+  CHECK(got["output_norm.weight"] == GgmlType::f32);
+  // use_more_bits(i, 8): the first and last eighth and every third from n/8 on: layers 0, 3, 6, 7.
+  for (int i = 0; i < 8; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    const GgmlType more = (i == 0 || i == 3 || i == 6 || i == 7) ? GgmlType::q6_k : GgmlType::q4_k;
+    CAPTURE(i);
+    CHECK(got[p + "attn_v.weight"] == more);
+    CHECK(got[p + "ffn_down.weight"] == more);
+    CHECK(got[p + "attn_q.weight"] == GgmlType::q4_k);
+    CHECK(got[p + "ffn_up.weight"] == GgmlType::q4_k);
+    CHECK(got[p + "attn_norm.weight"] == GgmlType::f32);
+  }
+
+  // Rows of 64 hold no 256-element super-block: Q4_K falls back to Q5_0 and Q6_K to Q8_0.
+  testing::TempFile small;
+  write_test_model(small.path(), TestModelSpec{});
+  const GgufFile in_small = GgufFile::open(small.path());
+  for (const TensorChoice& c : plan_quantization(in_small, target)) {
+    if (c.name == "token_embd.weight") CHECK(c.to == GgmlType::q8_0);
+    if (c.name == "blk.0.attn_q.weight") CHECK(c.to == GgmlType::q5_0);
+  }
+  CHECK_THROWS_AS(parse_quantize_target("Q3_K"), std::invalid_argument);
+}
+
+TEST_CASE("a requantized model reads back with its weights close to the original") {
+  TestModelSpec spec;
+  spec.hidden = 256;
+  spec.ffn = 512;
+  spec.weight_type = GgmlType::f32;
+  spec.embedding_type = GgmlType::f32;
+  testing::TempFile file, out_file;
+  write_test_model(file.path(), spec);
+  const GgufFile in = GgufFile::open(file.path());
+  requantize(in, parse_quantize_target("Q4_K_M"), 2).write(out_file.path());
+  const GgufFile out = GgufFile::open(out_file.path());
+  CHECK(out.get_int("general.file_type") == 15);
+  CHECK(out.get_string("general.architecture") == "llama");
+  REQUIRE(out.tensors().size() == in.tensors().size());
+  for (std::size_t i = 0; i < in.tensors().size(); ++i) {
+    const TensorInfo& a = in.tensors()[i];
+    const TensorInfo& b = out.tensors()[i];
+    CAPTURE(a.name);
+    CHECK(a.name == b.name);
+    CHECK(a.shape == b.shape);
+    std::vector<float> x(static_cast<std::size_t>(a.elements())), y(x.size());
+    podworker::kernels::cpu::dequantize(a.type, a.data, x.data(), a.elements());
+    podworker::kernels::cpu::dequantize(b.type, b.data, y.data(), b.elements());
+    double err = 0, ref = 0;
+    for (std::size_t e = 0; e < x.size(); ++e) {
+      err += (x[e] - y[e]) * static_cast<double>(x[e] - y[e]);
+      ref += x[e] * static_cast<double>(x[e]);
+    }
+    CHECK(std::sqrt(err / ref) < (b.type == GgmlType::f32 ? 1e-9 : 0.10));
+  }
+}
