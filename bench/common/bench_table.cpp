@@ -23,7 +23,8 @@ void Report::write(const std::string& path) const {
   if (!out) throw std::runtime_error("cannot write " + path);
   rapidjson::OStreamWrapper stream(out);
   rapidjson::PrettyWriter<rapidjson::OStreamWrapper> w(stream);
-  w.SetFormatOptions(rapidjson::kFormatSingleLineArray);  // arrays on one line, objects still indented
+  w.SetFormatOptions(
+      rapidjson::kFormatSingleLineArray);  // arrays on one line, objects still indented
   w.StartObject();
   w.Key("program");
   w.String(program_.c_str());

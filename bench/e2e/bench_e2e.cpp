@@ -19,8 +19,8 @@
 #include <string>
 #include <vector>
 
-#include "child_process.h"
 #include "bench_table.h"
+#include "child_process.h"
 #include "http_load.h"
 #include "podworker/endpoint/server.h"
 #include "podworker/json.h"
@@ -114,14 +114,17 @@ Args parse_args(int argc, char** argv) {
         args.concurrency.push_back(c);
       }
     } else if (flag == "--help" || flag == "-h") {
-      std::cout << "usage: bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]\n"
-                   "                 [--concurrency 1,8,64] [--seconds S] [--sdk-seconds S]\n"
-                   "                 [--client-threads N] [--server-threads N] [--log-dir DIR]\n"
-                   "                 [--json FILE]\n"
-                   "                 [--store memory,redis [--replicas 1,2] [--open-rate 50] [--open-seconds 4]]\n"
-                   "--store: jobs/s and p50/p99 per store and replica count (redis-server started on a\n"
-                   "free port, redis-benchmark's figures as the limit), then an open-loop row per worker\n"
-                   "The SDK side needs the Python environment: scripts/python-env.sh\n";
+      std::cout
+          << "usage: bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]\n"
+             "                 [--concurrency 1,8,64] [--seconds S] [--sdk-seconds S]\n"
+             "                 [--client-threads N] [--server-threads N] [--log-dir DIR]\n"
+             "                 [--json FILE]\n"
+             "                 [--store memory,redis [--replicas 1,2] [--open-rate 50] "
+             "[--open-seconds 4]]\n"
+             "--store: jobs/s and p50/p99 per store and replica count (redis-server started on a\n"
+             "free port, redis-benchmark's figures as the limit), then an open-loop row per "
+             "worker\n"
+             "The SDK side needs the Python environment: scripts/python-env.sh\n";
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown flag " + flag);
@@ -202,8 +205,8 @@ void print_row(const Row& row, podworker::bench::Table& table) {
   }
   const auto& r = row.result;
   table.row("%-11s %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu\n", name(row.kind), row.concurrency,
-              static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
-              r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
+            static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
+            r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
   if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
 }
 
@@ -274,8 +277,8 @@ int main(int argc, char** argv) {
     if (!sdk_note.empty()) std::printf("%s\n", sdk_note.c_str());
     podworker::bench::Report report("bench_e2e");
     auto& table = report.table("workers");
-    table.header("%-11s %5s %9s %6s %10s %9s %9s %7s\n", "worker", "C", "jobs", "s", "jobs/s", "p50 ms",
-                 "p99 ms", "errors");
+    table.header("%-11s %5s %9s %6s %10s %9s %9s %7s\n", "worker", "C", "jobs", "s", "jobs/s",
+                 "p50 ms", "p99 ms", "errors");
 
     std::vector<Row> ours;
     std::vector<Row> sdk;
@@ -290,15 +293,15 @@ int main(int argc, char** argv) {
     }
     if (!sdk.empty()) {
       auto& ratios = report.table("ratios");
-      ratios.header("\n%-5s %16s %16s %14s %14s\n", "C", "jobs/s ratio", "p50 ratio", "podworker p50",
-                    "SDK p50");
+      ratios.header("\n%-5s %16s %16s %14s %14s\n", "C", "jobs/s ratio", "p50 ratio",
+                    "podworker p50", "SDK p50");
       for (std::size_t i = 0; i < ours.size() && i < sdk.size(); ++i) {
         const auto& a = ours[i].result;
         const auto& b = sdk[i].result;
         const double throughput = b.per_second() > 0 ? a.per_second() / b.per_second() : 0;
         const double latency = a.percentile_ms(50) > 0 ? b.percentile_ms(50) / a.percentile_ms(50) : 0;
         ratios.row("%-5d %15.0fx %15.0fx %11.3f ms %11.3f ms\n", ours[i].concurrency, throughput,
-                    latency, a.percentile_ms(50), b.percentile_ms(50));
+                   latency, a.percentile_ms(50), b.percentile_ms(50));
       }
     }
     server.stop();

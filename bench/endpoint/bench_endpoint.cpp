@@ -63,10 +63,12 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--client-threads") args.client_threads = static_cast<unsigned>(std::stoul(value()));
     else if (flag == "--server-threads") args.server_threads = static_cast<unsigned>(std::stoul(value()));
     else if (flag == "--help" || flag == "-h") {
-      std::cout << "usage: bench_endpoint [--url http://HOST:PORT --api-key KEY] [--endpoint-id ID] [--json FILE]\n"
-                   "                      [--connections 1,8,64] [--seconds S] [--client-threads N]\n"
-                   "                      [--server-threads N]\n"
-                   "Without --url the endpoint runs in this process with rate limits off.\n";
+      std::cout
+          << "usage: bench_endpoint [--url http://HOST:PORT --api-key KEY] [--endpoint-id ID] "
+             "[--json FILE]\n"
+             "                      [--connections 1,8,64] [--seconds S] [--client-threads N]\n"
+             "                      [--server-threads N]\n"
+             "Without --url the endpoint runs in this process with rate limits off.\n";
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown flag " + flag);
@@ -92,8 +94,8 @@ void purge(const Target& target, const std::string& prefix) {
 void print_row(podworker::bench::Table& table, const char* route, std::size_t connections,
                const LoadResult& r) {
   table.row("%-14s %6zu %10llu %11.0f %9.3f %9.3f %7llu\n", route, connections,
-              static_cast<unsigned long long>(r.ok), r.per_second(), r.percentile_ms(50),
-              r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
+            static_cast<unsigned long long>(r.ok), r.per_second(), r.percentile_ms(50),
+            r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
   if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
 }
 
@@ -136,8 +138,8 @@ int main(int argc, char** argv) {
                 where.c_str(), args.client_threads, args.seconds);
     podworker::bench::Report report("bench_endpoint");
     auto& table = report.table("routes");
-    table.header("%-14s %6s %10s %11s %9s %9s %7s\n", "route", "conns", "requests", "req/s", "p50 ms",
-                 "p99 ms", "errors");
+    table.header("%-14s %6s %10s %11s %9s %9s %7s\n", "route", "conns", "requests", "req/s",
+                 "p50 ms", "p99 ms", "errors");
     for (const std::size_t connections : args.connections) {
       load.connections = connections;
       const auto run = podworker::bench::run_load(target, load, [&](std::size_t, std::uint64_t) {

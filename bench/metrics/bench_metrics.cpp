@@ -82,7 +82,8 @@ int main(int argc, char** argv) {
       "brackets), %d jobs, best of %d\n",
       jobs, rounds);
   auto& cycle_table = report.table("store_cycle");
-  cycle_table.header("%s   %s   %s   %s\n", "threads", "bare ns/job", "metered ns/job", "added ns/job");
+  cycle_table.header("%s   %s   %s   %s\n", "threads", "bare ns/job", "metered ns/job",
+                     "added ns/job");
   for (const int threads : {1, 2}) {
     double bare = 1e18, metered = 1e18;
     for (int r = 0; r < rounds; ++r) {  // alternating, so drift in the machine's load hits both

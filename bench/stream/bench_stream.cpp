@@ -252,8 +252,8 @@ void measure(std::vector<Row>& rows, const Args& args, const Target& target,
 
 void print(const std::vector<Row>& rows, podworker::bench::Table& table) {
   table.header("%-10s %-9s %4s %7s %6s %7s %10s %8s %8s %8s %8s %6s\n", "worker", "workload", "rtt",
-              "chunks", "posts", "seconds", "chunks/s", "tok/s", "posts/s", "ch/post", "first_ms",
-              "ratio");
+               "chunks", "posts", "seconds", "chunks/s", "tok/s", "posts/s", "ch/post", "first_ms",
+               "ratio");
   std::map<std::string, double> base;
   for (const auto& r : rows) {
     if (!r.ok) {
@@ -267,11 +267,10 @@ void print(const std::vector<Row>& rows, podworker::bench::Table& table) {
     const double posts_s = r.seconds > 0 ? static_cast<double>(r.posts) / r.seconds : 0;
     char tok[16] = "-";
     if (r.workload == "textgen") std::snprintf(tok, sizeof tok, "%.1f", r.chunks_per_s());
-    table.row("%-10s %-9s %4d %7lld %6lld %7.3f %10.1f %8s %8.1f %8.2f %8.1f %6.2f\n",
-                r.worker, r.workload, r.rtt, r.chunks, r.posts, r.seconds,
-                r.chunks_per_s(), tok, posts_s,
-                r.posts ? static_cast<double>(r.chunks) / static_cast<double>(r.posts) : 0.0,
-                r.first_ms, ratio);
+    table.row("%-10s %-9s %4d %7lld %6lld %7.3f %10.1f %8s %8.1f %8.2f %8.1f %6.2f\n", r.worker,
+              r.workload, r.rtt, r.chunks, r.posts, r.seconds, r.chunks_per_s(), tok, posts_s,
+              r.posts ? static_cast<double>(r.chunks) / static_cast<double>(r.posts) : 0.0,
+              r.first_ms, ratio);
   }
 }
 

@@ -23,12 +23,12 @@
 #include <thread>
 #include <vector>
 
+#include "bench_table.h"
 #include "llm/backend.h"
 #include "llm/cuda_backend.h"
 #include "llm/weights.h"
 #include "model/gguf.h"
 #include "model/test_model.h"
-#include "bench_table.h"
 #include "same_run.h"
 
 namespace {
@@ -197,11 +197,11 @@ int run(int argc, char** argv) {
   }
   std::printf("\nprompt %d tokens, %d generated tokens per stream, greedy sampling\n", opt.prompt, opt.gen);
   auto& throughput = report.table("throughput");
-  throughput.header("%-26s %-8s %8s %16s %18s %16s\n", "model", "backend", "streams", "prefill tok/s",
-                    "decode tok/s (all)", "per stream");
+  throughput.header("%-26s %-8s %8s %16s %18s %16s\n", "model", "backend", "streams",
+                    "prefill tok/s", "decode tok/s (all)", "per stream");
   for (const Row& r : rows) {
-    throughput.row("%-26s %-8s %8d %16.1f %18.1f %16.1f\n", r.model, r.backend, r.streams, r.prefill_tps,
-                   r.decode_tps, r.decode_tps / r.streams);
+    throughput.row("%-26s %-8s %8d %16.1f %18.1f %16.1f\n", r.model, r.backend, r.streams,
+                   r.prefill_tps, r.decode_tps, r.decode_tps / r.streams);
   }
   // The bound of batch-1 decode: each token reads every weight once.
   const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
@@ -209,15 +209,15 @@ int run(int argc, char** argv) {
     const double bw = bench::read_bandwidth_gbs(threads);
     std::printf("\nmemory read bandwidth, %d thread(s): %.1f GB/s (load %s)\n", threads, bw, bench::load_average().c_str());
     auto& bound_table = report.table("bandwidth_bound");
-    bound_table.header("%-26s %14s %16s %14s %12s\n", "model", "weights MB/tok", "bound tok/s", "decode tok/s",
-                       "% of bound");
+    bound_table.header("%-26s %14s %16s %14s %12s\n", "model", "weights MB/tok", "bound tok/s",
+                       "decode tok/s", "% of bound");
     for (const auto& [label, weights] : models) {
       const double mb = static_cast<double>(bench::decode_weight_bytes(*weights)) / 1e6;
       for (const Row& r : rows) {
         if (r.model != label || r.backend != "cpu" || r.streams != 1) continue;
         const double bound = bw * 1e3 / mb;
         bound_table.row("%-26s %14.1f %16.1f %14.1f %11.1f%%\n", label, mb, bound, r.decode_tps,
-                    100.0 * r.decode_tps / bound);
+                        100.0 * r.decode_tps / bound);
       }
     }
   }
@@ -229,8 +229,8 @@ int run(int argc, char** argv) {
     std::printf("\nsame run, alternating round by round: ours (CPU, batch 1) and %s on %s, %d thread(s), "
                 "prompt %d, gen %d\n", opt.llama_bench.c_str(), opt.model.c_str(), threads, opt.prompt, opt.gen);
     auto& same_run = report.table("same_run");
-    same_run.header("%6s %6s %14s %14s %14s %14s %10s %10s\n", "round", "load", "ours pp t/s", "llama pp t/s",
-                    "ours tg t/s", "llama tg t/s", "pp ratio", "tg ratio");
+    same_run.header("%6s %6s %14s %14s %14s %14s %10s %10s\n", "round", "load", "ours pp t/s",
+                    "llama pp t/s", "ours tg t/s", "llama tg t/s", "pp ratio", "tg ratio");
     Options one = opt;
     one.threads = threads;
     std::vector<double> ours_pp, ours_tg, llama_pp, llama_tg;
@@ -243,17 +243,18 @@ int run(int argc, char** argv) {
       ours_tg.push_back(r.decode_tps);
       llama_pp.push_back(l->prefill_tps);
       llama_tg.push_back(l->decode_tps);
-      same_run.row("%6d %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", round, load, r.prefill_tps,
-                  l->prefill_tps, r.decode_tps, l->decode_tps, r.prefill_tps / l->prefill_tps,
-                  r.decode_tps / l->decode_tps);
+      same_run.row("%6d %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", round, load,
+                   r.prefill_tps, l->prefill_tps, r.decode_tps, l->decode_tps,
+                   r.prefill_tps / l->prefill_tps, r.decode_tps / l->decode_tps);
     }
     const auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
       return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
     };
-    same_run.row("%6s %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", "median", bench::load_average(),
-                median(ours_pp), median(llama_pp), median(ours_tg), median(llama_tg), median(ours_pp) / median(llama_pp),
-                median(ours_tg) / median(llama_tg));
+    same_run.row("%6s %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", "median",
+                 bench::load_average(), median(ours_pp), median(llama_pp), median(ours_tg),
+                 median(llama_tg), median(ours_pp) / median(llama_pp),
+                 median(ours_tg) / median(llama_tg));
   }
   if (opt.sampling) {
     // Real next-token logits (the first model after the bench prompt), and a flat synthetic row:
