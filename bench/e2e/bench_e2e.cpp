@@ -248,6 +248,7 @@ int main(int argc, char** argv) {
       m.open_rate = args.open_rate;
       m.open_seconds = args.open_seconds;
       m.logs = logs;
+      m.json = json;
       if (!sdk_note.empty()) std::printf("%s\n", sdk_note.c_str());
       return podworker::bench::run_store_matrix(m);
     }

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -67,7 +68,13 @@ double run(bool metered, int threads, int jobs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string json = podworker::bench::take_json_option(argc, argv);
+  std::string json;
+  try {
+    json = podworker::bench::take_json_option(argc, argv);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "bench_metrics: %s\n", e.what());
+    return 2;
+  }
   podworker::bench::Report report("bench_metrics");
   int jobs = 200000, rounds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -114,6 +121,11 @@ int main(int argc, char** argv) {
   auto& costs = report.table("costs");
   costs.set_columns({"http request ns", "scrape bytes", "scrape render us"});
   costs.add({per_request, static_cast<std::int64_t>(bytes), per_render});
-  report.write(json);
+  try {
+    report.write(json);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_metrics: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }
