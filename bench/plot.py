@@ -78,7 +78,7 @@ def series(rows, key, x, y):
 def plot_e2e(programs, out):
     rows = programs.get("bench_e2e", {}).get("workers")
     if not rows:
-        return "no bench_e2e JSON (bench_e2e --json FILE)"
+        return "no bench_e2e JSON with the worker table (bench_e2e --json FILE, without --store)"
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for label, (xs, ys) in sorted(series(rows, lambda r: r["worker"], "C", "jobs/s").items()):
         ax.plot(xs, ys, marker="o", label=label)
