@@ -29,6 +29,8 @@ requirements=(
   # (Debian's chromium and chromium-driver, from scripts/setup.sh) through the dashboard.
   "prometheus_client==0.26.0"
   "selenium==4.51.0"
+  # bench/plot.py draws the benchmarks' --json tables.
+  "matplotlib==3.11.2"
 )
 stamp="$venv/.podworker-requirements"
 wanted="$(printf '%s\n' "${requirements[@]}")"

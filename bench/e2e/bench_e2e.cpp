@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_table.h"
 #include "child_process.h"
 #include "http_load.h"
 #include "podworker/endpoint/server.h"
@@ -113,13 +114,17 @@ Args parse_args(int argc, char** argv) {
         args.concurrency.push_back(c);
       }
     } else if (flag == "--help" || flag == "-h") {
-      std::cout << "usage: bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]\n"
-                   "                 [--concurrency 1,8,64] [--seconds S] [--sdk-seconds S]\n"
-                   "                 [--client-threads N] [--server-threads N] [--log-dir DIR]\n"
-                   "                 [--store memory,redis [--replicas 1,2] [--open-rate 50] [--open-seconds 4]]\n"
-                   "--store: jobs/s and p50/p99 per store and replica count (redis-server started on a\n"
-                   "free port, redis-benchmark's figures as the limit), then an open-loop row per worker\n"
-                   "The SDK side needs the Python environment: scripts/python-env.sh\n";
+      std::cout
+          << "usage: bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]\n"
+             "                 [--concurrency 1,8,64] [--seconds S] [--sdk-seconds S]\n"
+             "                 [--client-threads N] [--server-threads N] [--log-dir DIR]\n"
+             "                 [--json FILE]\n"
+             "                 [--store memory,redis [--replicas 1,2] [--open-rate 50] "
+             "[--open-seconds 4]]\n"
+             "--store: jobs/s and p50/p99 per store and replica count (redis-server started on a\n"
+             "free port, redis-benchmark's figures as the limit), then an open-loop row per "
+             "worker\n"
+             "The SDK side needs the Python environment: scripts/python-env.sh\n";
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown flag " + flag);
@@ -193,15 +198,15 @@ Row measure(Kind kind, int concurrency, const Args& args, const Target& target, 
   return row;
 }
 
-void print_row(const Row& row) {
+void print_row(const Row& row, podworker::bench::Table& table) {
   if (!row.ran) {
     std::printf("%-11s %5d  %s\n", name(row.kind), row.concurrency, row.note.c_str());
     return;
   }
   const auto& r = row.result;
-  std::printf("%-11s %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu\n", name(row.kind), row.concurrency,
-              static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
-              r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
+  table.row("%-11s %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu\n", name(row.kind), row.concurrency,
+            static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
+            r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
   if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
 }
 
@@ -211,6 +216,7 @@ int main(int argc, char** argv) {
   // The table is the output; the in-process endpoint's start-up notes would only interleave.
   podworker::log::set_level(podworker::log::Level::warn);
   try {
+    const std::string json = podworker::bench::take_json_option(argc, argv);
     Args args = parse_args(argc, argv);
     if (args.worker.empty() || !fs::exists(args.worker)) {
       throw std::invalid_argument("podworker worker executable not found (--worker PATH)");
@@ -242,6 +248,7 @@ int main(int argc, char** argv) {
       m.open_rate = args.open_rate;
       m.open_seconds = args.open_seconds;
       m.logs = logs;
+      m.json = json;
       if (!sdk_note.empty()) std::printf("%s\n", sdk_note.c_str());
       return podworker::bench::run_store_matrix(m);
     }
@@ -269,33 +276,37 @@ int main(int argc, char** argv) {
                 "podworker %.1f s, SDK %.1f s\n",
                 args.server_threads, args.client_threads, args.seconds, args.sdk_seconds);
     if (!sdk_note.empty()) std::printf("%s\n", sdk_note.c_str());
-    std::printf("%-11s %5s %9s %6s %10s %9s %9s %7s\n", "worker", "C", "jobs", "s", "jobs/s",
-                "p50 ms", "p99 ms", "errors");
+    podworker::bench::Report report("bench_e2e");
+    auto& table = report.table("workers");
+    table.header("%-11s %5s %9s %6s %10s %9s %9s %7s\n", "worker", "C", "jobs", "s", "jobs/s",
+                 "p50 ms", "p99 ms", "errors");
 
     std::vector<Row> ours;
     std::vector<Row> sdk;
     for (const int c : args.concurrency) {
       ours.push_back(measure(Kind::podworker, c, args, target, logs));
-      print_row(ours.back());
+      print_row(ours.back(), table);
       if (args.sdk) {
         sdk.push_back(measure(Kind::sdk, c, args, target, logs));
-        print_row(sdk.back());
+        print_row(sdk.back(), table);
       }
       std::fflush(stdout);
     }
     if (!sdk.empty()) {
-      std::printf("\n%-5s %16s %16s %14s %14s\n", "C", "jobs/s ratio", "p50 ratio", "podworker p50",
-                  "SDK p50");
+      auto& ratios = report.table("ratios");
+      ratios.header("\n%-5s %16s %16s %14s %14s\n", "C", "jobs/s ratio", "p50 ratio",
+                    "podworker p50", "SDK p50");
       for (std::size_t i = 0; i < ours.size() && i < sdk.size(); ++i) {
         const auto& a = ours[i].result;
         const auto& b = sdk[i].result;
         const double throughput = b.per_second() > 0 ? a.per_second() / b.per_second() : 0;
         const double latency = a.percentile_ms(50) > 0 ? b.percentile_ms(50) / a.percentile_ms(50) : 0;
-        std::printf("%-5d %15.0fx %15.0fx %11.3f ms %11.3f ms\n", ours[i].concurrency, throughput,
-                    latency, a.percentile_ms(50), b.percentile_ms(50));
+        ratios.row("%-5d %15.0fx %15.0fx %11.3f ms %11.3f ms\n", ours[i].concurrency, throughput,
+                   latency, a.percentile_ms(50), b.percentile_ms(50));
       }
     }
     server.stop();
+    report.write(json);
     // Worker logs matter only when a row failed; a clean run leaves nothing behind.
     bool clean = true;
     for (const auto* rows : {&ours, &sdk}) {

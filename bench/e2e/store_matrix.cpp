@@ -12,6 +12,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "bench_table.h"
 #include "child_process.h"
 #include "http_load.h"
 #include "podworker/endpoint/server.h"
@@ -120,10 +121,10 @@ LoadResult merge(std::vector<LoadResult>& parts) {
   return all;
 }
 
-void print(const char* label, int replicas, int c, const LoadResult& r) {
-  std::printf("%-16s %3d %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu\n", label, replicas, c,
-              static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
-              r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
+void print(Table& table, const char* label, int replicas, int c, const LoadResult& r) {
+  table.row("%-16s %3d %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu\n", label, replicas, c,
+            static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
+            r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
   if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
   std::fflush(stdout);
 }
@@ -141,7 +142,8 @@ bool warm_up(const Target& t, const std::string& ep) {
 
 // Closed loop at concurrency C: one worker per replica (--concurrency C split between them), the C
 // client connections spread round-robin over the replicas.
-void closed_row(const MatrixOptions& o, const Replicas& reps, const std::string& label, int c) {
+void closed_row(Table& table, const MatrixOptions& o, const Replicas& reps,
+                const std::string& label, int c) {
   const std::string ep = "c" + std::to_string(c);
   const int n = static_cast<int>(reps.targets.size());
   std::vector<std::unique_ptr<ChildProcess>> workers;
@@ -185,12 +187,12 @@ void closed_row(const MatrixOptions& o, const Replicas& reps, const std::string&
       });
     }
   }
-  print(label.c_str(), n, c, merge(parts));
+  print(table, label.c_str(), n, c, merge(parts));
 }
 
 // Open loop: job k is due at k / rate whatever the earlier ones did; its latency counts from when
 // it was due, so a stall shows in full (no coordinated omission).
-void open_row(const MatrixOptions& o, const Target& target, const std::string& label,
+void open_row(Table& table, const MatrixOptions& o, const Target& target, const std::string& label,
               const std::vector<std::string>& worker_argv, const std::string& ep) {
   const std::string id = "bench-open-" + label;
   ChildProcess worker(worker_argv, worker_env(target, ep, id), (o.logs / (id + ".log")).string());
@@ -238,7 +240,7 @@ void open_row(const MatrixOptions& o, const Target& target, const std::string& l
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::sort(r.latencies_us.begin(), r.latencies_us.end());
-  print(label.c_str(), 1, 0, r);
+  print(table, label.c_str(), 1, 0, r);
 }
 
 }  // namespace
@@ -263,15 +265,17 @@ int run_store_matrix(const MatrixOptions& o) {
       "closed loop: /runsync, C client connections, echo worker(s) with --concurrency C in all; "
       "%.1f s windows, %u server I/O threads per replica\n",
       o.seconds, o.server_threads);
-  std::printf("%-16s %3s %5s %9s %6s %10s %9s %9s %7s\n", "store", "rep", "C", "jobs", "s",
-              "jobs/s", "p50 ms", "p99 ms", "errors");
+  Report report("bench_e2e");
+  auto& closed = report.table("stores");
+  closed.header("%-16s %3s %5s %9s %6s %10s %9s %9s %7s\n", "store", "rep", "C", "jobs", "s",
+                "jobs/s", "p50 ms", "p99 ms", "errors");
   for (const auto& store : o.stores) {
     for (const int n : o.replicas) {
       if (store == "memory" && n > 1) continue;  // the memory store is one process's own
       if (store == "redis")
         command_output("redis-cli -p " + std::to_string(redis->port) + " FLUSHALL");
       const Replicas reps = start_replicas(o, store == "redis" ? redis->url() : "memory", n, ids);
-      for (const int c : o.concurrency) closed_row(o, reps, store, c);
+      for (const int c : o.concurrency) closed_row(closed, o, reps, store, c);
     }
   }
   if (o.open_rate > 0) {
@@ -280,16 +284,19 @@ int run_store_matrix(const MatrixOptions& o) {
         "store, one worker with --concurrency %s; latency from each job's due time (C column: 0)\n",
         o.open_rate, o.open_seconds, kOpenSlots);
     const Replicas reps = start_replicas(o, "memory", 1, ids);
-    open_row(o, reps.targets[0], "podworker",
+    auto& open = report.table("open_loop");
+    open.set_columns(closed.columns());
+    open_row(open, o, reps.targets[0], "podworker",
              {o.worker, "--handler", "echo", "--concurrency", kOpenSlots}, "open-pw");
     if (!o.python.empty() && fs::exists(o.python) && fs::exists(o.sdk_script)) {
-      open_row(o, reps.targets[0], "runpod-sdk",
+      open_row(open, o, reps.targets[0], "runpod-sdk",
                {o.python, o.sdk_script, "--concurrency", kOpenSlots}, "open-sdk");
     } else {
       std::printf(
           "runpod-sdk open-loop row skipped: no Python environment (scripts/python-env.sh)\n");
     }
   }
+  report.write(o.json);
   return 0;
 }
 

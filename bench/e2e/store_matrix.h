@@ -23,6 +23,7 @@ struct MatrixOptions {
   double open_rate = 50;  // jobs/s of the open-loop rows; 0 = none
   double open_seconds = 4;
   std::filesystem::path logs;
+  std::string json;  // --json FILE: the tables written there too; empty: not
 };
 
 // Prints the tables; returns the process exit status.

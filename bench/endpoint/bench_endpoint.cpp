@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_table.h"
 #include "http_load.h"
 #include "podworker/endpoint/server.h"
 #include "podworker/json.h"
@@ -62,10 +63,12 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--client-threads") args.client_threads = static_cast<unsigned>(std::stoul(value()));
     else if (flag == "--server-threads") args.server_threads = static_cast<unsigned>(std::stoul(value()));
     else if (flag == "--help" || flag == "-h") {
-      std::cout << "usage: bench_endpoint [--url http://HOST:PORT --api-key KEY] [--endpoint-id ID]\n"
-                   "                      [--connections 1,8,64] [--seconds S] [--client-threads N]\n"
-                   "                      [--server-threads N]\n"
-                   "Without --url the endpoint runs in this process with rate limits off.\n";
+      std::cout
+          << "usage: bench_endpoint [--url http://HOST:PORT --api-key KEY] [--endpoint-id ID] "
+             "[--json FILE]\n"
+             "                      [--connections 1,8,64] [--seconds S] [--client-threads N]\n"
+             "                      [--server-threads N]\n"
+             "Without --url the endpoint runs in this process with rate limits off.\n";
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown flag " + flag);
@@ -88,10 +91,11 @@ void purge(const Target& target, const std::string& prefix) {
   if (answer.status != 200) std::cerr << "note: /purge-queue answered " << answer.status << "\n";
 }
 
-void print_row(const char* route, std::size_t connections, const LoadResult& r) {
-  std::printf("%-14s %6zu %10llu %11.0f %9.3f %9.3f %7llu\n", route, connections,
-              static_cast<unsigned long long>(r.ok), r.per_second(), r.percentile_ms(50),
-              r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
+void print_row(podworker::bench::Table& table, const char* route, std::size_t connections,
+               const LoadResult& r) {
+  table.row("%-14s %6zu %10llu %11.0f %9.3f %9.3f %7llu\n", route, connections,
+            static_cast<unsigned long long>(r.ok), r.per_second(), r.percentile_ms(50),
+            r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
   if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
 }
 
@@ -101,6 +105,7 @@ int main(int argc, char** argv) {
   // The table is the output; the in-process endpoint's start-up notes would only interleave.
   podworker::log::set_level(podworker::log::Level::warn);
   try {
+    const std::string json = podworker::bench::take_json_option(argc, argv);
     const Args args = parse_args(argc, argv);
     Target target;
     std::unique_ptr<podworker::endpoint::Server> server;
@@ -131,14 +136,16 @@ int main(int argc, char** argv) {
     std::printf("podworker endpoint benchmark: %s; %u client threads; %.1f s per row; "
                 "keep-alive connections, closed loop\n",
                 where.c_str(), args.client_threads, args.seconds);
-    std::printf("%-14s %6s %10s %11s %9s %9s %7s\n", "route", "conns", "requests", "req/s",
-                "p50 ms", "p99 ms", "errors");
+    podworker::bench::Report report("bench_endpoint");
+    auto& table = report.table("routes");
+    table.header("%-14s %6s %10s %11s %9s %9s %7s\n", "route", "conns", "requests", "req/s",
+                 "p50 ms", "p99 ms", "errors");
     for (const std::size_t connections : args.connections) {
       load.connections = connections;
       const auto run = podworker::bench::run_load(target, load, [&](std::size_t, std::uint64_t) {
         return Request{true, prefix + "/run", R"({"input":{"prompt":"benchmark"}})"};
       });
-      print_row("POST /run", connections, run);
+      print_row(table, "POST /run", connections, run);
       purge(target, prefix);  // keep the queue from growing across rows
     }
     // After the last purge, so the job read by /status stays queued throughout.
@@ -148,9 +155,10 @@ int main(int argc, char** argv) {
       const auto status = podworker::bench::run_load(target, load, [&](std::size_t, std::uint64_t) {
         return Request{false, status_path, ""};
       });
-      print_row("GET /status", connections, status);
+      print_row(table, "GET /status", connections, status);
     }
     if (server) server->stop();
+    report.write(json);
     return 0;
   } catch (const std::exception& e) {
     std::cerr << "bench_endpoint: " << e.what() << "\n";

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench_table.h"
 #include "kernels/add.h"
 #include "kernels/attention.h"
 #include "kernels/dequantize.h"
@@ -80,7 +81,8 @@ kc::DeviceBuffer<T> upload(const std::vector<T>& host) {
 
 class Bench {
  public:
-  Bench(bool gpu, bool quick) : gpu_(gpu), quick_(quick) {
+  Bench(bool gpu, bool quick, podworker::bench::Table& table)
+      : gpu_(gpu), quick_(quick), table_(table) {
     if (gpu_) {
       info_ = kc::device_info(0);
       stream_ = std::make_unique<kc::Stream>();
@@ -152,8 +154,8 @@ class Bench {
   }
 
   void print_header() const {
-    std::printf("%-22s %-34s %10s %10s %9s %8s %7s %s\n", "kernel", "shape", "us(cold)", "us(hot)", "GB/s", "TFLOP/s",
-                "%limit", "limit");
+    table_.header("%-22s %-34s %10s %10s %9s %8s %7s %s\n", "kernel", "shape", "us(cold)",
+                  "us(hot)", "GB/s", "TFLOP/s", "%limit", "limit");
   }
 
  private:
@@ -170,8 +172,8 @@ class Bench {
     return "-";
   }
   void print(const Row& r) const {
-    std::printf("%-22s %-34s %10.2f %10.2f %9.1f %8.2f %6.1f%% %s\n", r.kernel.c_str(), r.shape.c_str(), r.us_cold,
-                r.us_hot, gbps(r), tflops(r), pct(r), limit_name(r).c_str());
+    table_.row("%-22s %-34s %10.2f %10.2f %9.1f %8.2f %6.1f%% %s\n", r.kernel, r.shape, r.us_cold,
+               r.us_hot, gbps(r), tflops(r), pct(r), limit_name(r));
     std::fflush(stdout);
   }
 
@@ -215,6 +217,7 @@ class Bench {
 
   bool gpu_;
   bool quick_;
+  podworker::bench::Table& table_;  // prints each row and keeps it for --json
   kc::DeviceInfo info_;
   std::unique_ptr<kc::Stream> stream_;
   std::unique_ptr<kc::CublasHandle> cublas_;
@@ -522,6 +525,13 @@ void bench_sampling_and_rows(Bench& b) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string json;
+  try {
+    json = podworker::bench::take_json_option(argc, argv);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    return 2;
+  }
   std::string csv;
   bool force_cpu = false, quick = false;
   for (int i = 1; i < argc; ++i) {
@@ -533,13 +543,14 @@ int main(int argc, char** argv) {
     } else if (arg == "--quick") {
       quick = true;
     } else {
-      std::fprintf(stderr, "usage: %s [--csv PATH] [--cpu] [--quick]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--csv PATH] [--json PATH] [--cpu] [--quick]\n", argv[0]);
       return 2;
     }
   }
   try {
     const bool gpu = !force_cpu && kc::device_count() > 0;
-    Bench bench(gpu, quick);
+    podworker::bench::Report report("bench_kernels");
+    Bench bench(gpu, quick, report.table(gpu ? "kernels gpu" : "kernels cpu"));
     if (gpu) {
       const auto& info = bench.info();
       std::printf("GPU mode: %s (sm_%d%d, %d SMs, L2 %.0f MiB, driver %d, runtime %d)\n", info.name.c_str(),
@@ -563,6 +574,7 @@ int main(int argc, char** argv) {
       bench.write_csv(csv);
       std::printf("wrote %s\n", csv.c_str());
     }
+    report.write(json);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_kernels: %s\n", e.what());
     return 1;

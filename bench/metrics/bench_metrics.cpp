@@ -9,10 +9,12 @@
 #include <chrono>
 #include <cstdio>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "bench_table.h"
 #include "http_metrics.h"
 #include "memory_store.h"
 #include "metered_store.h"
@@ -31,16 +33,13 @@ void cycle(pe::JobStore& store, const std::string& worker, const std::string& id
   if (!store.submit(std::move(job)).accepted) std::abort();
   store.worker_begin(worker);
   const auto taken = store.take(worker, 1);
-  store.worker_end(worker);
   if (taken.empty()) std::abort();
   store.worker_begin(worker);
   store.post_stream(worker, taken.front().id, R"({"text":"hi"})");
-  store.worker_end(worker);
   store.worker_begin(worker);
   pe::WorkerResult result;
   result.output_json = R"({"text":"hi"})";
   store.post_result(worker, taken.front().id, std::move(result));
-  store.worker_end(worker);
   store.status(id);
   store.status(id);
 }
@@ -69,6 +68,14 @@ double run(bool metered, int threads, int jobs) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string json;
+  try {
+    json = podworker::bench::take_json_option(argc, argv);
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "bench_metrics: %s\n", e.what());
+    return 2;
+  }
+  podworker::bench::Report report("bench_metrics");
   int jobs = 200000, rounds = 5;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
@@ -81,14 +88,16 @@ int main(int argc, char** argv) {
       "bench_metrics: store job cycle (submit, take, stream chunk, result, 2 status, worker "
       "brackets), %d jobs, best of %d\n",
       jobs, rounds);
-  std::printf("threads   bare ns/job   metered ns/job   added ns/job\n");
+  auto& cycle_table = report.table("store_cycle");
+  cycle_table.header("%s   %s   %s   %s\n", "threads", "bare ns/job", "metered ns/job",
+                     "added ns/job");
   for (const int threads : {1, 2}) {
     double bare = 1e18, metered = 1e18;
     for (int r = 0; r < rounds; ++r) {  // alternating, so drift in the machine's load hits both
       bare = std::min(bare, run(false, threads, jobs));
       metered = std::min(metered, run(true, threads, jobs));
     }
-    std::printf("%7d   %11.0f   %14.0f   %12.0f\n", threads, bare, metered, metered - bare);
+    cycle_table.row("%7d   %11.0f   %14.0f   %12.0f\n", threads, bare, metered, metered - bare);
   }
 
   pm::Registry registry;
@@ -109,5 +118,14 @@ int main(int argc, char** argv) {
       std::chrono::duration<double, std::micro>(Clock::now() - start).count() / kRenders;
   std::printf("HTTP request count: %.1f ns; a scrape (%zu bytes) renders in %.0f us\n", per_request,
               bytes, per_render);
+  auto& costs = report.table("costs");
+  costs.set_columns({"http request ns", "scrape bytes", "scrape render us"});
+  costs.add({per_request, static_cast<std::int64_t>(bytes), per_render});
+  try {
+    report.write(json);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_metrics: %s\n", e.what());
+    return 1;
+  }
   return 0;
 }

@@ -21,6 +21,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench_table.h"
 #include "child_process.h"
 #include "delay_proxy.h"
 #include "http_load.h"
@@ -93,7 +94,8 @@ Args parse_args(int argc, char** argv) {
       std::cout << "usage: bench_stream [--rtt 0,5,20,50] [--chunks N] [--rate R] [--tokens N] "
                    "[--sdk-chunks N]\n"
                    "                    [--no-textgen] [--no-sdk] [--python PATH] [--sdk-script "
-                   "PATH] [--log-dir DIR]\n";
+                   "PATH] [--log-dir DIR]\n"
+                   "                    [--json FILE]\n";
       std::exit(0);
     } else {
       throw std::invalid_argument("unknown flag " + flag);
@@ -248,10 +250,10 @@ void measure(std::vector<Row>& rows, const Args& args, const Target& target,
   }
 }
 
-void print(const std::vector<Row>& rows) {
-  std::printf("%-10s %-9s %4s %7s %6s %7s %10s %8s %8s %8s %8s %6s\n", "worker", "workload", "rtt",
-              "chunks", "posts", "seconds", "chunks/s", "tok/s", "posts/s", "ch/post", "first_ms",
-              "ratio");
+void print(const std::vector<Row>& rows, podworker::bench::Table& table) {
+  table.header("%-10s %-9s %4s %7s %6s %7s %10s %8s %8s %8s %8s %6s\n", "worker", "workload", "rtt",
+               "chunks", "posts", "seconds", "chunks/s", "tok/s", "posts/s", "ch/post", "first_ms",
+               "ratio");
   std::map<std::string, double> base;
   for (const auto& r : rows) {
     if (!r.ok) {
@@ -265,11 +267,10 @@ void print(const std::vector<Row>& rows) {
     const double posts_s = r.seconds > 0 ? static_cast<double>(r.posts) / r.seconds : 0;
     char tok[16] = "-";
     if (r.workload == "textgen") std::snprintf(tok, sizeof tok, "%.1f", r.chunks_per_s());
-    std::printf("%-10s %-9s %4d %7lld %6lld %7.3f %10.1f %8s %8.1f %8.2f %8.1f %6.2f\n",
-                r.worker.c_str(), r.workload.c_str(), r.rtt, r.chunks, r.posts, r.seconds,
-                r.chunks_per_s(), tok, posts_s,
-                r.posts ? static_cast<double>(r.chunks) / static_cast<double>(r.posts) : 0.0,
-                r.first_ms, ratio);
+    table.row("%-10s %-9s %4d %7lld %6lld %7.3f %10.1f %8s %8.1f %8.2f %8.1f %6.2f\n", r.worker,
+              r.workload, r.rtt, r.chunks, r.posts, r.seconds, r.chunks_per_s(), tok, posts_s,
+              r.posts ? static_cast<double>(r.chunks) / static_cast<double>(r.posts) : 0.0,
+              r.first_ms, ratio);
   }
 }
 
@@ -277,6 +278,7 @@ void print(const std::vector<Row>& rows) {
 
 int main(int argc, char** argv) {
   try {
+    const std::string json = podworker::bench::take_json_option(argc, argv);
     const Args args = parse_args(argc, argv);
     podworker::log::set_level(podworker::log::Level::error);
     const fs::path logs = args.log_dir.empty() ? fs::temp_directory_path() /
@@ -341,7 +343,9 @@ int main(int argc, char** argv) {
                 });
       }
     }
-    print(rows);
+    podworker::bench::Report report("bench_stream");
+    print(rows, report.table("stream"));
+    report.write(json);
     server.stop();
     return 0;
   } catch (const std::exception& e) {

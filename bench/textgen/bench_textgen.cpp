@@ -4,7 +4,7 @@
 //
 // Usage: bench_textgen [--model PATH] [--backend cpu|cuda|all] [--threads N] [--prompt N] [--gen N]
 //                      [--streams 1,8,32] [--no-generated] [--no-sampling]
-//                      [--llama-bench PATH [--rounds N]]
+//                      [--llama-bench PATH [--rounds N]] [--json FILE]
 // PATH defaults to $PODWORKER_MODEL, then models/SmolLM2-135M-Instruct.Q4_1.gguf.
 //
 // It also measures the machine's memory read bandwidth and prints each CPU batch-1 decode as a
@@ -23,6 +23,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_table.h"
 #include "llm/backend.h"
 #include "llm/cuda_backend.h"
 #include "llm/weights.h"
@@ -99,7 +100,7 @@ Row measure(const std::string& label, std::shared_ptr<const llm::LlamaWeights> w
 volatile std::int64_t bench_sink = 0;
 
 // Host sampling cost per token over one row of logits, for the parameter sets the handler sees most.
-void bench_sampling(const std::vector<float>& logits, const char* what) {
+void bench_sampling(const std::vector<float>& logits, const char* what, bench::Table& table) {
   struct Case {
     const char* name;
     llm::SamplingParams params;
@@ -109,7 +110,8 @@ void bench_sampling(const std::vector<float>& logits, const char* what) {
                         {"top_k 40", {0.8f, 40, 1.0f, 1}},
                         {"top_p 0.9", {0.8f, 0, 0.9f, 1}},
                         {"top_k 40 + top_p 0.9", {0.8f, 40, 0.9f, 1}}};
-  std::printf("\nhost sampling over %zu logits (%s)\n%-24s %14s %18s\n", logits.size(), what, "params", "us/token", "reference us/token");
+  std::printf("\nhost sampling over %zu logits (%s)\n", logits.size(), what);
+  table.header("%-24s %14s %18s\n", "params", "us/token", "reference us/token");
   std::vector<std::uint64_t> scratch;
   for (const Case& c : cases) {
     const int reps = 200;
@@ -120,7 +122,7 @@ void bench_sampling(const std::vector<float>& logits, const char* what) {
     t = Clock::now();
     for (int i = 0; i < reps / 10; ++i) sink -= llm::sample_token_reference(logits, {c.params, static_cast<std::uint64_t>(i)});
     const double ref_us = seconds_since(t) * 1e6 / (reps / 10);
-    std::printf("%-24s %14.1f %18.1f\n", c.name, fast_us, ref_us);
+    table.row("%-24s %14.1f %18.1f\n", c.name, fast_us, ref_us);
     bench_sink = sink;
   }
 }
@@ -136,6 +138,8 @@ std::vector<int> parse_list(const std::string& s) {
 }  // namespace
 
 int run(int argc, char** argv) {
+  const std::string json = bench::take_json_option(argc, argv);
+  bench::Report report("bench_textgen");
   Options opt;
   const char* env_model = std::getenv("PODWORKER_MODEL");
   opt.model = env_model ? env_model : "models/SmolLM2-135M-Instruct.Q4_1.gguf";
@@ -192,25 +196,28 @@ int run(int argc, char** argv) {
     }
   }
   std::printf("\nprompt %d tokens, %d generated tokens per stream, greedy sampling\n", opt.prompt, opt.gen);
-  std::printf("%-26s %-8s %8s %16s %18s %16s\n", "model", "backend", "streams", "prefill tok/s", "decode tok/s (all)",
-              "per stream");
+  auto& throughput = report.table("throughput");
+  throughput.header("%-26s %-8s %8s %16s %18s %16s\n", "model", "backend", "streams",
+                    "prefill tok/s", "decode tok/s (all)", "per stream");
   for (const Row& r : rows) {
-    std::printf("%-26s %-8s %8d %16.1f %18.1f %16.1f\n", r.model.c_str(), r.backend.c_str(), r.streams, r.prefill_tps,
-                r.decode_tps, r.decode_tps / r.streams);
+    throughput.row("%-26s %-8s %8d %16.1f %18.1f %16.1f\n", r.model, r.backend, r.streams,
+                   r.prefill_tps, r.decode_tps, r.decode_tps / r.streams);
   }
   // The bound of batch-1 decode: each token reads every weight once.
   const int threads = opt.threads > 0 ? opt.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (std::find(kinds.begin(), kinds.end(), llm::BackendKind::cpu) != kinds.end()) {
     const double bw = bench::read_bandwidth_gbs(threads);
     std::printf("\nmemory read bandwidth, %d thread(s): %.1f GB/s (load %s)\n", threads, bw, bench::load_average().c_str());
-    std::printf("%-26s %14s %16s %14s %12s\n", "model", "weights MB/tok", "bound tok/s", "decode tok/s", "% of bound");
+    auto& bound_table = report.table("bandwidth_bound");
+    bound_table.header("%-26s %14s %16s %14s %12s\n", "model", "weights MB/tok", "bound tok/s",
+                       "decode tok/s", "% of bound");
     for (const auto& [label, weights] : models) {
       const double mb = static_cast<double>(bench::decode_weight_bytes(*weights)) / 1e6;
       for (const Row& r : rows) {
         if (r.model != label || r.backend != "cpu" || r.streams != 1) continue;
         const double bound = bw * 1e3 / mb;
-        std::printf("%-26s %14.1f %16.1f %14.1f %11.1f%%\n", label.c_str(), mb, bound, r.decode_tps,
-                    100.0 * r.decode_tps / bound);
+        bound_table.row("%-26s %14.1f %16.1f %14.1f %11.1f%%\n", label, mb, bound, r.decode_tps,
+                        100.0 * r.decode_tps / bound);
       }
     }
   }
@@ -221,8 +228,9 @@ int run(int argc, char** argv) {
     }
     std::printf("\nsame run, alternating round by round: ours (CPU, batch 1) and %s on %s, %d thread(s), "
                 "prompt %d, gen %d\n", opt.llama_bench.c_str(), opt.model.c_str(), threads, opt.prompt, opt.gen);
-    std::printf("%6s %6s %14s %14s %14s %14s %10s %10s\n", "round", "load", "ours pp t/s", "llama pp t/s",
-                "ours tg t/s", "llama tg t/s", "pp ratio", "tg ratio");
+    auto& same_run = report.table("same_run");
+    same_run.header("%6s %6s %14s %14s %14s %14s %10s %10s\n", "round", "load", "ours pp t/s",
+                    "llama pp t/s", "ours tg t/s", "llama tg t/s", "pp ratio", "tg ratio");
     Options one = opt;
     one.threads = threads;
     std::vector<double> ours_pp, ours_tg, llama_pp, llama_tg;
@@ -235,17 +243,18 @@ int run(int argc, char** argv) {
       ours_tg.push_back(r.decode_tps);
       llama_pp.push_back(l->prefill_tps);
       llama_tg.push_back(l->decode_tps);
-      std::printf("%6d %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", round, load.c_str(), r.prefill_tps,
-                  l->prefill_tps, r.decode_tps, l->decode_tps, r.prefill_tps / l->prefill_tps,
-                  r.decode_tps / l->decode_tps);
+      same_run.row("%6d %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", round, load,
+                   r.prefill_tps, l->prefill_tps, r.decode_tps, l->decode_tps,
+                   r.prefill_tps / l->prefill_tps, r.decode_tps / l->decode_tps);
     }
     const auto median = [](std::vector<double> v) {
       std::sort(v.begin(), v.end());
       return v.size() % 2 ? v[v.size() / 2] : (v[v.size() / 2 - 1] + v[v.size() / 2]) / 2;
     };
-    std::printf("%6s %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", "median", bench::load_average().c_str(),
-                median(ours_pp), median(llama_pp), median(ours_tg), median(llama_tg), median(ours_pp) / median(llama_pp),
-                median(ours_tg) / median(llama_tg));
+    same_run.row("%6s %6s %14.1f %14.1f %14.1f %14.1f %9.2fx %9.2fx\n", "median",
+                 bench::load_average(), median(ours_pp), median(llama_pp), median(ours_tg),
+                 median(llama_tg), median(ours_pp) / median(llama_pp),
+                 median(ours_tg) / median(llama_tg));
   }
   if (opt.sampling) {
     // Real next-token logits (the first model after the bench prompt), and a flat synthetic row:
@@ -259,7 +268,8 @@ int run(int argc, char** argv) {
       std::vector<std::int32_t> prompt(16);
       for (int i = 0; i < 16; ++i) prompt[static_cast<std::size_t>(i)] = (i * 7919 + 13) % backend->config().n_vocab;
       backend->prefill(backend->alloc_sequence(), prompt, logits);
-      bench_sampling(logits, (models.front().first + ", after the bench prompt").c_str());
+      bench_sampling(logits, (models.front().first + ", after the bench prompt").c_str(),
+                     report.table("sampling " + models.front().first));
     }
     std::vector<float> flat(49152);
     std::uint64_t x = 88172645463325252ull;
@@ -273,8 +283,9 @@ int run(int argc, char** argv) {
       }
       v = (sum - 6.0f) * 3.0f;
     }
-    bench_sampling(flat, "synthetic, normal with sd 3");
+    bench_sampling(flat, "synthetic, normal with sd 3", report.table("sampling synthetic"));
   }
+  report.write(json);
   return 0;
 }
 
