@@ -56,23 +56,23 @@ TEST_SUITE("gpu") {
       k::cpu::dequantize(c.type, blocks.data(), want.data(), static_cast<std::int64_t>(want.size()));
 
       kc::DeviceBuffer<std::byte> d_blocks(blocks.size());
-      d_blocks.upload(blocks);
+      d_blocks.upload(blocks, kc::StreamView{});
       kc::DeviceBuffer<float> d_out(want.size());
       kc::dequantize(c.type, d_blocks.get(), d_out.get(), static_cast<std::int64_t>(want.size()), {});
       std::vector<float> got(want.size());
-      d_out.download(got);
+      d_out.download(got, kc::StreamView{});
       kc::device_synchronize();
       CHECK(std::memcmp(got.data(), want.data(), got.size() * sizeof(float)) == 0);
 
       // Rows 5, 0 and 7 through get_rows (the embedding lookup).
       const std::vector<int> ids = {5, 0, 7};
       kc::DeviceBuffer<int> d_ids(ids.size());
-      d_ids.upload(ids);
+      d_ids.upload(ids, kc::StreamView{});
       kc::DeviceBuffer<float> d_rows(ids.size() * kCols);
       kc::get_rows(c.type, d_blocks.get(), kRows, kCols, d_ids.get(), static_cast<std::int64_t>(ids.size()),
                    d_rows.get(), {});
       std::vector<float> rows(ids.size() * kCols);
-      d_rows.download(rows);
+      d_rows.download(rows, kc::StreamView{});
       kc::device_synchronize();
       for (std::size_t r = 0; r < ids.size(); ++r) {
         CAPTURE(r);
