@@ -163,7 +163,8 @@ class JobStore {
   // job of a silent worker: the worker is alive but can deliver neither its result nor its error.
   virtual void ping(std::string_view worker, const std::vector<std::string>& job_ids) = 0;
   // job-take's job_in_progress flag: holding, stops this worker was sent and has not been seen to
-  // act on are queued again (at most a few times each); not holding, they are forgotten.
+  // act on are queued again (at most a few times each); not holding, they are forgotten. Like a
+  // post, it is the sign of life of the request that carries it.
   virtual void report_in_progress(std::string_view worker, bool holding) = 0;
   // Jobs the worker must stop (cancelled, timed out, expired, reported after they ended).
   virtual std::vector<std::string> take_stop_requests(std::string_view worker) = 0;
