@@ -489,9 +489,7 @@ void MemoryStore::ping(std::string_view worker, const std::vector<std::string>& 
 
 void MemoryStore::report_in_progress(std::string_view worker, bool holding) {
   std::lock_guard lock(mu_);
-  auto it = workers_.find(worker);
-  if (it == workers_.end()) return;
-  Worker& w = it->second;
+  Worker& w = seen(worker);
   if (!holding) {
     w.sent.clear();
     return;

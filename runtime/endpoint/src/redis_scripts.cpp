@@ -386,7 +386,7 @@ return reply(1)
 // job-take's job_in_progress flag; a stop is re-announced this way at most 3 times.
 constexpr std::string_view kReportInProgress = R"LUA(
 local w = ARGV[8]
-if not worker_exists(w) then return reply(0) end
+redis.call('ZADD', P .. 'workers', NOW, w)  -- the job-take request's sign of life
 local sk, nk = P .. 'sent:' .. w, P .. 'sentn:' .. w
 if ARGV[9] ~= '1' then
   redis.call('DEL', sk, nk)

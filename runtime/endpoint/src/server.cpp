@@ -851,8 +851,7 @@ awaitable<Reply> Server::Impl::dispatch(Request& req, const std::optional<Route>
     }
     case Op::health: co_return health(co_await ask<&JobStore::async_health>(store));
     case Op::job_take:
-    case Op::job_take_batch: {
-      sign_of_life(store, arg1);
+    case Op::job_take_batch: {  // job_take() gives the sign of life
       co_return co_await job_take(*ep, *route, stream);
     }
     case Op::job_done: {  // post_result() is the request's sign of life
@@ -1195,9 +1194,12 @@ awaitable<Reply> Server::Impl::job_take(EndpointState& ep, const Route& route, b
   const std::string worker(route.arg1);
   // Once per request, before the wait: a worker that holds jobs is told again about stops it may
   // have dropped.
-  // Nothing waits for it: on a pipelined store it still runs before the take.
+  // The request's sign of life, with the job_in_progress report when there is one. Nothing waits
+  // for it: on a pipelined store it still runs before the take.
   if (auto held = query_param(route.query, "job_in_progress")) {
     store.async_report_in_progress(worker, *held == "1" || *held == "true", [](std::exception_ptr, Done) {});
+  } else {
+    sign_of_life(store, worker);
   }
   std::vector<TakenJob> jobs;
   {

@@ -14,9 +14,10 @@
 //   - MemoryStore's operations are short in-memory work under a lock: it implements the plain
 //     calls, the async ones run them inline (the defaults below) and completes_inline() says so,
 //     so the HTTP layer calls them directly and pays nothing for the seam.
-//   - RedisStore implements the async form: each operation is one Lua script sent on the store's
-//     own connection, pipelined with the other replies awaited (redis_pipeline.h); `done` runs on
-//     the pipeline's thread. Its plain calls wait for the async ones (tests, tools).
+//   - RedisStore implements the async form: each operation is one Lua script (a status read, one
+//     HGETALL) sent on the store's own connection, pipelined with the other commands awaiting
+//     replies (redis_pipeline.h); `done` runs on the pipeline's thread. Its plain calls wait for
+//     the async ones (tests, tools).
 // A `done` must be quick and must not wait for another store operation (it may start one).
 #pragma once
 
@@ -163,7 +164,8 @@ class JobStore {
   // job of a silent worker: the worker is alive but can deliver neither its result nor its error.
   virtual void ping(std::string_view worker, const std::vector<std::string>& job_ids) = 0;
   // job-take's job_in_progress flag: holding, stops this worker was sent and has not been seen to
-  // act on are queued again (at most a few times each); not holding, they are forgotten.
+  // act on are queued again (at most a few times each); not holding, they are forgotten. Like a
+  // post, it is the sign of life of the request that carries it.
   virtual void report_in_progress(std::string_view worker, bool holding) = 0;
   // Jobs the worker must stop (cancelled, timed out, expired, reported after they ended).
   virtual std::vector<std::string> take_stop_requests(std::string_view worker) = 0;
