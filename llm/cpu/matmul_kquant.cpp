@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/kquant.h"
@@ -30,23 +31,10 @@ struct UnpackedRow {
   }
 };
 
-void unpack_q4_k(const kernels::BlockQ4_K* b, int nsuper, UnpackedRow& u) {
-  for (int s = 0; s < nsuper; ++s) {
-    const float d = fp16_to_fp32(b[s].d), dmin = fp16_to_fp32(b[s].dmin);
-    std::int16_t* w = u.w.data() + static_cast<std::size_t>(s) * 256;
-    for (int j = 0; j < 8; ++j) {
-      std::uint8_t sc = 0, m = 0;
-      kernels::cpu::kquant::scale_min_k4(j, b[s].scales, sc, m);
-      u.scale[static_cast<std::size_t>(s * 8 + j)] = d * sc;
-      u.offset[static_cast<std::size_t>(s * 8 + j)] = dmin * m;
-      const std::uint8_t* q = b[s].qs + (j / 2) * 32;
-      const int shift = (j % 2) * 4;
-      for (int l = 0; l < 32; ++l) w[j * 32 + l] = static_cast<std::int16_t>((q[l] >> shift) & 0xF);
-    }
-  }
-}
-
-void unpack_q5_k(const kernels::BlockQ5_K* b, int nsuper, UnpackedRow& u) {
+// Q4_K and Q5_K share their layout: 8 sub-blocks of 32 with 6-bit scales and mins, 4-bit quants
+// (low nibbles for even sub-blocks, high for odd); Q5_K adds a fifth bit per value from qh.
+template <class Block>
+void unpack_k4_family(const Block* b, int nsuper, UnpackedRow& u) {
   for (int s = 0; s < nsuper; ++s) {
     const float d = fp16_to_fp32(b[s].d), dmin = fp16_to_fp32(b[s].dmin);
     std::int16_t* w = u.w.data() + static_cast<std::size_t>(s) * 256;
@@ -58,8 +46,9 @@ void unpack_q5_k(const kernels::BlockQ5_K* b, int nsuper, UnpackedRow& u) {
       const std::uint8_t* q = b[s].qs + (j / 2) * 32;
       const int shift = (j % 2) * 4;
       for (int l = 0; l < 32; ++l) {
-        const int hi = (b[s].qh[l] >> j) & 1;
-        w[j * 32 + l] = static_cast<std::int16_t>(((q[l] >> shift) & 0xF) | (hi << 4));
+        int v = (q[l] >> shift) & 0xF;
+        if constexpr (std::is_same_v<Block, kernels::BlockQ5_K>) v |= ((b[s].qh[l] >> j) & 1) << 4;
+        w[j * 32 + l] = static_cast<std::int16_t>(v);
       }
     }
   }
@@ -149,10 +138,10 @@ void matmul_kquant_scalar(GgmlType type, const std::byte* w, std::size_t row_byt
     const std::byte* row = w + static_cast<std::size_t>(r) * row_bytes;
     switch (type) {
       case GgmlType::q4_k:
-        unpack_q4_k(reinterpret_cast<const kernels::BlockQ4_K*>(row), nblocks / 8, u);
+        unpack_k4_family(reinterpret_cast<const kernels::BlockQ4_K*>(row), nblocks / 8, u);
         break;
       case GgmlType::q5_k:
-        unpack_q5_k(reinterpret_cast<const kernels::BlockQ5_K*>(row), nblocks / 8, u);
+        unpack_k4_family(reinterpret_cast<const kernels::BlockQ5_K*>(row), nblocks / 8, u);
         break;
       case GgmlType::q6_k:
         unpack_q6_k(reinterpret_cast<const kernels::BlockQ6_K*>(row), nblocks / 8, u);
