@@ -56,6 +56,8 @@ RUN apt-get update \
 FROM runtime-${VARIANT} AS runtime
 RUN useradd --system --create-home --home-dir /home/podworker --uid 10001 --user-group podworker
 COPY --from=build /opt/podworker/bin/worker /usr/local/bin/worker
+# The CUDA backend module (empty directory in the cpu variant), found from the worker as ../lib/podworker.
+COPY --from=build /opt/podworker/lib/podworker/ /usr/local/lib/podworker/
 ENV PODWORKER_HANDLER=echo
 
 # ---------------------------------------------------------------------------------------------

@@ -19,12 +19,15 @@ set(PODWORKER_INSTALL_CMAKEDIR "${CMAKE_INSTALL_LIBDIR}/cmake/podworker")
 # Libraries an out-of-tree worker links, in two install components:
 #   core  the runtime, the handler API, the built-in handlers (echo, stream_echo, sleep: a custom
 #         worker may register them too), the executables; needs no CUDA toolkit to use
-#   cuda  the kernels (RAII CUDA handles, device detection, launchers; in a build without CUDA they
-#         exist and throw NotCompiled): find_package(podworker COMPONENTS cuda)
+#   cuda  the kernels (podworker::kernels_cuda: RAII CUDA handles, device detection, launchers; in a
+#         build without CUDA they exist and throw NotCompiled; podworker::kernels, the CPU
+#         references): find_package(podworker COMPONENTS cuda); and, in a CUDA build, the CUDA
+#         backend module lib/podworker/libpodworker_cuda.so, which an installed worker opens (from
+#         ../lib/podworker beside its bin/) when textgen asks for CUDA
 # so a CPU-only consumer configures on a machine without the toolkit, even against a CUDA build.
 set(_podworker_export_roots
   podworker_worker podworker_handler_api podworker_common podworker_handlers_basic)
-set(_podworker_cuda_roots podworker_kernels)
+set(_podworker_cuda_roots podworker_kernels_cuda)
 
 # Walks INTERFACE_LINK_LIBRARIES from `roots`: our own (non-imported) targets land in `out_targets`,
 # imported ones (Threads::Threads, CURL::libcurl, CUDA::cudart, Boost::headers ...) in `out_imported`.
@@ -118,12 +121,6 @@ foreach(target IN LISTS _podworker_exported _podworker_cuda_exported)
         set(dir "$<BUILD_INTERFACE:${dir}>")
       endif()
       list(APPEND wrapped "${dir}")
-      # Headers included by their source-tree path ("kernels/device.h") are installed under
-      # include/podworker/, so an installed tree never adds top-level folders next to other
-      # libraries' headers; the consumer gets include/podworker on its path for them.
-      if(dir STREQUAL "$<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>")
-        list(APPEND wrapped "$<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/podworker>")
-      endif()
     endforeach()
     set_target_properties(${target} PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${wrapped}")
   endif()
@@ -145,6 +142,14 @@ if(_podworker_cuda_exported)
     INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 endif()
 
+# The CUDA backend module, where llm/cuda_loader.cpp looks relative to an installed executable. The
+# directory exists in every install (empty without CUDA), so an image can copy it whatever it built.
+install(CODE "file(MAKE_DIRECTORY \"\$ENV{DESTDIR}\${CMAKE_INSTALL_PREFIX}/${CMAKE_INSTALL_LIBDIR}/podworker\")"
+  COMPONENT core)
+if(TARGET podworker_cuda)
+  install(TARGETS podworker_cuda LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}/podworker COMPONENT cuda)
+endif()
+
 # The executables: what the container image runs.
 foreach(exe worker endpoint)
   if(TARGET ${exe})
@@ -153,8 +158,10 @@ foreach(exe worker endpoint)
 endforeach()
 
 # Public headers, found from each exported target's build-tree include directories: an include/
-# folder is installed whole (podworker/*.h); a target whose headers are included by their path in
-# the source tree (the kernels: "kernels/device.h") installs the headers of its own folder there.
+# folder is installed whole. One that holds podworker/*.h goes to include/; any other (the kernels'
+# include/kernels/*.h) goes under include/podworker/, so an installed tree never adds top-level
+# folders next to other libraries' headers (such a target names include/podworker as its
+# INSTALL_INTERFACE directory).
 set(_podworker_header_dirs "")
 foreach(target IN LISTS _podworker_exported _podworker_cuda_exported)
   if(target IN_LIST _podworker_exported)
@@ -163,21 +170,19 @@ foreach(target IN LISTS _podworker_exported _podworker_cuda_exported)
     set(component cuda)
   endif()
   get_target_property(dirs ${target} INTERFACE_INCLUDE_DIRECTORIES)
-  get_target_property(target_dir ${target} SOURCE_DIR)
   foreach(dir IN LISTS dirs)
     if(NOT dir MATCHES "^\\$<BUILD_INTERFACE:(.+)>$")
       continue()
     endif()
     set(dir "${CMAKE_MATCH_1}")
-    if(dir STREQUAL PROJECT_SOURCE_DIR)
-      file(RELATIVE_PATH relative "${PROJECT_SOURCE_DIR}" "${target_dir}")
-      file(GLOB headers "${target_dir}/*.h")
-      install(FILES ${headers} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/podworker/${relative} COMPONENT ${component})
-    endif()
     string(FIND "${dir}" "${PROJECT_SOURCE_DIR}/" in_source)
     if(in_source EQUAL 0 AND dir MATCHES "/include$" AND NOT dir IN_LIST _podworker_header_dirs)
       list(APPEND _podworker_header_dirs "${dir}")
-      install(DIRECTORY "${dir}/" DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT ${component}
+      set(destination ${CMAKE_INSTALL_INCLUDEDIR})
+      if(NOT IS_DIRECTORY "${dir}/podworker")
+        set(destination ${CMAKE_INSTALL_INCLUDEDIR}/podworker)
+      endif()
+      install(DIRECTORY "${dir}/" DESTINATION ${destination} COMPONENT ${component}
         FILES_MATCHING PATTERN "*.h")
     endif()
   endforeach()

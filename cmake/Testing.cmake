@@ -18,7 +18,7 @@ function(podworker_add_doctest name)
   add_test(NAME ${name} COMMAND ${name} --test-suite-exclude=gpu)
   set_tests_properties(${name} PROPERTIES LABELS cpu TIMEOUT 600)
   if(ARG_GPU)
-    target_link_libraries(${name} PRIVATE podworker_kernels)  # device detection
+    target_link_libraries(${name} PRIVATE podworker_kernels_cuda)  # device detection
     target_compile_definitions(${name} PRIVATE PODWORKER_SKIP_RETURN_CODE=${PODWORKER_SKIP_RETURN_CODE})
     add_test(NAME ${name}_gpu COMMAND ${name} --test-suite=gpu --no-skipped-summary)
     set_tests_properties(${name}_gpu PROPERTIES

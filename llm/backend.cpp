@@ -2,12 +2,6 @@
 
 #include <vector>
 
-#include "kernels/device.h"
-#include "llm/cpu_backend.h"
-#include "llm/cuda_backend.h"
-#include "llm/reference_backend.h"
-#include "podworker/log.h"
-
 namespace podworker::llm {
 
 std::int32_t Backend::prefill_sample(SeqId seq, std::span<const std::int32_t> tokens, const SampleSpec& spec) {
@@ -46,49 +40,6 @@ BackendKind parse_backend_kind(std::string_view name) {
   if (name == "auto" || name.empty()) return BackendKind::automatic;
   if (name == "reference") return BackendKind::reference;
   throw std::invalid_argument("unknown backend \"" + std::string(name) + "\" (expected cpu, cuda, auto or reference)");
-}
-
-int cuda_device_count() { return kernels::cuda::device_count(); }
-
-#ifndef PODWORKER_LLM_HAVE_CUDA
-std::unique_ptr<Backend> make_cuda_backend(std::shared_ptr<const LlamaWeights>, const BackendOptions&) {
-  throw BackendUnavailable("this build has no CUDA backend (PODWORKER_CUDA=OFF or no CUDA compiler)");
-}
-#endif
-
-bool cuda_backend_compiled() {
-#ifdef PODWORKER_LLM_HAVE_CUDA
-  return true;
-#else
-  return false;
-#endif
-}
-
-std::unique_ptr<Backend> make_backend(std::shared_ptr<const LlamaWeights> weights, BackendKind kind,
-                                      const BackendOptions& options) {
-  if (kind == BackendKind::reference) {
-    log::info("llm: using the reference backend");
-    return make_reference_backend(std::move(weights), options);
-  }
-  if (kind == BackendKind::cuda || kind == BackendKind::automatic) {
-#ifdef PODWORKER_LLM_HAVE_CUDA
-    const int devices = cuda_device_count();
-    if (devices > 0) {
-      log::info("llm: using the CUDA backend (" + std::to_string(devices) + " device(s))");
-      return make_cuda_backend(std::move(weights), options);
-    }
-    if (kind == BackendKind::cuda) throw BackendUnavailable("CUDA backend requested but no CUDA device is present");
-    log::info("llm: no CUDA device; using the CPU backend");
-#else
-    if (kind == BackendKind::cuda) return make_cuda_backend(std::move(weights), options);
-    const int devices = cuda_device_count();
-    log::info(devices > 0 ? "llm: a CUDA device is present but this build has no CUDA backend; using the CPU backend"
-                          : "llm: using the CPU backend (CUDA backend not built)");
-#endif
-  } else {
-    log::info("llm: using the CPU backend");
-  }
-  return make_cpu_backend(std::move(weights), options);
 }
 
 }  // namespace podworker::llm

@@ -10,7 +10,10 @@
 #      (or $PODWORKER_MODEL) is present — and once more sending decode batches of 8+ through cuBLAS
 #      on the F16 weight copies instead of the quantized mat-vec, to compare the two paths;
 #   3. perplexity of the real file and its Q4_K_M requantization on CUDA and on the CPU (within 0.5 %);
-#   4. when Boost and libcurl are installed: bench_stream, textgen at batch 1 on the GPU streamed
+#   4. compute-sanitizer (shipped with the CUDA toolkit; the step says skipped when it is absent):
+#      memcheck over the gpu suites of test_kernels, test_ops and test_llm_cuda, racecheck over the
+#      kernels' (test_kernels, test_ops: the shared-memory kernels), one table of error counts;
+#   5. when Boost and libcurl are installed: bench_stream, textgen at batch 1 on the GPU streamed
 #      through a 20 ms RTT proxy, tok/s next to the direct figure.
 # A gpu suite that skips (no device found: exit 77, or a case saying "no CUDA device") fails the
 # check: on the machine this is for, every GPU case must run. $OUT/summary.txt holds the results;
@@ -82,7 +85,7 @@ step "configure and build"
 if ! cmake -S "$ROOT" -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPODWORKER_SERVER=OFF \
     -DPODWORKER_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH" > "$LOGS/configure.log" 2>&1 ||
   ! cmake --build "$BUILD" -j "$JOBS" \
-    --target test_kernels test_ops bench_kernels test_llm_cuda bench_textgen perplexity quantize > "$LOGS/build.log" 2>&1; then
+    --target test_kernels test_ops bench_kernels test_llm_cuda bench_textgen perplexity quantize podworker_cuda > "$LOGS/build.log" 2>&1; then
   cat "$LOGS/configure.log" "$LOGS/build.log" 2> /dev/null | grep -E "rror" -A3 | head -40 |
     tee -a "$OUT/summary.txt"
   status=1
@@ -147,6 +150,34 @@ else
   say "skipped: the perplexity comparison needs the real model file"
 fi
 
+# compute-sanitizer over the gpu suites: memcheck (out-of-bounds and misaligned accesses, API errors)
+# on every suite, racecheck (shared-memory hazards) on the kernels'. A suite under a tool passes when
+# it exits 0 and the tool's ERROR SUMMARY counts 0.
+step "compute-sanitizer: memcheck and racecheck over the gpu suites"
+sanitizer=$(command -v compute-sanitizer || true)
+[[ -z "$sanitizer" && -x /usr/local/cuda/bin/compute-sanitizer ]] && sanitizer=/usr/local/cuda/bin/compute-sanitizer
+if [[ -n "$sanitizer" ]]; then
+  say "$(printf '%-10s %-14s %8s  %s' tool suite errors result)"
+  for check in memcheck:kernels memcheck:ops memcheck:llm racecheck:kernels racecheck:ops; do
+    tool=${check%%:*}
+    suite=${check#*:}
+    case "$suite" in
+      kernels) cmd=("$BUILD/tests/kernels/test_kernels" --test-suite=gpu) ;;
+      ops) cmd=("$BUILD/tests/ops/test_ops" --backend cuda) ;;
+      llm) cmd=("$BUILD/tests/llm_cuda/test_llm_cuda" --test-suite=gpu) ;;
+    esac
+    name="sanitizer_${tool}_${suite}"
+    before=$status
+    run "$name" 240 "$sanitizer" --tool "$tool" --error-exitcode 99 "${cmd[@]}"
+    errors=$(sed -n 's/.*ERROR SUMMARY: \([0-9]*\) error.*/\1/p' "$LOGS/$name.log" | tail -n 1)
+    result=ok
+    [[ $status -ne $before || "${errors:-x}" != 0 ]] && { status=1; result=FAILED; }
+    say "$(printf '%-10s %-14s %8s  %s' "$tool" "$suite" "${errors:-?}" "$result")"
+  done
+else
+  say "skipped: compute-sanitizer not found (it ships with the CUDA toolkit)"
+fi
+
 # Streaming over a network: textgen at batch 1 on the GPU, the worker posting through a loopback
 # proxy that adds 20 ms per round trip, tok/s next to the direct (0 ms) figure. It needs the server
 # parts (Boost, libcurl): a second build, only when their headers are on the machine.
@@ -154,7 +185,7 @@ step "stream benchmark: textgen on CUDA through a 20 ms RTT proxy"
 if [[ -d /usr/include/boost/beast && ( -f /usr/include/x86_64-linux-gnu/curl/curl.h ||
       -f /usr/include/curl/curl.h ) && -f "$model" ]]; then
   if cmake -S "$ROOT" -B "$BUILD-server" "${generator[@]}" -DCMAKE_BUILD_TYPE=Release -DPODWORKER_SERVER=ON       -DPODWORKER_TESTS=OFF -DPODWORKER_BENCH=ON -DPODWORKER_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="$ARCH"       > "$LOGS/configure_server.log" 2>&1 &&
-    cmake --build "$BUILD-server" -j "$JOBS" --target bench_stream > "$LOGS/build_server.log" 2>&1; then
+    cmake --build "$BUILD-server" -j "$JOBS" --target bench_stream podworker_cuda > "$LOGS/build_server.log" 2>&1; then
     cd "$ROOT" || finish
     run bench_stream 150 env PODWORKER_BACKEND=cuda PODWORKER_MODEL="$model" \
       "$BUILD-server/bench/stream/bench_stream" --no-sdk --rtt 0,20 --tokens "$GEN"

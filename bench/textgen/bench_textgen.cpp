@@ -25,7 +25,6 @@
 
 #include "bench_table.h"
 #include "llm/backend.h"
-#include "llm/cuda_backend.h"
 #include "llm/weights.h"
 #include "model/gguf.h"
 #include "model/test_model.h"

@@ -30,10 +30,10 @@
 #include "kernels/matvec.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/sampling.h"
+#include "llm/cuda/cuda_backend.h"
 #include "llm/cuda/cuda_check.h"
 #include "llm/cuda/cuda_tuning.h"
 #include "llm/cuda/forward_kernels.h"
-#include "llm/cuda_backend.h"
 #include "llm/forward.h"
 #include "podworker/log.h"
 

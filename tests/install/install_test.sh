@@ -27,6 +27,10 @@ for f in bin/worker bin/endpoint include/podworker/handler.h include/podworker/w
          lib/cmake/podworker/podworkerCudaTargets.cmake; do
   if [ ! -e "$prefix/$f" ]; then echo "FAILED: not installed: $f"; missing=1; fi
 done
+# The CUDA backend module of a CUDA build, where an installed worker looks for it (bin/../lib/podworker).
+if [ -e "$build_dir/llm/cuda/libpodworker_cuda.so" ] && [ ! -e "$prefix/lib/podworker/libpodworker_cuda.so" ]; then
+  echo "FAILED: not installed: lib/podworker/libpodworker_cuda.so"; missing=1
+fi
 # Headers only under include/podworker: nothing that could clash with another library's.
 for entry in "$prefix"/include/*; do
   [ "$(basename "$entry")" = podworker ] || { echo "FAILED: installed outside include/podworker: $entry"; missing=1; }
@@ -58,7 +62,8 @@ echo "== the core component alone: no kernels, no CUDA dependency"
 core_prefix="$scratch/prefix-core"
 rm -rf "$core_prefix"
 cmake --install "$build_dir" --prefix "$core_prefix" --component core
-for f in lib/cmake/podworker/podworkerCudaTargets.cmake include/podworker/kernels lib/libpodworker_kernels.a; do
+for f in lib/cmake/podworker/podworkerCudaTargets.cmake include/podworker/kernels lib/libpodworker_kernels.a \
+         lib/libpodworker_kernels_cuda.a lib/podworker/libpodworker_cuda.so; do
   if [ -e "$core_prefix/$f" ]; then echo "FAILED: the core component installed $f"; exit 1; fi
 done
 if grep -q CUDAToolkit "$core_prefix/lib/cmake/podworker/podworkerTargets.cmake"; then

@@ -9,6 +9,7 @@
 // head or cache row produces (order 100%). Greedy tokens equal the reference's except where its top
 // two logits are that close; such a near-tie ends the comparison with a message instead of a failure.
 #include <doctest/doctest.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <atomic>
@@ -22,21 +23,28 @@
 #include <string>
 #include <vector>
 
+#include "backend_fixture.h"
 #include "kernels/device.h"
 #include "llm/backend.h"
+#include "llm/cuda_loader.h"
 #include "llm/reference_backend.h"
-#include "llm/cuda_backend.h"
 #include "llm/sampling.h"
 #include "llm/weights.h"
 #include "model/gguf.h"
 #include "model/test_model.h"
 #if PODWORKER_HAVE_CUDA
+#include "llm/cuda/cuda_backend.h"
 #include "llm/cuda/cuda_tuning.h"
+#include "llm/cuda/module.h"
 #endif
 
 namespace {
 
 using namespace podworker;
+using test::have_gpu;
+using test::make_weights;
+using test::options;
+using test::rel_l2;
 using llm::Backend;
 using llm::DecodeStep;
 using llm::SampleSpec;
@@ -44,17 +52,6 @@ using llm::SeqId;
 
 constexpr double kLogitTolerance = 0.01;  // relative L2, see the file comment
 constexpr double kNearTie = 0.02;         // fraction of the logit range
-
-std::shared_ptr<const llm::LlamaWeights> make_weights(const model::TestModelSpec& spec) {
-  static std::atomic<int> counter{0};
-  std::random_device rd;
-  const auto path = std::filesystem::temp_directory_path() /
-                    ("podworker-llm-cuda-" + std::to_string(rd()) + "-" + std::to_string(counter++) + ".gguf");
-  model::write_test_model(path.string(), spec);
-  auto file = std::make_shared<const model::GgufFile>(model::GgufFile::open(path.string()));
-  std::filesystem::remove(path);  // the mapping stays valid
-  return llm::LlamaWeights::from_gguf(file);
-}
 
 // head_dim 32 (the attention kernels need a multiple of 32) and 3 query heads per KV head, as SmolLM2.
 model::TestModelSpec small_spec() {
@@ -78,8 +75,6 @@ model::TestModelSpec small_spec() {
   return s;
 }
 
-bool have_gpu() { return kernels::cuda::device_count() > 0; }
-
 #define SKIP_WITHOUT_GPU()                          \
   do {                                              \
     if (!have_gpu()) {                              \
@@ -87,17 +82,6 @@ bool have_gpu() { return kernels::cuda::device_count() > 0; }
       return;                                       \
     }                                               \
   } while (false)
-
-double rel_l2(std::span<const float> got, std::span<const float> want) {
-  REQUIRE(got.size() == want.size());
-  double diff = 0, norm = 0;
-  for (std::size_t i = 0; i < got.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - want[i];
-    diff += d * d;
-    norm += static_cast<double>(want[i]) * want[i];
-  }
-  return std::sqrt(diff / std::max(norm, 1e-30));
-}
 
 bool all_finite(std::span<const float> v) {
   return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
@@ -107,14 +91,6 @@ bool all_finite(std::span<const float> v) {
   std::vector<std::int32_t> t(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) t[static_cast<std::size_t>(i)] = (i * 131 + salt * 17 + 5) % vocab;
   return t;
-}
-
-llm::BackendOptions options(int max_sequences = 8, int max_context = 128) {
-  llm::BackendOptions o;
-  o.max_sequences = max_sequences;
-  o.max_context = max_context;
-  o.threads = 2;
-  return o;
 }
 
 #if PODWORKER_HAVE_CUDA
@@ -146,10 +122,95 @@ TEST_CASE("make_backend(cuda) without a device throws BackendUnavailable") {
     if (llm::cuda_backend_compiled()) CHECK(llm::make_backend(w, llm::BackendKind::cuda, options())->name() == "cuda");
     return;
   }
+  CHECK(llm::cuda_device_count() == 0);
   CHECK_THROWS_AS(llm::make_backend(w, llm::BackendKind::cuda, options()), llm::BackendUnavailable);
+#if PODWORKER_HAVE_CUDA
   CHECK_THROWS_AS(llm::make_cuda_backend(w, options()), llm::BackendUnavailable);
+#endif
   CHECK(llm::make_backend(w, llm::BackendKind::automatic, options())->name() == "cpu");
 }
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// Before any case that opens the real module: the loader keeps a module once it has opened one.
+TEST_CASE("a CUDA module that is not there is BackendUnavailable, naming where it looked") {
+  const auto w = make_weights(small_spec());
+  const char* missing = "/nonexistent/podworker/libpodworker_cuda.so";
+  const ScopedEnv env("PODWORKER_CUDA_MODULE", missing);
+  CHECK(llm::cuda_module_candidates() == std::vector<std::filesystem::path>{missing});
+  std::string what;
+  try {
+    llm::make_cuda_backend_from_module(w, options());
+  } catch (const llm::BackendUnavailable& e) {
+    what = e.what();
+  }
+  INFO(what);
+  CHECK(what.find(llm::cuda_backend_compiled() ? missing : "this build has no CUDA backend") != std::string::npos);
+}
+
+TEST_CASE("the CUDA module is looked for beside the executable, then in the install's module directory") {
+  const auto candidates = llm::cuda_module_candidates();
+  REQUIRE(candidates.size() >= 1);
+  const auto exe_dir = std::filesystem::read_symlink("/proc/self/exe").parent_path();
+  CHECK(candidates[0] == exe_dir / "libpodworker_cuda.so");
+  if (llm::cuda_backend_compiled()) {
+    REQUIRE(candidates.size() == 3);
+    CHECK(candidates[1].filename() == "libpodworker_cuda.so");
+    CHECK(candidates[1].parent_path().filename() == "podworker");
+    CHECK(std::filesystem::is_regular_file(candidates[2]));  // this build's own module
+  }
+}
+
+#if PODWORKER_HAVE_CUDA
+TEST_CASE("the CUDA module opens, runs its factory, and its errors arrive as BackendUnavailable") {
+  const auto w = make_weights(small_spec());
+  if (have_gpu()) {
+    CHECK(llm::make_cuda_backend_from_module(w, options())->name() == "cuda");
+    return;
+  }
+  // No device: the module loads (with cudart and cuBLAS), accepts this build's stamp and layout, and
+  // its own device check throws; the exception's type crosses the library boundary.
+  std::string what;
+  try {
+    llm::make_cuda_backend_from_module(w, options());
+  } catch (const llm::BackendUnavailable& e) {
+    what = e.what();
+  }
+  CHECK(what == "CUDA backend requested but no CUDA device is present");
+}
+
+TEST_CASE("the CUDA module refuses a request from another build") {
+  const auto path = llm::cuda_module_candidates().back();
+  void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  REQUIRE_MESSAGE(handle != nullptr, ::dlerror());
+  auto factory = reinterpret_cast<llm::CudaModuleFactory>(::dlsym(handle, llm::kCudaModuleFactory));
+  const bool exported = factory != nullptr;
+  REQUIRE(exported);
+  // Nothing but the factory is exported: the module's copies of our libraries stay its own.
+  CHECK(::dlsym(handle, "_ZN9podworker3llm17make_cuda_backendESt10shared_ptrIKNS0_12LlamaWeightsEERKNS0_14BackendOptionsE") ==
+        nullptr);
+  const auto w = make_weights(small_spec());
+  const llm::BackendOptions o = options();
+  llm::CudaModuleRequest request;
+  request.weights = &w;
+  request.options = &o;
+  request.build_stamp = "0.0.0 another compiler";
+  CHECK_THROWS_AS(factory(&request), llm::BackendUnavailable);
+  request.abi = llm::kCudaModuleAbi + 1;
+  CHECK_THROWS_AS(factory(&request), llm::BackendUnavailable);
+  // The module stays open, as the loader keeps it: a backend's code lives there.
+}
+#endif
 
 #if PODWORKER_HAVE_CUDA
 TEST_CASE("CUDA tuning knobs come from the environment") {

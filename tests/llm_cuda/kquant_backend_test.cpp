@@ -3,23 +3,20 @@
 // other backend tests allow (see cuda_backend_test.cpp for why the two differ at all).
 #include <doctest/doctest.h>
 
-#include <cmath>
-#include <filesystem>
 #include <random>
 #include <vector>
 
-#include "kernels/device.h"
+#include "backend_fixture.h"
 #include "llm/backend.h"
 #include "llm/cpu_backend.h"
 #include "llm/weights.h"
-#include "model/gguf.h"
 #include "model/test_model.h"
 
 using namespace podworker;
 
 TEST_SUITE("gpu") {
   TEST_CASE("K-quant and Q5_0 weights: CUDA prefill logits match the CPU backend") {
-    if (kernels::cuda::device_count() == 0) {
+    if (!test::have_gpu()) {
       MESSAGE("no CUDA device (or CUDA not built): skipped");
       return;
     }
@@ -34,15 +31,8 @@ TEST_SUITE("gpu") {
       spec.ffn = 512;
       spec.context = 128;
       spec.weight_type = t;
-      const auto path = std::filesystem::temp_directory_path() / "podworker-llm-cuda-kquant.gguf";
-      model::write_test_model(path.string(), spec);
-      auto file = std::make_shared<const model::GgufFile>(model::GgufFile::open(path.string()));
-      std::filesystem::remove(path);
-      const auto w = llm::LlamaWeights::from_gguf(file);
-      llm::BackendOptions o;
-      o.threads = 2;
-      o.max_sequences = 2;
-      o.max_context = 128;
+      const auto w = test::make_weights(spec);
+      const llm::BackendOptions o = test::options(2, 128);
       auto cpu = llm::make_cpu_backend(w, o);
       auto gpu = llm::make_backend(w, llm::BackendKind::cuda, o);
       std::mt19937 rng(3);
@@ -51,12 +41,7 @@ TEST_SUITE("gpu") {
       std::vector<float> want(static_cast<std::size_t>(w->config().n_vocab)), got(want.size());
       cpu->prefill(cpu->alloc_sequence(), prompt, want);
       gpu->prefill(gpu->alloc_sequence(), prompt, got);
-      double num = 0, den = 0;
-      for (std::size_t i = 0; i < want.size(); ++i) {
-        num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
-        den += want[i] * static_cast<double>(want[i]);
-      }
-      CHECK(std::sqrt(num / den) < 0.05);
+      CHECK(test::rel_l2(got, want) < 0.05);
     }
   }
 }

@@ -16,6 +16,7 @@
 #include "kernels/swiglu.h"
 #include "op_harness.h"
 #if PODWORKER_TEST_OPS_CUDA
+#include "cuda_support.h"
 #include "llm/cuda/forward_kernels.h"
 #endif
 
@@ -24,52 +25,6 @@ namespace podworker::ops_test {
 #if PODWORKER_TEST_OPS_CUDA
 
 namespace {
-
-namespace kc = kernels::cuda;
-using kernels::GgmlType;
-
-// One stream for every case: launches, copies and the timing all go through it.
-kc::Stream& stream() {
-  static kc::Stream s;
-  return s;
-}
-
-template <class T>
-std::shared_ptr<kc::DeviceBuffer<T>> to_device(const std::vector<T>& host) {
-  auto d = std::make_shared<kc::DeviceBuffer<T>>(host.size());
-  d->upload(host, stream());
-  stream().synchronize();
-  return d;
-}
-
-template <class T>
-std::vector<T> to_host(const kc::DeviceBuffer<T>& d) {
-  std::vector<T> h(d.size());
-  d.download(h, stream());
-  stream().synchronize();
-  return h;
-}
-
-std::vector<float> halves_to_floats(const std::vector<kernels::half_bits>& h) {
-  std::vector<float> f(h.size());
-  for (std::size_t i = 0; i < h.size(); ++i) f[i] = kernels::fp16_to_fp32(h[i]);
-  return f;
-}
-
-std::vector<std::byte> quantized(GgmlType type, const std::vector<float>& x) {
-  std::vector<std::byte> q(kernels::tensor_bytes(type, static_cast<std::int64_t>(x.size())));
-  kernels::cpu::quantize(type, x.data(), q.data(), static_cast<std::int64_t>(x.size()));
-  return q;
-}
-
-Case device_case(const std::string& op, const std::string& shape, double tol) {
-  Case c;
-  c.op = op;
-  c.shape = shape;
-  c.nmse_tolerance = tol;
-  c.synchronize = [] { stream().synchronize(); };
-  return c;
-}
 
 // Quantized mat-vec (decode) per weight type: W dequantized exactly, F32 sums in another order than
 // the double reference: NMSE 1e-9.

@@ -58,6 +58,7 @@ int main(int argc, char** argv) {
       if (perf) std::printf("device copy bandwidth %.1f GB/s\n", bw);
       t::Runner r("cuda", perf, bw, filter);
       t::run_cuda_cases(r);
+      t::run_cuda_kernel_cases(r);
       failures += r.failures();
       passed += r.passed();
     }

@@ -67,6 +67,8 @@ std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float lo = -
 // The cases of each backend; they call runner.run() for each.
 void run_cpu_cases(Runner& runner);
 void run_cuda_cases(Runner& runner);
+// The CUDA kernels the backend does not run as ops of its own (cuda_kernel_ops.cpp).
+void run_cuda_kernel_cases(Runner& runner);
 // Host memory bandwidth (a large memcpy), GB/s; and the device's (a device-to-device copy).
 double host_bandwidth_gbs();
 double cuda_bandwidth_gbs();

@@ -61,6 +61,7 @@ class ChildProcess {
   ChildProcess& operator=(const ChildProcess&) = delete;
 
   void signal(int sig) { ::kill(pid_, sig); }
+  pid_t pid() const noexcept { return pid_; }
 
   // Exit status (or 128 + signal); blocks until the child ends.
   int wait() {

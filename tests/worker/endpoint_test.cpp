@@ -5,7 +5,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 #include <thread>
 
 #include "child_process.h"
@@ -377,6 +379,35 @@ TEST_CASE("worker process: --serve-api serves the job API and runs the jobs itse
   const auto st = c.post("/runsync", R"({"input":{"a":"b"}})");
   CHECK(status_of(st) == "COMPLETED");
   CHECK(json::to_string(st["output"]) == R"({"a":"b"})");
+  worker.signal(SIGTERM);
+  CHECK(worker.wait() == 0);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// The CUDA backend is a module textgen opens when asked for CUDA (llm/cuda/module.h): a worker
+// that never asks, here the echo handler of a build that has CUDA (CI's), maps no CUDA library.
+TEST_CASE("worker process: an echo worker maps no CUDA runtime or cuBLAS, before or after a job") {
+  Local local;
+  Client c(local.server.url());
+  ChildProcess worker(PODWORKER_WORKER_BINARY, {"--handler", "echo"}, local.worker_env());
+  const auto st = c.wait_terminal(c.run(R"({"input":{"needs":"no GPU"}})"));
+  REQUIRE(status_of(st) == "COMPLETED");
+  const std::string proc = "/proc/" + std::to_string(worker.pid());
+  const std::string maps = read_text(proc + "/maps");
+  REQUIRE(!maps.empty());
+  for (const char* library : {"libcudart", "libcublas", "libpodworker_cuda"}) {
+    INFO(library);
+    CHECK(maps.find(library) == std::string::npos);
+  }
+  const std::string status = read_text(proc + "/status");
+  const auto rss = status.find("VmRSS:");
+  if (rss != std::string::npos) MESSAGE("echo worker " << status.substr(rss, status.find('\n', rss) - rss));
   worker.signal(SIGTERM);
   CHECK(worker.wait() == 0);
 }

@@ -83,12 +83,18 @@ struct BackendOptions {
   int device = 0;       // CUDA device ordinal
 };
 
-// cpu: the CPU backend. cuda: the CUDA backend, BackendUnavailable when not compiled in or no
-// device is present. automatic: CUDA when compiled in and a device exists, else CPU. Logs the choice.
+// cpu: the CPU backend. cuda: the CUDA backend, from the module libpodworker_cuda.so opened on
+// this first request (llm/cuda/module.h); BackendUnavailable when this build has none, the module or
+// the CUDA libraries cannot be loaded, or no device is present. automatic: CUDA when a device is
+// present and the module loads, else CPU. Logs the choice.
 std::unique_ptr<Backend> make_backend(std::shared_ptr<const LlamaWeights> weights, BackendKind kind,
                                       const BackendOptions& options = {});
 
-// Whether this binary contains the CUDA backend (llm/cuda/ compiled with PODWORKER_HAVE_CUDA).
+// Whether this build has the CUDA backend (the module is built when PODWORKER_HAVE_CUDA is on).
 bool cuda_backend_compiled();
+
+// Usable CUDA devices as the driver reports them (0 without a driver or a device). Loads no CUDA
+// runtime: libcuda.so.1 is opened for the question and closed. Never throws.
+int cuda_device_count();
 
 }  // namespace podworker::llm
