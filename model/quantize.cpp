@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "kernels/cpu/kquant.h"
 #include "kernels/dequantize.h"
 
 namespace podworker::model {
@@ -43,6 +44,10 @@ GgmlType fit_row(GgmlType t, std::int64_t row) {
   }
   throw GgufError("row length " + std::to_string(row) + " is not a multiple of the " +
                   std::string(kernels::type_name(t)) + " block size");
+}
+
+bool is_block32_quant(GgmlType t) {
+  return t == GgmlType::q4_0 || t == GgmlType::q4_1 || t == GgmlType::q5_0 || t == GgmlType::q8_0;
 }
 
 // llama.cpp's llama_ftype numbers for general.file_type.
@@ -123,6 +128,11 @@ std::vector<TensorChoice> plan_quantization(const GgufFile& in, const QuantizeTa
       i_attn_v += ends_with(t.name, "attn_v.weight") ? 1 : 0;
       i_ffn_down += ends_with(t.name, "ffn_down.weight") ? 1 : 0;
       c.to = fit_row(want, t.row_length());
+      if (c.to != want && target.keep_source_fallback && is_block32_quant(t.type) &&
+          kernels::tensor_bytes(t.type, t.row_length()) <=
+              kernels::tensor_bytes(c.to, t.row_length())) {
+        c.to = t.type;
+      }
       if (std::find(std::begin(kTypes), std::end(kTypes), t.type) == std::end(kTypes)) {
         throw GgufError("tensor " + t.name + " has type " +
                         std::string(kernels::type_name(t.type)) + ", which cannot be requantized");
@@ -162,8 +172,13 @@ GgufWriter requantize(const GgufFile& in, const QuantizeTarget& target, int thre
       for (std::int64_t r = 0; r < t.rows(); ++r) {
         kernels::cpu::dequantize(c.from, t.data + static_cast<std::size_t>(r) * in_row, row.data(),
                                  n);
-        kernels::cpu::quantize(c.to, row.data(),
-                               data[i].data() + static_cast<std::size_t>(r) * out_row, n);
+        std::byte* dst = data[i].data() + static_cast<std::size_t>(r) * out_row;
+        if (c.to == GgmlType::q5_0) {
+          kernels::cpu::kquant::quantize_q5_0_search(
+              row.data(), reinterpret_cast<kernels::BlockQ5_0*>(dst), n / kernels::kQK4);
+        } else {
+          kernels::cpu::quantize(c.to, row.data(), dst, n);
+        }
       }
     }
   };

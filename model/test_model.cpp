@@ -146,110 +146,21 @@ class Random {
   std::uint64_t state_;
 };
 
-// IEEE binary32 to binary16, round to nearest even (finite inputs only here).
-std::uint16_t to_half(float f) {
-  const auto x = std::bit_cast<std::uint32_t>(f);
-  const std::uint32_t sign = (x >> 16) & 0x8000;
-  const std::int32_t exp = static_cast<std::int32_t>((x >> 23) & 0xFF) - 127 + 15;
-  std::uint32_t mant = x & 0x7FFFFF;
-  if (exp >= 31) return static_cast<std::uint16_t>(sign | 0x7C00);
-  if (exp <= 0) {
-    if (exp < -10) return static_cast<std::uint16_t>(sign);
-    mant |= 0x800000;
-    const std::uint32_t shift = static_cast<std::uint32_t>(14 - exp);
-    std::uint32_t h = mant >> shift;
-    const std::uint32_t rem = mant & ((1u << shift) - 1);
-    const std::uint32_t half = 1u << (shift - 1);
-    if (rem > half || (rem == half && (h & 1))) ++h;
-    return static_cast<std::uint16_t>(sign | h);
-  }
-  std::uint32_t h = (static_cast<std::uint32_t>(exp) << 10) | (mant >> 13);
-  const std::uint32_t rem = mant & 0x1FFF;
-  if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) ++h;  // may carry into the exponent: correct
-  return static_cast<std::uint16_t>(sign | h);
-}
-
-template <class T>
-void append_pod(std::vector<std::byte>& out, const T& v) {
-  const auto* p = reinterpret_cast<const std::byte*>(&v);
-  out.insert(out.end(), p, p + sizeof(T));
-}
-
-// Quantizes rows of floats with ggml's reference rounding (quantize_row_*_ref semantics).
-std::vector<std::byte> encode(GgmlType type, std::span<const float> x, Random& rng) {
-  std::vector<std::byte> out;
+// The weights in `type`, quantized as ggml's reference quantizers do (kernels/cpu: the one home of
+// every quantizer); the row length must fit the type's block.
+std::vector<std::byte> encode(GgmlType type, std::span<const float> x) {
   switch (type) {
     case GgmlType::f32:
-      for (float f : x) append_pod(out, f);
-      return out;
     case GgmlType::f16:
-      for (float f : x) append_pod(out, to_half(f));
-      return out;
-    case GgmlType::q8_0:
-      for (std::size_t b = 0; b < x.size(); b += 32) {
-        float amax = 0;
-        for (int i = 0; i < 32; ++i) amax = std::max(amax, std::fabs(x[b + i]));
-        const float d = amax / 127.0f;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
-        kernels::BlockQ8_0 blk{};
-        blk.d = to_half(d);
-        for (int i = 0; i < 32; ++i) blk.qs[i] = static_cast<std::int8_t>(std::lround(x[b + i] * id));
-        append_pod(out, blk);
-      }
-      return out;
+    case GgmlType::bf16:
     case GgmlType::q4_0:
-      for (std::size_t b = 0; b < x.size(); b += 32) {
-        float amax = 0, max = 0;
-        for (int i = 0; i < 32; ++i) {
-          if (std::fabs(x[b + i]) > amax) amax = std::fabs(x[b + i]), max = x[b + i];
-        }
-        const float d = max / -8.0f;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
-        kernels::BlockQ4_0 blk{};
-        blk.d = to_half(d);
-        for (int i = 0; i < 16; ++i) {
-          const int q0 = std::min(15, static_cast<int>(x[b + i] * id + 8.5f));
-          const int q1 = std::min(15, static_cast<int>(x[b + 16 + i] * id + 8.5f));
-          blk.qs[i] = static_cast<std::uint8_t>(q0 | (q1 << 4));
-        }
-        append_pod(out, blk);
-      }
-      return out;
     case GgmlType::q4_1:
-      for (std::size_t b = 0; b < x.size(); b += 32) {
-        float lo = x[b], hi = x[b];
-        for (int i = 1; i < 32; ++i) lo = std::min(lo, x[b + i]), hi = std::max(hi, x[b + i]);
-        const float d = (hi - lo) / 15.0f;
-        const float id = d != 0 ? 1.0f / d : 0.0f;
-        kernels::BlockQ4_1 blk{};
-        blk.d = to_half(d);
-        blk.m = to_half(lo);
-        for (int i = 0; i < 16; ++i) {
-          const int q0 = std::min(15, static_cast<int>((x[b + i] - lo) * id + 0.5f));
-          const int q1 = std::min(15, static_cast<int>((x[b + 16 + i] - lo) * id + 0.5f));
-          blk.qs[i] = static_cast<std::uint8_t>(q0 | (q1 << 4));
-        }
-        append_pod(out, blk);
-      }
-      return out;
-    case GgmlType::q6_k:
-      // Random super-blocks rather than a K-quant search: valid data of the right magnitude.
-      for (std::size_t b = 0; b < x.size(); b += 256) {
-        float amax = 0;
-        for (int i = 0; i < 256; ++i) amax = std::max(amax, std::fabs(x[b + i]));
-        kernels::BlockQ6_K blk{};
-        for (auto& q : blk.ql) q = static_cast<std::uint8_t>(rng.next());
-        for (auto& q : blk.qh) q = static_cast<std::uint8_t>(rng.next());
-        for (auto& s : blk.scales) s = static_cast<std::int8_t>(16 + rng.next() % 16);
-        blk.d = to_half(amax / (32.0f * 31.0f));
-        append_pod(out, blk);
-      }
-      return out;
     case GgmlType::q5_0:
+    case GgmlType::q8_0:
     case GgmlType::q4_k:
-    case GgmlType::q5_k: {
-      // ggml's reference quantizers (kernels/cpu/kquant.cpp); the row length must fit the block.
-      out.resize(kernels::tensor_bytes(type, static_cast<std::int64_t>(x.size())));
+    case GgmlType::q5_k:
+    case GgmlType::q6_k: {
+      std::vector<std::byte> out(kernels::tensor_bytes(type, static_cast<std::int64_t>(x.size())));
       kernels::cpu::quantize(type, x.data(), out.data(), static_cast<std::int64_t>(x.size()));
       return out;
     }
@@ -355,12 +266,12 @@ GgufWriter build_test_model(const TestModelSpec& spec) {
     } catch (const GgufError& e) {
       throw GgufError("tensor '" + name + "': " + e.what());
     }
-    w.add_tensor(name, type, std::move(shape), encode(type, x, rng));
+    w.add_tensor(name, type, std::move(shape), encode(type, x));
   };
   auto norm = [&](const std::string& name) {
     std::vector<float> x(static_cast<std::size_t>(spec.hidden));
     for (auto& f : x) f = 1.0f + rng.uniform(-0.1f, 0.1f);
-    w.add_tensor(name, GgmlType::f32, {spec.hidden}, encode(GgmlType::f32, x, rng));
+    w.add_tensor(name, GgmlType::f32, {spec.hidden}, encode(GgmlType::f32, x));
   };
 
   const std::int64_t kv_dim = static_cast<std::int64_t>(head_dim) * spec.kv_heads;

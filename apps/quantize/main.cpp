@@ -15,11 +15,14 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: quantize IN.gguf OUT.gguf TYPE [--threads N]\n"
+    "usage: quantize IN.gguf OUT.gguf TYPE [--threads N] [--llama-fallback]\n"
     "  TYPE: F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q8_0 Q4_K Q5_K Q6_K, or Q4_K_M (llama.cpp's mix: Q4_K "
     "with\n"
     "  Q6_K for the LM head and some attn_v / ffn_down; rows not a multiple of 256 fall back to\n"
-    "  Q5_0 / Q8_0 as llama.cpp does). 1-D tensors are copied unchanged.\n";
+    "  Q5_0 / Q8_0 as llama.cpp does, except that a source already in a 32-block type no larger\n"
+    "  than the fallback (Q4_0, Q4_1, Q5_0, Q8_0) is kept: requantizing it only adds error).\n"
+    "  --llama-fallback: llama.cpp's fallback types whatever the source.\n"
+    "  1-D tensors are copied unchanged.\n";
 
 }  // namespace
 
@@ -28,6 +31,7 @@ int main(int argc, char** argv) {
   std::vector<std::string_view> args(argv + 1, argv + argc);
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::vector<std::string_view> positional;
+  bool llama_fallback = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--threads" && i + 1 < args.size()) {
       const std::string_view v = args[++i];
@@ -36,6 +40,8 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "quantize: --threads needs a number from 1 to 1024\n");
         return 2;
       }
+    } else if (args[i] == "--llama-fallback") {
+      llama_fallback = true;
     } else if (args[i] == "--help" || args[i] == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
@@ -48,7 +54,8 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const model::QuantizeTarget target = model::parse_quantize_target(positional[2]);
+    model::QuantizeTarget target = model::parse_quantize_target(positional[2]);
+    target.keep_source_fallback = !llama_fallback;
     const model::GgufFile in = model::GgufFile::open(std::string(positional[0]));
     std::map<std::string, int> counts;
     for (const model::TensorChoice& c : model::plan_quantization(in, target)) {

@@ -29,6 +29,7 @@
 #include "kernels/gemm.h"
 #include "kernels/get_rows.h"
 #include "kernels/matvec.h"
+#include "kernels/matvec_kquant.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/sampling.h"
@@ -270,6 +271,37 @@ void bench_matvec(Bench& b) {
               kc::matvec(type, dw.get(), s.rows, s.k, dx16.get(), dy.get(), batch, false, b.stream());
             });
           }
+        } else {
+          b.time(name, shape_name(s, batch), bytes, flops, Bound::memory,
+                 [&] { k::cpu::matvec(type, w.data(), s.rows, s.k, x.data(), y.data(), batch, false); });
+        }
+      }
+    }
+  }
+}
+
+// The K-quant mat-vec (kernels/matvec_kquant.h) on the shapes whose rows hold 256-element
+// super-blocks; the CPU mode times the reference (cpu::matvec dequantizes a row at a time) on one.
+void bench_matvec_kquant(Bench& b) {
+  const MatShape shapes[] = {{1536, 576, "down"}, {4096, 4096, "large"}, {4096, 14336, "large"}};
+  for (auto type : {k::GgmlType::q4_k, k::GgmlType::q5_k, k::GgmlType::q6_k}) {
+    for (const MatShape& s : shapes) {
+      if (!b.gpu() && s.k >= 4096) continue;  // keep the CPU run short
+      const auto w = quantized(type, s.k * s.rows, 1);
+      const std::vector<int> batches = b.gpu() ? std::vector<int>{1, 8, 32} : std::vector<int>{1};
+      for (int batch : batches) {
+        const auto x = random_floats(static_cast<std::size_t>(batch * s.k), 2);
+        std::vector<float> y(static_cast<std::size_t>(batch * s.rows));
+        const double bytes = static_cast<double>(w.size()) + 4.0 * (x.size() + y.size());
+        const double flops = 2.0 * s.k * s.rows * batch;
+        const std::string name = std::string("matvec_") + std::string(k::type_name(type));
+        if (b.gpu()) {
+          auto dw = upload(w);
+          auto dx = upload(x);
+          kc::DeviceBuffer<float> dy(y.size());
+          b.time(name, shape_name(s, batch), bytes, flops, Bound::memory, [&] {
+            kc::matvec_kquant(type, dw.get(), s.rows, s.k, dx.get(), dy.get(), batch, false, b.stream());
+          });
         } else {
           b.time(name, shape_name(s, batch), bytes, flops, Bound::memory,
                  [&] { k::cpu::matvec(type, w.data(), s.rows, s.k, x.data(), y.data(), batch, false); });
@@ -564,6 +596,7 @@ int main(int argc, char** argv) {
     bench.print_header();
     bench.measure_limits();
     bench_matvec(bench);
+    bench_matvec_kquant(bench);
     bench_gemm(bench);
     bench_rmsnorm(bench);
     bench_elementwise(bench);

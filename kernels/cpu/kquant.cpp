@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "kernels/half.h"
 
@@ -307,6 +308,70 @@ void quantize_q5_0(const float* x, BlockQ5_0* y, std::int64_t nb) {
       y[i].qs[j] = static_cast<std::uint8_t>((xi0 & 0x0F) | ((xi1 & 0x0F) << 4));
       qh |= ((xi0 & 0x10u) >> 4) << j;
       qh |= ((xi1 & 0x10u) >> 4) << (j + kQK4 / 2);
+    }
+    std::memcpy(y[i].qh, &qh, sizeof qh);
+  }
+}
+
+void quantize_q5_0_search(const float* x, BlockQ5_0* y, std::int64_t nb) {
+  for (std::int64_t i = 0; i < nb; ++i, x += kQK4) {
+    float amax = 0.0f;
+    float max = 0.0f;
+    for (int j = 0; j < kQK4; ++j) {
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    // Each candidate: levels rounded at an inverse scale, their least-squares scale, that scale
+    // rounded to the stored fp16, and the levels rounded again against it; scored by the squared
+    // error of what will actually be stored.
+    float d = 0.0f;
+    if (amax >= kGroupMaxEps) {
+      float best = std::numeric_limits<float>::infinity();
+      auto try_scale = [&](float iscale) {
+        float sum_xl = 0.0f, sum_l2 = 0.0f;
+        for (int j = 0; j < kQK4; ++j) {
+          const auto l =
+              static_cast<float>(std::max(-16, std::min(15, nearest_int(iscale * x[j]))));
+          sum_xl += x[j] * l;
+          sum_l2 += l * l;
+        }
+        if (sum_l2 <= 0) return;
+        const float dh = fp16_to_fp32(fp32_to_fp16(sum_xl / sum_l2));
+        if (dh == 0.0f) return;
+        const float id = 1.0f / dh;
+        float err = 0.0f;
+        for (int j = 0; j < kQK4; ++j) {
+          const auto l = static_cast<float>(std::max(-16, std::min(15, nearest_int(x[j] * id))));
+          const float diff = x[j] - dh * l;
+          err += diff * diff;
+        }
+        if (err < best) {
+          best = err;
+          d = dh;
+        }
+      };
+      // ggml's choice first (the largest magnitude at -16), so ties keep it; then that value at
+      // +15 and each grid stretched by up to one level: a finer step that clips one outlier often
+      // fits the other 31 values better.
+      try_scale(-16.0f / max);
+      for (int k = -10; k <= 10; ++k) {
+        if (k != 0) try_scale(-(16.0f + 0.1f * static_cast<float>(k)) / max);
+        try_scale((15.0f + 0.1f * static_cast<float>(k)) / max);
+      }
+      // A few rounds of alternating rounding and least-squares refits from the best so far.
+      for (int round = 0; round < 3 && d != 0.0f; ++round) try_scale(1.0f / d);
+    }
+    y[i].d = fp32_to_fp16(d);
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    std::uint32_t qh = 0;
+    for (int j = 0; j < kQK4 / 2; ++j) {
+      const int l0 = std::max(-16, std::min(15, nearest_int(x[j] * id))) + 16;
+      const int l1 = std::max(-16, std::min(15, nearest_int(x[kQK4 / 2 + j] * id))) + 16;
+      y[i].qs[j] = static_cast<std::uint8_t>((l0 & 0x0F) | ((l1 & 0x0F) << 4));
+      qh |= ((static_cast<unsigned>(l0) & 0x10u) >> 4) << j;
+      qh |= ((static_cast<unsigned>(l1) & 0x10u) >> 4) << (j + kQK4 / 2);
     }
     std::memcpy(y[i].qh, &qh, sizeof qh);
   }

@@ -23,6 +23,12 @@ void quantize_q4_k(const float* src, BlockQ4_K* dst, std::int64_t nb);
 void quantize_q5_k(const float* src, BlockQ5_K* dst, std::int64_t nb);
 void quantize_q6_k(const float* src, BlockQ6_K* dst, std::int64_t nb);
 
+// Q5_0 with the scale that minimizes the block's squared error (candidates around the largest
+// magnitude mapped to -16 or +15, each refit by least squares), rather than ggml's reference scale
+// max / -16. Same layout; the requantizer uses it because the reference scale wastes a level on
+// data that is already on a coarser grid (a Q4_1 source) or that has one outlier.
+void quantize_q5_0_search(const float* src, BlockQ5_0* dst, std::int64_t nb);
+
 // Scale and min of sub-block j (0..7) from the 12 packed bytes of a Q4_K / Q5_K block.
 inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) {
   if (j < 4) {

@@ -108,6 +108,33 @@ void row_q5_0(const BlockQ5_0* row, int nblocks, const ActBlock* acts, Acc& acc)
   }
 }
 
+// Batch 1: two Q5_0 rows against the one column, each row's sums in row_q5_0<1>'s order (so the
+// same results); the two FMA chains and the shared activation loads are what a decode step needs.
+inline __m256i q5_0_weights(const BlockQ5_0& blk) {
+  const __m128i t = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk.qs));
+  const __m256i nib =
+      _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(t, 4), t), _mm256_set1_epi8(0x0F));
+  const __m256i hi = _mm256_and_si256(bytes_from_bits_32(blk.qh), _mm256_set1_epi8(0x10));
+  return _mm256_sub_epi8(_mm256_or_si256(nib, hi), _mm256_set1_epi8(16));
+}
+
+void rows2_q5_0(const BlockQ5_0* r0, const BlockQ5_0* r1, int nblocks, const ActBlock* acts,
+                float* out) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int b = 0; b < nblocks; ++b) {
+    const ActBlock& a = acts[b];
+    const __m256i qa = load32(a.qs);
+    const __m256i w0 = q5_0_weights(r0[b]);
+    const __m256i w1 = q5_0_weights(r1[b]);
+    const __m256i p0 = dot_u8s8(_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(qa, w0));
+    const __m256i p1 = dot_u8s8(_mm256_sign_epi8(w1, w1), _mm256_sign_epi8(qa, w1));
+    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(r0[b].d) * a.d), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(_cvtsh_ss(r1[b].d) * a.d), acc1);
+  }
+  out[0] = hsum(acc0);  // row_q5_0 has no offset term (the caller's acc.s stays 0)
+  out[1] = hsum(acc1);
+}
+
 template <int NC, bool kFiveBits, class Block>
 void row_k4(const Block* row, int nsuper, const ActBlock* acts, Acc& acc) {
   const int nblocks = nsuper * 8;
@@ -198,6 +225,13 @@ void row_dot(kernels::GgmlType type, const std::byte* p, int nblocks, const ActB
 void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t row_bytes,
                         int nblocks, int r0, int r1, const ActBlock* acts, int ncols, float* out,
                         std::size_t out_stride) {
+  if (ncols == 1 && type == kernels::GgmlType::q5_0) {
+    for (; r0 + 2 <= r1; r0 += 2) {
+      const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
+      rows2_q5_0(reinterpret_cast<const BlockQ5_0*>(row),
+                 reinterpret_cast<const BlockQ5_0*>(row + row_bytes), nblocks, acts, out + r0);
+    }
+  }
   for (int r = r0; r < r1; ++r) {
     const std::byte* row = w + static_cast<std::size_t>(r) * row_bytes;
     if (r + 1 < r1) _mm_prefetch(reinterpret_cast<const char*>(row + row_bytes), _MM_HINT_T0);

@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/kquant.h"
 #include "kernels/dequantize.h"
 #include "model/quantize.h"
 #include "model/test_model.h"
@@ -63,6 +64,56 @@ TEST_CASE("quantize then dequantize stays within each type's error bound") {
   CHECK(relative_rms_error(GgmlType::q4_k, x) < relative_rms_error(GgmlType::q4_1, x));
 }
 
+TEST_CASE(
+    "the searched Q5_0 scale never loses to the reference scale, and recovers a coarser grid") {
+  namespace kq = podworker::kernels::cpu::kquant;
+  using podworker::kernels::BlockQ5_0;
+  // Squared error of each block of 32 after a round trip through one of the Q5_0 quantizers.
+  auto block_errors = [](const std::vector<float>& x, bool search) {
+    const std::int64_t nb = static_cast<std::int64_t>(x.size()) / 32;
+    std::vector<BlockQ5_0> q(static_cast<std::size_t>(nb));
+    if (search) {
+      kq::quantize_q5_0_search(x.data(), q.data(), nb);
+    } else {
+      kq::quantize_q5_0(x.data(), q.data(), nb);
+    }
+    std::vector<float> y(x.size());
+    kq::dequantize_q5_0(q.data(), y.data(), nb);
+    std::vector<double> e(static_cast<std::size_t>(nb), 0.0);
+    for (std::size_t i = 0; i < x.size(); ++i) e[i / 32] += (x[i] - y[i]) * double(x[i] - y[i]);
+    return e;
+  };
+  std::mt19937 rng(11);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> gauss(32 * 512);
+  for (float& v : gauss) v = normal(rng);
+  // Data already on a Q4_1 grid (what requantizing the SmolLM2 file sees).
+  std::vector<float> on_q4_1(gauss.size());
+  std::vector<std::byte> q41(podworker::kernels::tensor_bytes(GgmlType::q4_1, 32 * 512));
+  podworker::kernels::cpu::quantize(GgmlType::q4_1, gauss.data(), q41.data(), 32 * 512);
+  podworker::kernels::cpu::dequantize(GgmlType::q4_1, q41.data(), on_q4_1.data(), 32 * 512);
+  for (const auto* x : {&gauss, &on_q4_1}) {
+    const std::vector<double> ref = block_errors(*x, false);
+    const std::vector<double> got = block_errors(*x, true);
+    double sum_ref = 0, sum_got = 0;
+    int worse = 0;
+    for (std::size_t b = 0; b < ref.size(); ++b) {
+      sum_ref += ref[b];
+      sum_got += got[b];
+      // The reference's levels are one of the candidates; only the fp16 rounding of the refit
+      // scale can cost the search anything, and then a hair.
+      if (got[b] > ref[b] * 1.01 + 1e-12) ++worse;
+    }
+    INFO("total squared error: reference ", sum_ref, ", searched ", sum_got);
+    CHECK(worse == 0);
+    CHECK(sum_got < 0.9 * sum_ref);
+  }
+  // Zero and constant blocks stay exact.
+  std::vector<float> flat(64, 0.0f);
+  std::fill(flat.begin() + 32, flat.end(), -0.25f);
+  for (double e : block_errors(flat, true)) CHECK(e == 0.0);
+}
+
 TEST_CASE("K-quants of constant and zero blocks are exact") {
   for (GgmlType t : {GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k, GgmlType::q5_0}) {
     std::vector<float> zero(256, 0.0f);
@@ -102,13 +153,33 @@ TEST_CASE("the Q4_K_M mix gives each tensor llama.cpp's type") {
     CHECK(got[p + "attn_norm.weight"] == GgmlType::f32);
   }
 
-  // Rows of 64 hold no 256-element super-block: Q4_K falls back to Q5_0 and Q6_K to Q8_0.
-  testing::TempFile small;
-  write_test_model(small.path(), TestModelSpec{});
+  // Rows of 64 hold no 256-element super-block: Q4_K falls back to Q5_0 and Q6_K to Q8_0
+  // (llama.cpp's types) -- except that a Q4_1 / Q8_0 source, no larger than the fallback, keeps its
+  // type.
+  testing::TempFile small, small_f32;
+  write_test_model(small.path(), TestModelSpec{});  // Q4_1 matrices, Q8_0 embedding
+  TestModelSpec f32_spec;
+  f32_spec.weight_type = GgmlType::f32;
+  f32_spec.embedding_type = GgmlType::f32;
+  write_test_model(small_f32.path(), f32_spec);
   const GgufFile in_small = GgufFile::open(small.path());
-  for (const TensorChoice& c : plan_quantization(in_small, target)) {
-    if (c.name == "token_embd.weight") CHECK(c.to == GgmlType::q8_0);
-    if (c.name == "blk.0.attn_q.weight") CHECK(c.to == GgmlType::q5_0);
+  const GgufFile in_small_f32 = GgufFile::open(small_f32.path());
+  QuantizeTarget llama_types = target;
+  llama_types.keep_source_fallback = false;
+  struct Want {
+    const GgufFile* file;
+    const QuantizeTarget* target;
+    GgmlType embd, attn_q;
+  };
+  for (const Want w : {Want{&in_small, &target, GgmlType::q8_0, GgmlType::q4_1},
+                       Want{&in_small, &llama_types, GgmlType::q8_0, GgmlType::q5_0},
+                       Want{&in_small_f32, &target, GgmlType::q8_0, GgmlType::q5_0},
+                       Want{&in_small_f32, &llama_types, GgmlType::q8_0, GgmlType::q5_0}}) {
+    CAPTURE(w.target->keep_source_fallback);
+    for (const TensorChoice& c : plan_quantization(*w.file, *w.target)) {
+      if (c.name == "token_embd.weight") CHECK(c.to == w.embd);
+      if (c.name == "blk.0.attn_q.weight") CHECK(c.to == w.attn_q);
+    }
   }
   CHECK_THROWS_AS(parse_quantize_target("Q3_K"), std::invalid_argument);
 }

@@ -1,7 +1,8 @@
 // The fast CPU backend's own op implementations (llm/cpu: the 8-bit-activation matmul per weight
-// type, the activation quantization, attention; llm/sampling.h: the host sampler), for every
-// instruction set this CPU runs, against their references. The CPU backend's other ops (RMSNorm,
-// RoPE + KV store, SwiGLU, get_rows, the residual add) are calls of the references themselves.
+// type (the K-quant and Q5_0 products too), the activation quantization, attention; llm/sampling.h:
+// the host sampler), for every instruction set this CPU runs, against their references. The CPU
+// backend's other ops (RMSNorm, RoPE + KV store, SwiGLU, get_rows, the residual add) are calls of
+// the references themselves.
 #include <cmath>
 #include <memory>
 
@@ -10,6 +11,7 @@
 #include "kernels/matvec.h"
 #include "kernels/sampling.h"
 #include "llm/cpu/matmul.h"
+#include "llm/cpu/matmul_kquant.h"
 #include "llm/sampling.h"
 #include "op_harness.h"
 
@@ -110,6 +112,89 @@ void matmul_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
             c.result = [out] { return *out; };
             runner.run(c);
           }
+        }
+      }
+    }
+  }
+}
+
+// The K-quant and Q5_0 products (llm/cpu/matmul_kquant.h), portable and AVX2, on the matrices whose
+// rows the type's block divides (SmolLM2's 576-wide rows take only Q5_0, llama.cpp's fallback).
+// Against the same reference as matmul_q8act: the products sum integers exactly and differ from the
+// f32 dot of the dequantized rows only in the order of the f32 additions, so the same NMSE 1e-10.
+// Batches 1, 2, 3 and 5 cover every column count of the AVX2 passes (4 at a time, then the rest).
+void kquant_matmul_cases(Runner& runner) {
+  struct Impl {
+    const char* name;
+    decltype(&llm::cpu::matmul_kquant_scalar) fn;
+  };
+  std::vector<Impl> impls = {{"portable", &llm::cpu::matmul_kquant_scalar}};
+  if (llm::cpu::kquant_avx2_compiled() && llm::cpu::cpu_supports_avx2())
+    impls.push_back({"avx2", &llm::cpu::matmul_kquant_avx2});
+  const ModelShape& small = kShapes[0];
+  const ModelShape& large = kShapes[1];
+  struct Shaped {
+    const ModelShape* shape;
+    Matrix m;
+  };
+  const Shaped mats[] = {{&small, {"wq", small.q_dim(), small.n_embd}},
+                         {&small, {"w_down", small.n_embd, small.n_ff}},
+                         {&small, {"output", small.n_vocab, small.n_embd}},
+                         {&large, {"wq", large.q_dim(), large.n_embd}}};
+  for (const Shaped& sm : mats) {
+    const Matrix& m = sm.m;
+    const bool big = m.rows * m.cols > (std::int64_t{1} << 22);
+    const auto wf = random_floats(static_cast<std::size_t>(m.rows * m.cols), 13);
+    for (GgmlType type : {GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k, GgmlType::q5_0}) {
+      if (m.cols % kernels::block_elements(type) != 0) continue;
+      const auto w = std::make_shared<std::vector<std::byte>>(quantized(type, wf, m.rows, m.cols));
+      const std::size_t row_bytes = kernels::tensor_bytes(type, m.cols);
+      const std::vector<int> batches = big ? std::vector<int>{1, 5} : std::vector<int>{1, 2, 3, 5};
+      for (int batch : batches) {
+        const auto x = std::make_shared<std::vector<float>>(
+            random_floats(static_cast<std::size_t>(batch * m.cols), 14));
+        const int nb = static_cast<int>(m.cols / 32);
+        // The activations once, with the reference rounding the fast quantizers match exactly.
+        auto acts = std::make_shared<std::vector<ActBlock>>(static_cast<std::size_t>(batch * nb));
+        const auto quantize = llm::cpu::scalar_kernels().quantize;
+        for (int b = 0; b < batch; ++b) {
+          quantize(x->data() + static_cast<std::size_t>(b) * static_cast<std::size_t>(m.cols),
+                   acts->data() + static_cast<std::size_t>(b * nb), static_cast<int>(m.cols));
+        }
+        auto want = std::make_shared<std::vector<float>>();
+        for (const Impl& impl : impls) {
+          auto out = std::make_shared<std::vector<float>>(static_cast<std::size_t>(batch * m.rows));
+          Case c;
+          c.op = "matmul_kquant";
+          c.impl = impl.name;
+          c.shape = std::string(sm.shape->name) + " " + m.name;
+          c.type = kernels::type_name(type);
+          c.batch = batch;
+          c.nmse_tolerance = 1e-10;
+          c.bytes =
+              static_cast<double>(w->size()) + 4.0 * static_cast<double>(x->size() + out->size());
+          c.reference = [=] {
+            if (want->empty()) {
+              std::vector<float> xr(x->size());
+              kernels::cpu::round_to_q8_blocks(x->data(), xr.data(),
+                                               static_cast<std::int64_t>(x->size()));
+              want->resize(out->size());
+              kernels::cpu::matvec(type, w->data(), m.rows, m.cols, xr.data(), want->data(), batch);
+            }
+            return *want;
+          };
+          const auto fn = impl.fn;
+          const std::int64_t rows = m.rows;
+          // Two calls over row ranges, as the thread split makes them.
+          c.launch = [=] {
+            const int half = static_cast<int>(rows / 2);
+            fn(type, w->data(), row_bytes, nb, 0, half, acts->data(), batch, out->data(),
+               static_cast<std::size_t>(rows));
+            fn(type, w->data(), row_bytes, nb, half, static_cast<int>(rows), acts->data(), batch,
+               out->data(), static_cast<std::size_t>(rows));
+          };
+          c.result = [out] { return *out; };
+          runner.run(c);
         }
       }
     }
@@ -261,6 +346,7 @@ void run_cpu_cases(Runner& runner) {
   quantize_cases(runner, sets);
   attention_cases(runner, sets);
   matmul_cases(runner, sets);
+  kquant_matmul_cases(runner);
 }
 
 }  // namespace podworker::ops_test

@@ -11,6 +11,7 @@
 #include "kernels/gemm.h"
 #include "kernels/get_rows.h"
 #include "kernels/matvec.h"
+#include "kernels/matvec_kquant.h"
 #include "kernels/rmsnorm.h"
 #include "kernels/rope.h"
 #include "kernels/swiglu.h"
@@ -70,6 +71,78 @@ void matvec_cases(Runner& runner) {
       }
     }
   }
+}
+
+// The K-quant mat-vec (kernels/matvec_kquant.h) per type, on the shapes whose rows hold whole
+// 256-element super-blocks, at batch 1, 3 (a masked tail of the 4-column kernel) and 8, with and
+// without the fused residual add. The weights are exactly the reference's dequantized values and
+// the F32 sums run in another order than the double reference: NMSE 1e-9, as matvec. A wrong
+// nibble, fifth/sixth bit, scale or sub-block gives an NMSE near 1.
+void kquant_matvec_cases(Runner& runner) {
+  struct M {
+    const ModelShape* shape;
+    const char* name;
+    std::int64_t rows, cols;
+  };
+  const ModelShape& small = kShapes[0];
+  const ModelShape& large = kShapes[1];
+  const M mats[] = {{&small, "w_down", small.n_embd, small.n_ff},
+                    {&large, "wq", large.q_dim(), large.n_embd},
+                    {&large, "w_down", large.n_embd, large.n_ff}};
+  for (const M& m : mats) {
+    const auto wf = random_floats(static_cast<std::size_t>(m.rows * m.cols), 43);
+    for (GgmlType type : {GgmlType::q4_k, GgmlType::q5_k, GgmlType::q6_k}) {
+      const auto wq = std::make_shared<std::vector<std::byte>>(quantized(type, wf));
+      const auto dw = to_device(*wq);
+      for (int batch : {1, 3, 8}) {
+        for (const bool accumulate : {false, true}) {
+          if (accumulate && batch != 3) continue;
+          const auto x = std::make_shared<std::vector<float>>(
+              random_floats(static_cast<std::size_t>(batch * m.cols), 44));
+          const auto y0 = std::make_shared<std::vector<float>>(
+              random_floats(static_cast<std::size_t>(batch * m.rows), 45));
+          const auto dx = to_device(*x);
+          const auto dy = to_device(*y0);
+          Case c = device_case(accumulate ? "matvec_kquant+add" : "matvec_kquant",
+                               std::string(m.shape->name) + " " + m.name, 1e-9);
+          c.type = kernels::type_name(type);
+          c.batch = batch;
+          c.bytes =
+              static_cast<double>(wq->size()) + 4.0 * static_cast<double>(x->size() + dy->size());
+          c.reference = [=] {
+            std::vector<float> y = *y0;
+            kernels::cpu::matvec(type, wq->data(), m.rows, m.cols, x->data(), y.data(), batch,
+                                 accumulate);
+            return y;
+          };
+          // The accumulating case restores y first, so every timed launch adds to the same start.
+          c.launch = [=] {
+            if (accumulate)
+              kc::copy_to_device(dy->get(), y0->data(), y0->size() * sizeof(float), stream());
+            kc::matvec_kquant(type, dw->get(), m.rows, m.cols, dx->get(), dy->get(), batch,
+                              accumulate, stream());
+          };
+          c.result = [dy] { return to_host(*dy); };
+          runner.run(c);
+        }
+      }
+    }
+  }
+  // Rows of 576 hold no super-block: refused, not misread.
+  const auto dw = std::make_shared<kc::DeviceBuffer<std::byte>>(
+      kernels::tensor_bytes(GgmlType::q4_k, 512));
+  kc::DeviceBuffer<float> dx(576), dy(1);
+  bool refused = false;
+  try {
+    kc::matvec_kquant(GgmlType::q4_k, dw->get(), 1, 576, dx.get(), dy.get(), 1, false, stream());
+  } catch (const std::invalid_argument&) {
+    refused = true;
+  }
+  Case c = device_case("matvec_kquant refuses k % 256 != 0", "-", 0);
+  c.reference = [] { return std::vector<float>{1.0f}; };
+  c.launch = [] {};
+  c.result = [refused] { return std::vector<float>{refused ? 1.0f : 0.0f}; };
+  runner.run(c);
 }
 
 // The prefill GEMM on F16 copies: the reference sees the same F16-rounded W and X, so only the
@@ -351,6 +424,7 @@ void run_cuda_cases(Runner& runner) {
   swiglu_cases(runner);
   gemm_cases(runner);
   matvec_cases(runner);
+  kquant_matvec_cases(runner);
 }
 
 double cuda_bandwidth_gbs() {
