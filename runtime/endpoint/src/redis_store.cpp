@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <future>
+#include <condition_variable>
 #include <random>
 
 #include "podworker/log.h"
@@ -238,19 +238,31 @@ void RedisStore::run_parsed(Script script, std::vector<std::string> args, Comple
 
 template <class T, class Start>
 T RedisStore::wait(Start start) {
-  std::promise<T> promise;
-  auto result = promise.get_future();
-  start([&promise](std::exception_ptr error, T value) {
-    // Moved, not copied: this thread then holds no reference to the exception (the waiting thread
-    // destroys it), which ThreadSanitizer could not tell apart from a race in the uninstrumented
-    // reference count.
-    if (error) {
-      promise.set_exception(std::move(error));
-    } else {
-      promise.set_value(std::move(value));
-    }
+  // Not std::promise: its set_exception() keeps a copy of the exception_ptr until it returns,
+  // after the waiter is already released, so the completing thread could drop the exception's last
+  // reference after the waiter had read it. The reference count lives in the uninstrumented C++
+  // runtime, so ThreadSanitizer saw a read on one thread and a free on another with nothing
+  // ordering them. Here the completion moves its value and exception into the slot under the
+  // mutex and keeps nothing: the waiting thread alone owns them once it wakes.
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<T> value;
+    std::exception_ptr error;
+  } slot;
+  start([&slot](std::exception_ptr error, T value) {
+    std::lock_guard lock(slot.mu);
+    slot.error = std::move(error);
+    if (!slot.error) slot.value.emplace(std::move(value));
+    slot.done = true;
+    // Notified under the lock: the waiter cannot return (and destroy the slot) before this ends.
+    slot.cv.notify_one();
   });
-  return result.get();
+  std::unique_lock lock(slot.mu);
+  slot.cv.wait(lock, [&] { return slot.done; });
+  if (slot.error) std::rethrow_exception(std::move(slot.error));
+  return std::move(*slot.value);
 }
 
 void RedisStore::apply(const redisReply& reply) {
@@ -386,10 +398,16 @@ void RedisStore::async_take(std::string worker, std::size_t max_jobs,
         out.reserve(jobs->elements);
         for (std::size_t i = 0; i < jobs->elements; ++i) {
           const redisReply& j = *jobs->element[i];
-          out.push_back({std::string(text(element(j, 0))),
-                         static_cast<std::uint64_t>(integer(element(j, 1))),
-                         std::string(text(element(j, 2))), std::string(text(element(j, 3))),
-                         std::string(text(element(j, 4)))});
+          TakenJob& t = out.emplace_back();
+          t.id = text(element(j, 0));
+          t.lease = static_cast<std::uint64_t>(integer(element(j, 1)));
+          t.input_json = text(element(j, 2));
+          t.s3_config_json = text(element(j, 3));
+          t.webhook = text(element(j, 4));
+          t.policy.execution_timeout = std::chrono::milliseconds(integer(element(j, 5)));
+          t.policy.ttl = std::chrono::milliseconds(integer(element(j, 6)));
+          t.policy.low_priority = text(element(j, 7)) == "1";
+          t.retries = static_cast<int>(integer(element(j, 8)));
         }
         return out;
       });
