@@ -339,6 +339,37 @@ TEST_CASE_TEMPLATE(
   CHECK(h.store->health().retried == 2);
 }
 
+TEST_CASE_TEMPLATE("store: a taken job carries its policy and the runs it lost with their workers", F, JOB_STORES) {
+  Harness<F> h;
+  pe::Policy policy;
+  policy.execution_timeout = 7000ms;
+  policy.ttl = 60000ms;
+  policy.low_priority = true;
+  h.submit("j", policy);
+  auto taken = h.take("w1");
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].policy.execution_timeout == 7000ms);
+  CHECK(taken[0].policy.ttl == 60000ms);
+  CHECK(taken[0].policy.low_priority);
+  CHECK(taken[0].retries == 0);
+  const pj::Document job = pj::parse(pe::render_taken(taken[0]));
+  CHECK(pj::to_string(job["policy"]) == R"({"executionTimeout":7000,"ttl":60000,"lowPriority":true})");
+  CHECK(pj::get_int(job, "retries", -1) == 0);
+
+  h.advance(5001ms);  // w1 went silent: requeued, one run lost
+  taken = h.take("w2");
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].retries == 1);
+  CHECK(taken[0].policy.execution_timeout == 7000ms);
+  CHECK(pj::get_int(pj::parse(pe::render_taken(taken[0])), "retries", -1) == 1);
+
+  // A delivery that failed is no lost run.
+  h.store->release("w2", taken);
+  taken = h.take("w3");
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].retries == 1);
+}
+
 TEST_CASE_TEMPLATE("store: a job its live holder stops listing in pings is requeued after the grace", F, JOB_STORES) {
   Harness<F> h;
   h.submit("listed");

@@ -290,8 +290,9 @@ for _, q in ipairs({P .. 'queue', P .. 'queue:low'}) do
         redis.call('LREM', P .. 'sent:' .. w, 0, id)
         redis.call('HDEL', P .. 'sentn:' .. w, id)
       end
-      local f = redis.call('HMGET', k, 'input', 's3', 'webhook')
-      out[#out + 1] = {id, lease, f[1], f[2], f[3]}  -- no job note: see store.h, Topic
+      local f = redis.call('HMGET', k, 'input', 's3', 'webhook', 'xt', 'ttl', 'low', 'rq')
+      -- No job note: see store.h, Topic.
+      out[#out + 1] = {id, lease, f[1], f[2], f[3], f[4], f[5], f[6], f[7]}
     end
   end
 end
