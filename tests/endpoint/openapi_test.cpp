@@ -81,11 +81,13 @@ TEST_CASE("openapi: every path and method in the document is a route the router 
   // The client API and the OpenAI routes, each with and without the /v2/{endpoint_id} prefix.
   for (const char* path :
        {"/run", "/runsync", "/status/{job_id}", "/stream/{job_id}", "/cancel/{job_id}",
-        "/retry/{job_id}", "/purge-queue", "/health", "/openai/v1/chat/completions", "/openai/v1/completions",
-        "/openai/v1/models", "/openai/v1/models/{model}"}) {
+        "/retry/{job_id}", "/purge-queue", "/health", "/recent-jobs", "/openai/v1/chat/completions",
+        "/openai/v1/completions", "/openai/v1/models", "/openai/v1/models/{model}"}) {
     CAPTURE(path);
     CHECK(paths.contains(path));
     CHECK(paths.contains(std::string("/v2/{endpoint_id}") + path));
   }
+  // Process-wide: one document whatever the prefix, described once.
   CHECK(paths.contains("/openapi.json"));
+  CHECK(paths.contains("/metrics"));
 }

@@ -339,6 +339,37 @@ TEST_CASE_TEMPLATE(
   CHECK(h.store->health().retried == 2);
 }
 
+TEST_CASE_TEMPLATE("store: a taken job carries its policy and the runs it lost with their workers", F, JOB_STORES) {
+  Harness<F> h;
+  pe::Policy policy;
+  policy.execution_timeout = 7000ms;
+  policy.ttl = 60000ms;
+  policy.low_priority = true;
+  h.submit("j", policy);
+  auto taken = h.take("w1");
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].policy.execution_timeout == 7000ms);
+  CHECK(taken[0].policy.ttl == 60000ms);
+  CHECK(taken[0].policy.low_priority);
+  CHECK(taken[0].retries == 0);
+  const pj::Document job = pj::parse(pe::render_taken(taken[0]));
+  CHECK(pj::to_string(job["policy"]) == R"({"executionTimeout":7000,"ttl":60000,"lowPriority":true})");
+  CHECK(pj::get_int(job, "retries", -1) == 0);
+
+  h.advance(5001ms);  // w1 went silent: requeued, one run lost
+  taken = h.take("w2");
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].retries == 1);
+  CHECK(taken[0].policy.execution_timeout == 7000ms);
+  CHECK(pj::get_int(pj::parse(pe::render_taken(taken[0])), "retries", -1) == 1);
+
+  // A delivery that failed is no lost run.
+  h.store->release("w2", taken);
+  taken = h.take("w3");
+  REQUIRE(taken.size() == 1);
+  CHECK(taken[0].retries == 1);
+}
+
 TEST_CASE_TEMPLATE("store: a job its live holder stops listing in pings is requeued after the grace", F, JOB_STORES) {
   Harness<F> h;
   h.submit("listed");
@@ -569,6 +600,72 @@ TEST_CASE_TEMPLATE("store: stop channel: each stop once, re-announced while the 
   h.store->ping("w1", {"k2"});
   CHECK(h.store->take_stop_requests("w1").empty());
 }
+
+TEST_CASE_TEMPLATE("store: a waited-for job's record after its end is the one every read gives", F, JOB_STORES) {
+  Harness<F> h;
+  int fired = 0;
+  // A /runsync waits like this: the watch first, then the job.
+  const pe::Subscription watch = h.store->watch(pe::Topic::job, "j", [&] { ++fired; });
+  h.submit("j");
+  h.clock->advance(40ms);
+  REQUIRE(h.take_one("w1") == "j");
+  h.clock->advance(60ms);
+  CHECK(h.done("w1", "j", R"({"v":1})") == pe::PostOutcome::accepted);
+  CHECK(fired >= 1);
+  const auto first = h.status_doc("j");
+  CHECK(pj::get_string(first, "status") == "COMPLETED");
+  CHECK(pj::to_string(first["output"]) == R"({"v":1})");
+  CHECK(pj::get_int(first, "delayTime", -1) == 40);
+  CHECK(pj::get_int(first, "executionTime", -1) == 60);
+  CHECK(pj::get_string(first, "workerId") == "w1");
+  CHECK(pj::to_string(h.status_doc("j")) == pj::to_string(first));
+
+  // Cancelled the same way; and past its retention a job is gone, read before or not.
+  const pe::Subscription watch_k = h.store->watch(pe::Topic::job, "k", [] {});
+  h.submit("k");
+  CHECK(h.store->cancel("k") == pe::JobStatus::cancelled);
+  CHECK(h.status("k") == "CANCELLED");
+  const pe::Subscription watch_m = h.store->watch(pe::Topic::job, "m", [] {});
+  h.submit("m");
+  REQUIRE(h.take_one("w1") == "m");
+  CHECK(h.done("w1", "m") == pe::PostOutcome::accepted);
+  h.advance(10001ms);
+  CHECK(h.status("j") == "GONE");
+  CHECK(h.status("m") == "GONE");
+}
+
+#ifdef PODWORKER_STORE_CONFORMANCE_REDIS
+// Redis's own count of the commands a status read sends.
+std::int64_t hmget_calls() {
+  pe::RedisConnection c(RedisStoreFactory::server().address(), std::chrono::seconds(5));
+  const pe::RedisReply r = c.command({"INFO", "commandstats"});
+  const std::string_view info = pe::reply_text(*r);
+  constexpr std::string_view key = "cmdstat_hmget:calls=";
+  const auto at = info.find(key);
+  return at == std::string_view::npos ? 0 : std::stoll(std::string(info.substr(at + key.size(), 20)));
+}
+
+TEST_CASE("redis store: the waiter's status read after the end it waited for asks Redis nothing") {
+  Harness<RedisStoreFactory> h;
+  const pe::Subscription watch = h.store->watch(pe::Topic::job, "j", [] {});
+  h.submit("j");
+  REQUIRE(h.take_one("w1") == "j");
+  CHECK(h.done("w1", "j") == pe::PostOutcome::accepted);
+  const std::int64_t before = hmget_calls();
+  CHECK(h.status("j") == "COMPLETED");  // from the script's reply
+  CHECK(hmget_calls() == before);
+  CHECK(h.status("j") == "COMPLETED");  // taken by the first read: from Redis
+  CHECK(hmget_calls() == before + 1);
+
+  // Nobody waits for this one: nothing kept, read from Redis.
+  h.submit("unwatched");
+  REQUIRE(h.take_one("w1") == "unwatched");
+  CHECK(h.done("w1", "unwatched") == pe::PostOutcome::accepted);
+  const std::int64_t later = hmget_calls();
+  CHECK(h.status("unwatched") == "COMPLETED");
+  CHECK(hmget_calls() == later + 1);
+}
+#endif
 
 TEST_CASE_TEMPLATE("store: a duplicate job id is a programming error, not a second job", F, JOB_STORES) {
   Harness<F> h;

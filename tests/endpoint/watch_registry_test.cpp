@@ -81,6 +81,20 @@ TEST_CASE("watch registry: job and stop watches fire by key; fire_all reaches ev
   CHECK(r.woken_takers() == 0);
 }
 
+TEST_CASE("watch registry: watched() says whether a job or stop watch of the key is in place") {
+  pe::WatchRegistry r;
+  CHECK_FALSE(r.watched(pe::Topic::job, "j"));
+  pe::Subscription a = r.watch(pe::Topic::job, "j", [] {});
+  pe::Subscription b = r.watch(pe::Topic::job, "j", [] {});
+  CHECK(r.watched(pe::Topic::job, "j"));
+  CHECK_FALSE(r.watched(pe::Topic::stop, "j"));  // the same key under another topic
+  CHECK_FALSE(r.watched(pe::Topic::job, "k"));
+  a.reset();
+  CHECK(r.watched(pe::Topic::job, "j"));
+  b.reset();
+  CHECK_FALSE(r.watched(pe::Topic::job, "j"));
+}
+
 TEST_CASE("watch registry: watches come and go on other threads while jobs are counted") {
   pe::WatchRegistry r;
   {

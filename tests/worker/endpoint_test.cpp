@@ -135,6 +135,16 @@ HandlerRegistry& endpoint_registry() {
               if (job.cancelled()) ++g_cancel_seen;
               return Output::ok("not cancelled");
             }));
+    // What the job's clock and history look like from inside the handler.
+    reg.add("job_facts", plain_handler([](Job& job) {
+              json::Document out;
+              out.SetObject();
+              const auto left = job.time_left();
+              out.AddMember("time_left_ms", left ? static_cast<std::int64_t>(left->count()) : -1,
+                            out.GetAllocator());
+              out.AddMember("retries", job.retry_count(), out.GetAllocator());
+              return Output::ok(std::move(out));
+            }));
     return reg;
   }();
   return r;
@@ -260,6 +270,29 @@ TEST_CASE("endpoint: policy.executionTimeout ends a running job TIMED_OUT and st
     std::this_thread::sleep_for(5ms);
   }
   CHECK(w.worker().held_jobs().empty());
+}
+
+TEST_CASE("endpoint: the job's policy and lost runs reach the handler as deadline() and retry_count()") {
+  auto o = endpoint_options();
+  o.heartbeat_grace = 100ms;
+  Local local(o);
+  Client c(local.server.url());
+  (void)endpoint_registry();
+  const auto id = c.run(R"({"input":{},"policy":{"executionTimeout":300000}})");
+  // A worker that takes the job and is never heard from again: the job is requeued, one run lost.
+  const auto taken = c.get("/v2/local/job-take/vanished");
+  REQUIRE(json::get_string(taken, "id") == id);
+  CHECK(json::to_string(taken["policy"]) == R"({"executionTimeout":300000,"ttl":86400000,"lowPriority":false})");
+  CHECK(json::get_int(taken, "retries", -1) == 0);
+  c.status_until(id, [](const json::Document& d) { return status_of(d) == "IN_QUEUE"; });
+
+  RunningWorker w(local.worker_options(), "job_facts");
+  const auto st = c.wait_terminal(id);
+  REQUIRE(status_of(st) == "COMPLETED");
+  CHECK(json::get_int(st["output"], "retries", -1) == 1);
+  const auto left = json::get_int(st["output"], "time_left_ms", -1);
+  CHECK(left > 280000);
+  CHECK(left <= 300000);
 }
 
 TEST_CASE("endpoint: concurrency N runs N jobs at once") {

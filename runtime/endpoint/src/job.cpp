@@ -168,6 +168,17 @@ std::string render_taken(const TakenJob& job) {
     w.Key("webhook");
     write_string(w, job.webhook);
   }
+  w.Key("policy");
+  w.StartObject();
+  w.Key("executionTimeout");
+  w.Int64(job.policy.execution_timeout.count());
+  w.Key("ttl");
+  w.Int64(job.policy.ttl.count());
+  w.Key("lowPriority");
+  w.Bool(job.policy.low_priority);
+  w.EndObject();
+  w.Key("retries");
+  w.Int(job.retries);
   w.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }

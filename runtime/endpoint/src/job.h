@@ -79,9 +79,14 @@ struct TakenJob {
   std::string input_json;
   std::string s3_config_json;  // empty: none
   std::string webhook;         // empty: none
+  Policy policy;               // as the endpoint applies it (defaults and clamping done)
+  int retries = 0;             // runs lost with their worker before this one (health's `retried`)
 };
 
-// The job object of a job-take answer: {"id", "input", "s3Config"?, "webhook"?}.
+// The job object of a job-take answer: {"id", "input", "s3Config"?, "webhook"?, "policy",
+// "retries"}. The policy is the submission's, with the endpoint's defaults and limits applied: a
+// worker stops the job at its executionTimeout (Job::deadline()) before the endpoint times it out,
+// and reads `retries` as Job::retry_count().
 std::string render_taken(const TakenJob& job);
 
 // Parses a job-stream body {"output": chunk}; returns the chunk as JSON text (the whole body when it

@@ -379,7 +379,8 @@ std::vector<TakenJob> MemoryStore::take(std::string_view worker, std::size_t max
       }
 
       // No job note: being taken is nothing a job watch waits for (store.h, Topic).
-      out.push_back({job.spec.id, job.lease, job.spec.input_json, job.spec.s3_config_json, job.spec.webhook});
+      out.push_back({job.spec.id, job.lease, job.spec.input_json, job.spec.s3_config_json,
+                     job.spec.webhook, job.spec.policy, job.requeues});
     }
   }
   return out;

@@ -156,7 +156,7 @@ class MeteredStore final : public JobStore {
                std::exception_ptr e, T value) mutable {
       end_op(op, start);
       if (!e) after(value);
-      done(e, std::move(value));
+      done(std::move(e), std::move(value));  // moved: see RedisStore::wait()
     };
   }
   template <class T>

@@ -9,14 +9,20 @@ namespace {
 // Bounds one write: a burst of very many commands goes out in several batches.
 constexpr std::size_t kMaxBatch = 512;
 
+// The error is moved on, never shared: the thread that completes keeps no reference to an
+// exception the caller's thread may read and destroy (see RedisStore::wait()).
 void complete(RedisPipeline::Callback& done, RedisReply reply, std::exception_ptr error) noexcept {
   try {
-    done(std::move(reply), error);
+    done(std::move(reply), std::move(error));
   } catch (const std::exception& e) {
     log::error(std::string("redis pipeline: a completion threw: ") + e.what());
   } catch (...) {
     log::error("redis pipeline: a completion threw");
   }
+}
+
+std::exception_ptr closed_error(const RedisAddress& address) {
+  return std::make_exception_ptr(RedisError("redis " + address.url() + ": store closed"));
 }
 
 }  // namespace
@@ -43,8 +49,7 @@ void RedisPipeline::send(std::shared_ptr<const std::vector<std::string>> args, C
       return;
     }
   }
-  complete(done, nullptr,
-           std::make_exception_ptr(RedisError("redis " + address_.url() + ": store closed")));
+  complete(done, nullptr, closed_error(address_));
 }
 
 void RedisPipeline::close() {
@@ -60,9 +65,7 @@ void RedisPipeline::close() {
     std::lock_guard lock(mu_);
     left.swap(queue_);
   }
-  const auto error =
-      std::make_exception_ptr(RedisError("redis " + address_.url() + ": store closed"));
-  for (Command& c : left) complete(c.done, nullptr, error);
+  for (Command& c : left) complete(c.done, nullptr, closed_error(address_));
 }
 
 void RedisPipeline::loop(std::stop_token stop) {
@@ -99,12 +102,13 @@ void RedisPipeline::run_batch(std::deque<Command>& batch) {
       batch.pop_front();
       complete(c.done, std::move(reply), nullptr);
     }
-  } catch (const RedisError&) {
+  } catch (const RedisError& e) {
     // The connection is gone with the replies it owed: those commands may or may not have run,
-    // which their callers learn as StoreUnavailable. The next batch connects afresh.
+    // which their callers learn as StoreUnavailable. The next batch connects afresh. Each caller
+    // gets an exception of its own (complete()).
     connection_.reset();
-    const auto error = std::current_exception();
-    for (Command& c : batch) complete(c.done, nullptr, error);
+    for (Command& c : batch)
+      complete(c.done, nullptr, std::make_exception_ptr(RedisError(e.what())));
     batch.clear();
   }
 }

@@ -13,10 +13,14 @@ namespace {
 // endpoint be running to sweep.
 constexpr std::string_view kPrelude = R"LUA(
 local P, ORIGIN, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- NOW as the caller sent it. Redis 7.0 turns a Lua number given to redis.call() into text with
+-- printf("%.17g"), which for a time in ms costs more than the command it is for: the hot paths
+-- pass text (NOW_S, '0', '1') wherever a value is only stored.
+local NOW_S = ARGV[3]
 local RETENTION, RUNSYNC_RETENTION = tonumber(ARGV[4]), tonumber(ARGV[5])
 local GRACE, RETRY_LIMIT = tonumber(ARGV[6]), tonumber(ARGV[7])
 local SLACK = 60000
-local notes, events, logs = {}, {}, {}
+local notes, events, logs, ended = {}, {}, {}, {}
 local queue_changed = false
 
 local function jk(id) return P .. 'job:' .. id end
@@ -40,7 +44,7 @@ local function reply(result)
   if #notes > 0 and redis.call('PUBSUB', 'NUMSUB', P .. 'ev')[2] > 1 then
     redis.call('PUBLISH', P .. 'ev', ORIGIN .. '\n' .. table.concat(notes, '\n'))
   end
-  return {result, notes, events, logs}
+  return {result, notes, events, logs, ended}
 end
 local function qkey(k)
   if redis.call('HGET', k, 'low') == '1' then return P .. 'queue:low' end
@@ -57,7 +61,7 @@ local function leave_queue(k)
   local qb = tonumber(redis.call('HGET', k, 'qb') or '0')
   if qb > 0 then
     redis.call('DECRBY', P .. 'qbytes', qb)
-    redis.call('HSET', k, 'qb', 0)
+    redis.call('HSET', k, 'qb', '0')
   end
 end
 local function worker_exists(w) return redis.call('ZSCORE', P .. 'workers', w) end
@@ -91,10 +95,19 @@ local function finish(id, k, status, ...)
   redis.call('ZADD', P .. 'ended', at, id)
   local ttl_at = tonumber(redis.call('ZSCORE', P .. 'ttl', id))
   if ttl_at and ttl_at < at then at = ttl_at end
-  redis.call('HSET', k, 'st', status, 'fin', NOW, 'exp', at, ...)
+  redis.call('HSET', k, 'st', status, 'fin', NOW_S, 'exp', at, ...)
   redis.call('PEXPIREAT', k, at + SLACK)
   redis.call('PEXPIREAT', ck(id), at + SLACK)
   if f[3] and f[3] ~= '' then events[#events + 1] = redis.call('HGETALL', k) end
+  -- The record of a job that ended COMPLETED or CANCELLED, which stays as it is until it expires
+  -- ('exp'): the replica that ran this script answers its waiter's status read from it instead of
+  -- asking again (RedisStore::ended_). Not FAILED or TIMED_OUT: /retry through any replica can
+  -- requeue those. Not an output past 16 KiB: most ended jobs have no waiter on this replica.
+  -- The fields are RedisStore's kEndedFields, in that order.
+  if (status == 'COMPLETED' or status == 'CANCELLED') and redis.call('HSTRLEN', k, 'out') <= 16384 then
+    ended[#ended + 1] = redis.call('HMGET', k, 'id', 'st', 'hs', 'sta', 'qd', 'fin', 'he', 'err', 'prog',
+      'out', 'w', 'exp')
+  end
   note_job(id)
 end
 -- A job starts over (requeue, retry): the old run's output, progress and chunks are not the new
@@ -163,13 +176,13 @@ local held = tonumber(redis.call('GET', P .. 'qbytes') or '0')
 if cap > 0 and (pb > cap or held > cap - pb) then return reply('full ' .. held) end
 -- enqueue() and expire_at() for a job that is new: one HSET, nothing to give back first.
 local ttl_at = NOW + tonumber(ARGV[13])
-redis.call('HSET', k, 'pb', pb, 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3', ARGV[11], 'xt', ARGV[12],
-  'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'sub', NOW, 'qd', NOW, 'cb', 0, 'dlv', 0,
-  'lease', 0, 'rq', 0, 'hs', 0, 'he', 0, 'w', '', 'out', '', 'err', '', 'prog', '',
-  'st', 'IN_QUEUE', 'qb', pb, 'exp', ttl_at)
+redis.call('HSET', k, 'pb', ARGV[16], 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3', ARGV[11],
+  'xt', ARGV[12], 'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'sub', NOW_S, 'qd', NOW_S,
+  'cb', '0', 'dlv', '0', 'lease', '0', 'rq', '0', 'hs', '0', 'he', '0', 'w', '', 'out', '', 'err', '',
+  'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_at)
 redis.call('PEXPIREAT', k, ttl_at + SLACK)
 redis.call('ZADD', P .. 'ttl', ttl_at, id)
-redis.call('INCRBY', P .. 'qbytes', pb)
+redis.call('INCRBY', P .. 'qbytes', ARGV[16])
 if ARGV[14] == '1' then redis.call('RPUSH', P .. 'queue:low', id) else redis.call('RPUSH', P .. 'queue', id) end
 note_queue()
 return reply('ok')
@@ -265,7 +278,7 @@ return reply({redis.call('SCARD', P .. 'ended:COMPLETED'), failed, #running, que
 )LUA";
 
 constexpr std::string_view kWorkerBegin = R"LUA(
-redis.call('ZADD', P .. 'workers', NOW, ARGV[8])
+redis.call('ZADD', P .. 'workers', NOW_S, ARGV[8])
 return reply(1)
 )LUA";
 
@@ -282,16 +295,17 @@ for _, q in ipairs({P .. 'queue', P .. 'queue:low'}) do
     if redis.call('HGET', k, 'st') == 'IN_QUEUE' then
       leave_queue(k)
       local lease = redis.call('HINCRBY', k, 'lease', 1)
-      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'sta', NOW, 'lst', NOW, 'hs', 1, 'w', w, 'ack', 0)
-      redis.call('ZADD', P .. 'running', NOW, id)
+      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'sta', NOW_S, 'lst', NOW_S, 'hs', '1', 'w', w, 'ack', '0')
+      redis.call('ZADD', P .. 'running', NOW_S, id)
       if known then
         -- A job retried onto the worker that was told to stop it before: the old stop is void.
         redis.call('LREM', P .. 'stop:' .. w, 0, id)
         redis.call('LREM', P .. 'sent:' .. w, 0, id)
         redis.call('HDEL', P .. 'sentn:' .. w, id)
       end
-      local f = redis.call('HMGET', k, 'input', 's3', 'webhook')
-      out[#out + 1] = {id, lease, f[1], f[2], f[3]}  -- no job note: see store.h, Topic
+      local f = redis.call('HMGET', k, 'input', 's3', 'webhook', 'xt', 'ttl', 'low', 'rq')
+      -- No job note: see store.h, Topic.
+      out[#out + 1] = {id, lease, f[1], f[2], f[3], f[4], f[5], f[6], f[7]}
     end
   end
 end
@@ -319,21 +333,21 @@ return reply(released)
 // posts after the end are ignored; anyone else's are refused (the job is untouched).
 constexpr std::string_view kPostResult = R"LUA(
 local w, id, kind = ARGV[8], ARGV[9], ARGV[10]
-redis.call('ZADD', P .. 'workers', NOW, w)  -- the post's request is a sign of life
+redis.call('ZADD', P .. 'workers', NOW_S, w)  -- the post's request is a sign of life
 local k = jk(id)
 local f = redis.call('HMGET', k, 'st', 'w')
 if not f[1] then return reply({'not_found'}) end
 if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
 if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
 if kind == 'p' then
-  redis.call('HSET', k, 'prog', ARGV[11], 'lst', NOW, 'ack', 1)
+  redis.call('HSET', k, 'prog', ARGV[11], 'lst', NOW_S, 'ack', '1')
   note_job(id)
   return reply({'accepted'})
 end
 redis.call('LREM', P .. 'sent:' .. w, 0, id)
 redis.call('HDEL', P .. 'sentn:' .. w, id)
 if kind == 'e' then
-  finish(id, k, 'FAILED', 'out', ARGV[11], 'prog', '', 'err', ARGV[12], 'he', 1)
+  finish(id, k, 'FAILED', 'out', ARGV[11], 'prog', '', 'err', ARGV[12], 'he', '1')
 else
   finish(id, k, 'COMPLETED', 'out', ARGV[11], 'prog', '')
 end
@@ -342,13 +356,13 @@ return reply({'accepted'})
 
 constexpr std::string_view kPostStream = R"LUA(
 local w, id = ARGV[8], ARGV[9]
-redis.call('ZADD', P .. 'workers', NOW, w)  -- the post's request is a sign of life
+redis.call('ZADD', P .. 'workers', NOW_S, w)  -- the post's request is a sign of life
 local k = jk(id)
 local f = redis.call('HMGET', k, 'st', 'w', 'exp')
 if not f[1] then return reply({'not_found'}) end
 if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
 if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
-redis.call('HSET', k, 'lst', NOW, 'ack', 1)
+redis.call('HSET', k, 'lst', NOW_S, 'ack', '1')
 redis.call('RPUSH', ck(id), ARGV[10])
 if f[3] then redis.call('PEXPIREAT', ck(id), tonumber(f[3]) + SLACK) end
 note_job(id)
@@ -359,8 +373,8 @@ return reply({'accepted'})
 // the stop channel again; a stop whose job the worker no longer lists has been acted on.
 constexpr std::string_view kPing = R"LUA(
 local w = ARGV[8]
-redis.call('ZADD', P .. 'workers', NOW, w)
-redis.call('HSET', P .. 'worker:' .. w, 'lp', NOW, 'pinged', 1)
+redis.call('ZADD', P .. 'workers', NOW_S, w)
+redis.call('HSET', P .. 'worker:' .. w, 'lp', NOW_S, 'pinged', '1')
 local listed = {}
 for i = 9, #ARGV do listed[ARGV[i]] = true end
 local sk = P .. 'sent:' .. w
@@ -375,7 +389,7 @@ for i = 9, #ARGV do
   local k = jk(id)
   local f = redis.call('HMGET', k, 'st', 'w')
   if f[1] == 'IN_PROGRESS' and f[2] == w then
-    redis.call('HSET', k, 'lst', NOW, 'ack', 1)
+    redis.call('HSET', k, 'lst', NOW_S, 'ack', '1')
   else
     queue_stop(w, id)
   end
@@ -386,7 +400,7 @@ return reply(1)
 // job-take's job_in_progress flag; a stop is re-announced this way at most 3 times.
 constexpr std::string_view kReportInProgress = R"LUA(
 local w = ARGV[8]
-redis.call('ZADD', P .. 'workers', NOW, w)  -- the job-take request's sign of life
+redis.call('ZADD', P .. 'workers', NOW_S, w)  -- the job-take request's sign of life
 local sk, nk = P .. 'sent:' .. w, P .. 'sentn:' .. w
 if ARGV[9] ~= '1' then
   redis.call('DEL', sk, nk)

@@ -5,8 +5,9 @@
 #include <unistd.h>
 
 #include <charconv>
-#include <future>
+#include <condition_variable>
 #include <random>
+#include <span>
 
 #include "podworker/log.h"
 
@@ -55,22 +56,44 @@ std::optional<JobStatus> parse_status(std::string_view s) {
   return std::nullopt;
 }
 
-// A job hash as HGETALL returned it; views into the reply.
+// The fields job_record() reads: a status read asks for these alone (HMGET), not the whole hash
+// with the job's input.
+constexpr std::array<std::string_view, 11> kRecordFields{"id", "st",  "hs",   "sta", "qd", "fin",
+                                                         "he", "err", "prog", "out", "w"};
+// The same and the record's expiry: the records a script's `ended` holds (finish() in
+// redis_scripts.cpp asks for them in this order).
+constexpr std::array<std::string_view, 12> kEndedFields{"id", "st",  "hs",   "sta", "qd", "fin",
+                                                        "he", "err", "prog", "out", "w",  "exp"};
+
+// A job hash's fields; views into the reply. A flat list searched in order: a job hash has a few
+// dozen fields, too few for a tree to pay for its allocations.
 class JobFields {
  public:
+  // HGETALL's [field, value, field, value, ...].
   explicit JobFields(const redisReply& flat) {
+    fields_.reserve(flat.elements / 2);
     for (std::size_t i = 0; i + 1 < flat.elements; i += 2)
-      fields_.emplace(text(flat.element[i]), text(flat.element[i + 1]));
+      fields_.emplace_back(text(flat.element[i]), text(flat.element[i + 1]));
+  }
+  // HMGET's values, in the order of `names` (nil for a field the hash lacks).
+  JobFields(std::span<const std::string_view> names, const redisReply& values) {
+    fields_.reserve(names.size());
+    for (std::size_t i = 0; i < names.size() && i < values.elements; ++i) {
+      if (values.element[i]->type != REDIS_REPLY_NIL)
+        fields_.emplace_back(names[i], text(values.element[i]));
+    }
   }
   bool empty() const { return fields_.empty(); }
   std::string_view operator[](std::string_view name) const {
-    const auto it = fields_.find(name);
-    return it == fields_.end() ? std::string_view{} : it->second;
+    for (const auto& [field, value] : fields_) {
+      if (field == name) return value;
+    }
+    return {};
   }
   std::int64_t number(std::string_view name) const { return to_int((*this)[name]); }
 
  private:
-  std::map<std::string_view, std::string_view, std::less<>> fields_;
+  std::vector<std::pair<std::string_view, std::string_view>> fields_;
 };
 
 // The record of a job hash, as MemoryStore::record() reports one.
@@ -198,7 +221,7 @@ void RedisStore::run(Script script, std::vector<std::string> args, ScriptDone do
                       RedisError("redis script failed: " + std::string(reply_text(*r)))),
                   nullptr);
     }
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 5) {
       return done(std::make_exception_ptr(RedisError("redis script: unexpected reply")), nullptr);
     }
     apply(*r);
@@ -238,25 +261,41 @@ void RedisStore::run_parsed(Script script, std::vector<std::string> args, Comple
 
 template <class T, class Start>
 T RedisStore::wait(Start start) {
-  std::promise<T> promise;
-  auto result = promise.get_future();
-  start([&promise](std::exception_ptr error, T value) {
-    // Moved, not copied: this thread then holds no reference to the exception (the waiting thread
-    // destroys it), which ThreadSanitizer could not tell apart from a race in the uninstrumented
-    // reference count.
-    if (error) {
-      promise.set_exception(std::move(error));
-    } else {
-      promise.set_value(std::move(value));
-    }
+  // Not std::promise: its set_exception() keeps a copy of the exception_ptr until it returns,
+  // after the waiter is already released, so the completing thread could drop the exception's last
+  // reference after the waiter had read it. The reference count lives in the uninstrumented C++
+  // runtime, so ThreadSanitizer saw a read on one thread and a free on another with nothing
+  // ordering them. Here the completion moves its value and exception into the slot under the
+  // mutex and keeps nothing: the waiting thread alone owns them once it wakes.
+  struct Slot {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    std::optional<T> value;
+    std::exception_ptr error;
+  } slot;
+  start([&slot](std::exception_ptr error, T value) {
+    std::lock_guard lock(slot.mu);
+    slot.error = std::move(error);
+    if (!slot.error) slot.value.emplace(std::move(value));
+    slot.done = true;
+    // Notified under the lock: the waiter cannot return (and destroy the slot) before this ends.
+    slot.cv.notify_one();
   });
-  return result.get();
+  std::unique_lock lock(slot.mu);
+  slot.cv.wait(lock, [&] { return slot.done; });
+  if (slot.error) std::rethrow_exception(std::move(slot.error));
+  return std::move(*slot.value);
 }
 
 void RedisStore::apply(const redisReply& reply) {
   if (const redisReply* logs = element(reply, 3); logs != nullptr) {
     for (std::size_t i = 0; i + 1 < logs->elements; i += 2)
       log::warn(text(logs->element[i + 1]), text(logs->element[i]));
+  }
+  // Before the notes: the job note wakes the waiter whose read the record answers.
+  if (const redisReply* ended = element(reply, 4); ended != nullptr) {
+    for (std::size_t i = 0; i < ended->elements; ++i) remember_ended(*ended->element[i]);
   }
   if (const redisReply* notes = element(reply, 1); notes != nullptr) {
     for (std::size_t i = 0; i < notes->elements; ++i) apply_note(text(notes->element[i]));
@@ -268,6 +307,36 @@ void RedisStore::apply(const redisReply& reply) {
       on_terminal_({std::string(job["webhook"]), job_record(job)});
     }
   }
+}
+
+void RedisStore::remember_ended(const redisReply& fields) {
+  if (fields.type != REDIS_REPLY_ARRAY) return;
+  const JobFields job(kEndedFields, fields);
+  const std::string id(job["id"]);
+  // Kept only for a waiter here: most ended jobs are never read again on this replica.
+  if (id.empty() || !parse_status(job["st"]) || !watches_.watched(Topic::job, id)) return;
+  std::lock_guard lock(ended_mu_);
+  // An id taken meanwhile stays in the order until it comes to the front: cheaper than finding it
+  // at every read, and at worst a later entry of the same id goes early (a read from Redis).
+  if (!ended_.contains(id)) {
+    ended_order_.push_back(id);
+    if (ended_order_.size() > kMaxEnded) {
+      ended_.erase(ended_order_.front());
+      ended_order_.pop_front();
+    }
+  }
+  ended_[id] = {job_record(job), job.number("exp")};
+}
+
+std::optional<JobRecord> RedisStore::take_ended(const std::string& id) {
+  std::lock_guard lock(ended_mu_);
+  const auto it = ended_.find(id);
+  if (it == ended_.end()) return std::nullopt;
+  Ended e = std::move(it->second);
+  ended_.erase(it);
+  // Past its expiry the sweep removes the job, maybe already: Redis says which.
+  if (now_ms() >= e.expires_ms) return std::nullopt;
+  return std::move(e.record);
 }
 
 // "j<job id>", "s<worker id>", "q<version>:<queue length>".
@@ -311,12 +380,18 @@ void RedisStore::async_submit(NewJob job, Completion<SubmitResult> done) {
 }
 
 void RedisStore::async_status(std::string id, Completion<std::optional<JobRecord>> done) {
-  // One HGETALL, no script: nothing changes.
-  pipeline_->send({"HGETALL", prefix_ + "job:" + id},
+  if (auto record = take_ended(id)) return done(nullptr, std::move(record));
+  // One HMGET, no script: nothing changes.
+  std::vector<std::string> args;
+  args.reserve(2 + kRecordFields.size());
+  args.emplace_back("HMGET");
+  args.push_back(prefix_ + "job:" + id);
+  for (std::string_view f : kRecordFields) args.emplace_back(f);
+  pipeline_->send(std::move(args),
                   [done = std::move(done)](RedisReply r, std::exception_ptr error) {
                     std::optional<JobRecord> record;
                     if (!error && r->type == REDIS_REPLY_ARRAY && r->elements != 0) {
-                      const JobFields job(*r);
+                      const JobFields job(kRecordFields, *r);
                       // Not a whole job hash: treat as gone.
                       if (parse_status(job["st"])) record = job_record(job);
                     }
@@ -386,10 +461,16 @@ void RedisStore::async_take(std::string worker, std::size_t max_jobs,
         out.reserve(jobs->elements);
         for (std::size_t i = 0; i < jobs->elements; ++i) {
           const redisReply& j = *jobs->element[i];
-          out.push_back({std::string(text(element(j, 0))),
-                         static_cast<std::uint64_t>(integer(element(j, 1))),
-                         std::string(text(element(j, 2))), std::string(text(element(j, 3))),
-                         std::string(text(element(j, 4)))});
+          TakenJob& t = out.emplace_back();
+          t.id = text(element(j, 0));
+          t.lease = static_cast<std::uint64_t>(integer(element(j, 1)));
+          t.input_json = text(element(j, 2));
+          t.s3_config_json = text(element(j, 3));
+          t.webhook = text(element(j, 4));
+          t.policy.execution_timeout = std::chrono::milliseconds(integer(element(j, 5)));
+          t.policy.ttl = std::chrono::milliseconds(integer(element(j, 6)));
+          t.policy.low_priority = text(element(j, 7)) == "1";
+          t.retries = static_cast<int>(integer(element(j, 8)));
         }
         return out;
       });

@@ -284,8 +284,11 @@ awaitable<typename OpValue<decltype(Op)>::type> ask(JobStore& store, A... args) 
   co_return co_await asio::async_initiate<const asio::use_awaitable_t<>&, void(std::exception_ptr, T)>(
       [&](auto handler) {
         auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        // The exception moves with the resumption: the store's thread keeps no reference to it.
         (store.*Op)(std::move(args)..., [ex, shared](std::exception_ptr e, T v) {
-          asio::post(ex, [shared, e, v = std::move(v)]() mutable { std::move(*shared)(e, std::move(v)); });
+          asio::post(ex, [shared, e = std::move(e), v = std::move(v)]() mutable {
+            std::move(*shared)(std::move(e), std::move(v));
+          });
         });
       },
       asio::use_awaitable);

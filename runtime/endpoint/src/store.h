@@ -15,9 +15,10 @@
 //     calls, the async ones run them inline (the defaults below) and completes_inline() says so,
 //     so the HTTP layer calls them directly and pays nothing for the seam.
 //   - RedisStore implements the async form: each operation is one Lua script (a status read, one
-//     HGETALL) sent on the store's own connection, pipelined with the other commands awaiting
-//     replies (redis_pipeline.h); `done` runs on the pipeline's thread. Its plain calls wait for
-//     the async ones (tests, tools).
+//     HMGET) sent on the store's own connection, pipelined with the other commands awaiting
+//     replies (redis_pipeline.h); `done` runs on the pipeline's thread (or inline, for a status
+//     read the store can answer from a script's reply). Its plain calls wait for the async ones
+//     (tests, tools).
 // A `done` must be quick and must not wait for another store operation (it may start one).
 #pragma once
 

@@ -48,6 +48,12 @@ void WatchRegistry::fire_all() {
   }
 }
 
+bool WatchRegistry::watched(Topic topic, std::string_view key) const {
+  std::lock_guard lock(mu_);
+  const auto it = watches_.find(watch_key(topic, key));
+  return it != watches_.end() && !it->second.empty();
+}
+
 std::size_t WatchRegistry::takers() const {
   std::lock_guard lock(mu_);
   return takers_.size();

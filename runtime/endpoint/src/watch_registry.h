@@ -44,6 +44,9 @@ class WatchRegistry {
   // Fires every watch, the queue's included (shutdown; a change channel lost and found again).
   void fire_all();
 
+  // Whether a job or stop watch of `key` is registered (not for the queue).
+  bool watched(Topic topic, std::string_view key) const;
+
   // For tests and health: queue watches registered, and how many of them are woken.
   std::size_t takers() const;
   std::size_t woken_takers() const;
