@@ -26,6 +26,9 @@ namespace {
 constexpr const char* kUsage = R"(usage: worker [flags]
   --handler NAME            handler to run (PODWORKER_HANDLER; default: the binary's default
                             handler, or the only one registered)
+  --python FILE             run a runpod-python handler file unchanged (the `python` handler;
+                            docs/handlers.md, "Bring your runpod-python handler")
+  --python-exe PATH         its interpreter (default: $VIRTUAL_ENV's, else python3 on PATH)
   --set NAME=VALUE          a setting of the handler (repeatable; listed below)
   --config FILE             the handler's settings as a JSON object (PODWORKER_CONFIG)
   --concurrency N           jobs at once (PODWORKER_CONCURRENCY; default: the handler's capacity)
