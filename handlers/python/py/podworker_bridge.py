@@ -18,10 +18,13 @@ error, cancelled, concurrency. The protocol is private to podworker: both ends s
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import ctypes
 import inspect
 import json
 import os
 import runpy
+import signal
 import struct
 import sys
 import threading
@@ -35,6 +38,9 @@ import runpod.serverless as serverless
 # order as the worker's own stream buffer, so a fast generator cannot fill the worker's memory.
 STREAM_WINDOW_BYTES = 4 * 1024 * 1024
 MAX_FRAME_BYTES = 1 << 30
+# Sync handlers run one thread per job: as many as the worker's concurrency may ask for (threads
+# start only when jobs need them). asyncio's default pool would cap them at a few per core.
+MAX_SYNC_THREADS = 4096
 
 # The config keys runpod-python's start() accepts that podworker implements. "handler" is required.
 SUPPORTED_KEYS = {"handler", "return_aggregate_stream", "concurrency_modifier", "refresh_worker"}
@@ -173,6 +179,8 @@ class Bridge:
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.loop.set_default_executor(
+            concurrent.futures.ThreadPoolExecutor(MAX_SYNC_THREADS, "podworker-job"))
         self.pipe.send({
             "op": "ready",
             "kind": self.kind,
@@ -354,11 +362,24 @@ def _item_error(item: Any) -> str | None:
     return None
 
 
+def _tie_to_worker() -> None:
+    """The worker decides when this process ends: it closes the socket (this process then exits)
+    after draining. A SIGTERM or Ctrl-C meant for the worker's process group must not kill running
+    jobs first, and if the worker itself dies, so does this process (Linux: PR_SET_PDEATHSIG)."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the closed socket still ends this process
+
+
 def main() -> None:
     if len(sys.argv) != 3:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     handler_file, fd = sys.argv[1], int(sys.argv[2])
+    _tie_to_worker()
     bridge = Bridge(Pipe(fd))
     serverless._attach(bridge)
     # As `python handler.py` would: its folder first for its own imports (after the compatibility
