@@ -21,6 +21,7 @@ using python::JobChannel;
 namespace fs = std::filesystem;
 
 constexpr const char* kBridgeScript = "podworker_bridge.py";
+constexpr std::chrono::milliseconds kConcurrencyAskInterval{100};
 
 // Where podworker_bridge.py and its runpod package are: the bridge_dir setting, else beside the
 // installed executable (<prefix>/bin/worker → <prefix>/share/podworker/python), else the source
@@ -129,9 +130,15 @@ class PythonHandler final : public Handler {
 
   bool streams() const override { return streams_.load(); }
 
+  // concurrency_modifier(current), asked at most every kConcurrencyAskInterval: the worker
+  // consults this before every take, and a round trip to the interpreter per job would cost
+  // more than the job itself for a fast handler. A modifier reading load changes slower.
   int concurrency(int configured) override {
     if (!config_.concurrency_modifier) return configured;
     if (!current_) current_ = configured;
+    const auto now = std::chrono::steady_clock::now();
+    if (asked_ && now - *asked_ < kConcurrencyAskInterval) return *current_;
+    asked_ = now;
     std::shared_ptr<BridgeSession> s;
     {
       std::lock_guard lock(mu_);
@@ -242,7 +249,9 @@ class PythonHandler final : public Handler {
   python::BridgeConfig config_;
   std::atomic<bool> streams_{false};
   std::atomic<std::uint64_t> next_seq_{1};
-  std::optional<int> current_;  // concurrency_modifier's last answer (the taking thread only)
+  // concurrency_modifier's last answer and when it was asked (the taking thread only).
+  std::optional<int> current_;
+  std::optional<std::chrono::steady_clock::time_point> asked_;
   std::mutex mu_;
   std::shared_ptr<BridgeSession> session_;
 };
