@@ -253,3 +253,13 @@ def test_serve_api_runs_a_python_handler(tmp_path, children):
     api = Api(worker)
     done = api.post("runsync?wait=30000", {"input": {"echo": "served"}}, timeout=40)
     assert done["status"] == "COMPLETED" and done["output"] == {"echo": "served"}
+
+
+def test_the_python_worker_template_runs_its_test_input():
+    template = Path(__file__).resolve().parents[2] / "templates" / "python-worker"
+    job = json.loads((template / "test_input.json").read_text())
+    argv = [binary("PODWORKER_WORKER"), "--python", str(template / "handler.py"),
+            "--python-exe", sys.executable, "--test-input", json.dumps(job)]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert result_line(done) == {"output": {"greeting": "Hello, podworker!"}}
