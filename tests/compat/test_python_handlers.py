@@ -237,6 +237,16 @@ def test_test_input_shows_refresh_and_the_aggregated_stream():
     assert json.loads(result_line(failed)["error"])["error_message"] == "local"
 
 
+def test_refresh_worker_in_start_and_a_result_json_cannot_hold():
+    refreshed = run_test_input("refresh_config.py", {"input": {"n": 1}})
+    assert refreshed.returncode == 0, refreshed.stderr
+    assert result_line(refreshed) == {"output": {"n": 1}, "stopPod": True}
+    # The SDK loses such a result (its post fails after the job ended); podworker fails the job.
+    lost = run_test_input("sync_handler.py", {"input": {"not_json": True}})
+    assert lost.returncode == 1
+    assert result_line(lost)["error"].startswith("the handler's result is not JSON: ")
+
+
 def test_a_start_key_podworker_does_not_implement_is_refused_by_name():
     refused = run_test_input("refused_config.py", {"input": {}})
     assert refused.returncode == 1

@@ -8,6 +8,7 @@
   {"sleep_s": s, "marker": path}
                          sleeps s seconds, checking the cancel flag; on cancel writes `path`
   {"crash": "segv"|"exit"}  kills the interpreter (SIGSEGV / os._exit(7))
+  {"not_json": true}     returns a set, which JSON cannot hold
 Runs unchanged under podworker (`worker --python`) and under the official runpod-python worker.
 """
 
@@ -45,6 +46,8 @@ def handler(job):
                 return {"cancelled": True}
             time.sleep(0.01)
         return {"slept_s": job_input["sleep_s"]}
+    if job_input.get("not_json"):
+        return {"values": {1, 2}}
     if job_input.get("crash") == "segv":
         os.kill(os.getpid(), signal.SIGSEGV)
     if job_input.get("crash") == "exit":

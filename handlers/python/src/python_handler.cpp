@@ -114,7 +114,7 @@ class PythonHandler final : public Handler {
     const auto& c = session->config();
     config_ = c;
     streams_ = c.kind == "generator" || c.kind == "async_generator";
-    log_.info(command_.handler_file + ": a " + c.kind + " handler, on Python " + c.python_version +
+    log_.info(command_.handler_file + ": handler kind " + c.kind + ", Python " + c.python_version +
               " (" + command_.python_exe + ")" +
               (c.concurrency_modifier ? ", concurrency_modifier" : "") +
               (c.return_aggregate_stream ? ", return_aggregate_stream" : "") +
