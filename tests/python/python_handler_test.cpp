@@ -4,6 +4,10 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <string>
 #include <vector>
@@ -30,8 +34,8 @@ std::unique_ptr<Handler> python_handler(const std::string& file) {
   return handler;
 }
 
-LocalResult run(Handler& handler, const std::string& job) {
-  return run_local_job(handler, json::parse(job), WorkerOptions{});
+LocalResult run(Handler& handler, const std::string& job, const WorkerOptions& options = {}) {
+  return run_local_job(handler, json::parse(job), options);
 }
 
 std::string text(const LocalResult& r) {
@@ -128,6 +132,30 @@ TEST_CASE("python handler: generators stream; async handlers run concurrently") 
     CHECK(text(jobs[n].get()) == R"({"output":{"together":true,"n":)" + std::to_string(n) + "}}");
   }
   together->finalize();
+}
+
+TEST_CASE("python handler: a job's deadline cancels it in Python, sync and async alike") {
+  for (const char* file : {"async_handler.py", "sync_handler.py"}) {
+    CAPTURE(file);
+    const auto marker = std::filesystem::temp_directory_path() /
+                        ("podworker-python-cancel-" + std::to_string(::getpid()) + ".txt");
+    std::filesystem::remove(marker);
+    auto h = python_handler(file);
+    WorkerOptions options;
+    options.job_timeout = std::chrono::milliseconds(300);
+    const auto started = std::chrono::steady_clock::now();
+    auto r = run(*h, R"({"input":{"sleep_s":60,"marker":")" + marker.string() + R"("}})", options);
+    CHECK(json::get_string(r.body, "error") == "job timed out: it ran past its 300 ms limit");
+    // The handler saw the stop (asyncio's CancelledError, or runpod.serverless.is_cancelled)
+    // and returned long before its 60 s: the job's slot did not wait out cancel_grace_ms.
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(8));
+    h->finalize();  // the bridge has ended: whatever the handler wrote is on disk
+    std::ifstream in(marker);
+    std::string seen;
+    std::getline(in, seen);
+    CHECK(seen == "cancelled");
+    std::filesystem::remove(marker);
+  }
 }
 
 TEST_CASE("python handler: a start() key podworker does not implement stops the start, named") {

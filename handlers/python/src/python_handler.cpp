@@ -115,7 +115,7 @@ class PythonHandler final : public Handler {
     config_ = c;
     streams_ = c.kind == "generator" || c.kind == "async_generator";
     log_.info(command_.handler_file + ": handler kind " + c.kind + ", Python " + c.python_version +
-              " (" + command_.python_exe + ")" +
+              " (" + command_.python_exe + "), bridge " + command_.bridge_script +
               (c.concurrency_modifier ? ", concurrency_modifier" : "") +
               (c.return_aggregate_stream ? ", return_aggregate_stream" : "") +
               (c.refresh_worker ? ", refresh_worker" : ""));
