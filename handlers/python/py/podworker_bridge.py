@@ -365,7 +365,9 @@ def _item_error(item: Any) -> str | None:
 def _tie_to_worker() -> None:
     """The worker decides when this process ends: it closes the socket (this process then exits)
     after draining. A SIGTERM or Ctrl-C meant for the worker's process group must not kill running
-    jobs first, and if the worker itself dies, so does this process (Linux: PR_SET_PDEATHSIG)."""
+    jobs first, and if the worker itself dies, so does this process (Linux: PR_SET_PDEATHSIG; it
+    fires when the spawning *thread* ends, and the worker spawns from its main thread or a job
+    thread, both of which live until the worker stops)."""
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
