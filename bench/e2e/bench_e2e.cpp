@@ -3,8 +3,11 @@
 // same way in the same run, at worker concurrency 1, 8 and 64. Each row: a worker process with
 // --concurrency C pulling from its own endpoint id, C client connections each sending /runsync the
 // moment the previous one returns (closed loop), for a fixed window. Prints both and the ratio.
+// With --python, the rows are the same trivial runpod-python handler file (python_echo.py) under
+// `worker --python` and under the SDK, next to the C++ echo, and a table of what the Python bridge
+// costs per job over the C++ handler.
 //
-//   bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]
+//   bench_e2e [--python] [--worker PATH] [--python-exe PATH] [--sdk-script PATH] [--no-sdk]
 //             [--concurrency 1,8,64] [--seconds 3] [--sdk-seconds 4]
 //             [--client-threads 2] [--server-threads 2] [--log-dir DIR]
 #include <unistd.h>
@@ -37,6 +40,9 @@
 #ifndef PODWORKER_SDK_SCRIPT
 #define PODWORKER_SDK_SCRIPT ""
 #endif
+#ifndef PODWORKER_PYTHON_ECHO
+#define PODWORKER_PYTHON_ECHO ""
+#endif
 
 namespace {
 
@@ -53,6 +59,8 @@ struct Args {
   std::string worker = PODWORKER_WORKER_PATH;
   std::string python = PODWORKER_VENV_PYTHON;
   std::string sdk_script = PODWORKER_SDK_SCRIPT;
+  std::string python_echo = PODWORKER_PYTHON_ECHO;
+  bool python_handler = false;  // --python: the Python-handler comparison
   bool sdk = true;
   std::vector<int> concurrency{1, 8, 64};
   double seconds = 3.0;
@@ -93,7 +101,9 @@ Args parse_args(int argc, char** argv) {
       return argv[++i];
     };
     if (flag == "--worker") args.worker = value();
-    else if (flag == "--python") args.python = value();
+    else if (flag == "--python") args.python_handler = true;
+    else if (flag == "--python-exe") args.python = value();
+    else if (flag == "--python-echo") args.python_echo = value();
     else if (flag == "--sdk-script") args.sdk_script = value();
     else if (flag == "--no-sdk") args.sdk = false;
     else if (flag == "--seconds") args.seconds = std::stod(value());
@@ -115,7 +125,8 @@ Args parse_args(int argc, char** argv) {
       }
     } else if (flag == "--help" || flag == "-h") {
       std::cout
-          << "usage: bench_e2e [--worker PATH] [--python PATH] [--sdk-script PATH] [--no-sdk]\n"
+          << "usage: bench_e2e [--python] [--worker PATH] [--python-exe PATH] [--sdk-script PATH]\n"
+             "                 [--python-echo PATH] [--no-sdk]\n"
              "                 [--concurrency 1,8,64] [--seconds S] [--sdk-seconds S]\n"
              "                 [--client-threads N] [--server-threads N] [--log-dir DIR]\n"
              "                 [--json FILE]\n"
@@ -124,6 +135,8 @@ Args parse_args(int argc, char** argv) {
              "--store: jobs/s and p50/p99 per store and replica count (redis-server started on a\n"
              "free port, redis-benchmark's figures as the limit), then an open-loop row per "
              "worker\n"
+             "--python: python_echo.py under worker --python and under the SDK, next to the C++\n"
+             "echo, and the bridge's cost per job\n"
              "The SDK side needs the Python environment: scripts/python-env.sh\n";
       std::exit(0);
     } else {
@@ -134,11 +147,24 @@ Args parse_args(int argc, char** argv) {
   return args;
 }
 
-enum class Kind { podworker, sdk };
-const char* name(Kind kind) { return kind == Kind::podworker ? "podworker" : "runpod-sdk"; }
+// podworker's C++ echo, podworker running python_echo.py, the SDK running its script (or, with
+// --python, python_echo.py).
+enum class Kind { podworker, podworker_python, sdk };
+const char* name(Kind kind) {
+  switch (kind) {
+    case Kind::podworker:
+      return "podworker";
+    case Kind::podworker_python:
+      return "pw-python";
+    case Kind::sdk:
+      return "runpod-sdk";
+  }
+  return "";
+}
 
 std::string endpoint_id(Kind kind, int concurrency) {
-  return std::string(kind == Kind::podworker ? "pw" : "sdk") + "-c" + std::to_string(concurrency);
+  const char* prefix = kind == Kind::podworker ? "pw" : kind == Kind::podworker_python ? "pwpy" : "sdk";
+  return std::string(prefix) + "-c" + std::to_string(concurrency);
 }
 
 std::string runsync_body(std::size_t connection, std::uint64_t sequence) {
@@ -162,11 +188,18 @@ Row measure(Kind kind, int concurrency, const Args& args, const Target& target, 
   std::vector<std::string> argv;
   if (kind == Kind::podworker) {
     argv = {args.worker, "--handler", "echo", "--concurrency", std::to_string(concurrency)};
+  } else if (kind == Kind::podworker_python) {
+    argv = {args.worker,      "--python",      args.python_echo, "--python-exe",
+            args.python,      "--concurrency", std::to_string(concurrency)};
+  } else if (args.python_handler) {
+    argv = {args.python, args.python_echo};
   } else {
     argv = {args.python, args.sdk_script, "--concurrency", std::to_string(concurrency)};
   }
   const auto log_path = (logs / (worker_id + ".log")).string();
-  ChildProcess worker(argv, worker_env(target, ep, worker_id), log_path);
+  auto env = worker_env(target, ep, worker_id);
+  env["BENCH_CONCURRENCY"] = std::to_string(concurrency);  // python_echo.py's concurrency_modifier
+  ChildProcess worker(argv, env, log_path);
 
   const std::string path = "/v2/" + ep + "/runsync?wait=60000";
   // Readiness: the first job completes once the worker is up (the SDK imports for a second or two).
@@ -185,10 +218,10 @@ Row measure(Kind kind, int concurrency, const Args& args, const Target& target, 
   LoadOptions load;
   load.connections = static_cast<std::size_t>(concurrency);
   load.threads = args.client_threads;
-  const double window = kind == Kind::podworker ? args.seconds : args.sdk_seconds;
+  const double window = kind == Kind::sdk ? args.sdk_seconds : args.seconds;
   load.measure = std::chrono::milliseconds(static_cast<long>(window * 1000));
   // The SDK takes up to a second (its fixed sleep) to fill its slots: give it that before counting.
-  load.warmup = std::chrono::milliseconds(kind == Kind::podworker ? 300 : 1500);
+  load.warmup = std::chrono::milliseconds(kind == Kind::sdk ? 1500 : 300);
   load.accept = completed;
   row.result = podworker::bench::run_load(target, load, [&](std::size_t connection, std::uint64_t sequence) {
     return Request{true, path, runsync_body(connection, sequence)};
@@ -227,8 +260,17 @@ int main(int argc, char** argv) {
                  "' (run scripts/python-env.sh, or pass --python)";
       args.sdk = false;
     }
-    if (args.sdk && (args.sdk_script.empty() || !fs::exists(args.sdk_script))) {
+    if (args.sdk && !args.python_handler && (args.sdk_script.empty() || !fs::exists(args.sdk_script))) {
       throw std::invalid_argument("SDK worker script not found (--sdk-script PATH)");
+    }
+    if (args.python_handler) {
+      if (args.python.empty() || !fs::exists(args.python)) {
+        throw std::invalid_argument("--python needs an interpreter (--python-exe PATH, or "
+                                    "scripts/python-env.sh for the default)");
+      }
+      if (args.python_echo.empty() || !fs::exists(args.python_echo)) {
+        throw std::invalid_argument("python_echo.py not found (--python-echo PATH)");
+      }
     }
     const fs::path logs = args.log_dir.empty()
                               ? fs::temp_directory_path() / ("podworker-bench-e2e-" + std::to_string(getpid()))
@@ -258,8 +300,9 @@ int main(int argc, char** argv) {
     options.port = 0;
     options.endpoint_ids.clear();
     for (const int c : args.concurrency) {
-      options.endpoint_ids.push_back(endpoint_id(Kind::podworker, c));
-      options.endpoint_ids.push_back(endpoint_id(Kind::sdk, c));
+      for (const Kind kind : {Kind::podworker, Kind::podworker_python, Kind::sdk}) {
+        options.endpoint_ids.push_back(endpoint_id(kind, c));
+      }
     }
     options.rate_limit = false;
     options.io_threads = args.server_threads;
@@ -270,10 +313,12 @@ int main(int argc, char** argv) {
     Target target;
     target.port = server.start();
 
-    std::printf("podworker end-to-end benchmark: echo handler, /runsync closed loop with C client "
+    std::printf("podworker end-to-end benchmark: %s, /runsync closed loop with C client "
                 "connections against a worker with --concurrency C\n"
                 "in-process endpoint (%u I/O threads, rate limits off), %u client threads, windows: "
                 "podworker %.1f s, SDK %.1f s\n",
+                args.python_handler ? "C++ echo and python_echo.py (worker --python, SDK)"
+                                    : "echo handler",
                 args.server_threads, args.client_threads, args.seconds, args.sdk_seconds);
     if (!sdk_note.empty()) std::printf("%s\n", sdk_note.c_str());
     podworker::bench::Report report("bench_e2e");
@@ -282,26 +327,51 @@ int main(int argc, char** argv) {
                  "p50 ms", "p99 ms", "errors");
 
     std::vector<Row> ours;
+    std::vector<Row> ours_python;
     std::vector<Row> sdk;
     for (const int c : args.concurrency) {
       ours.push_back(measure(Kind::podworker, c, args, target, logs));
       print_row(ours.back(), table);
+      if (args.python_handler) {
+        ours_python.push_back(measure(Kind::podworker_python, c, args, target, logs));
+        print_row(ours_python.back(), table);
+      }
       if (args.sdk) {
         sdk.push_back(measure(Kind::sdk, c, args, target, logs));
         print_row(sdk.back(), table);
       }
       std::fflush(stdout);
     }
+    // With --python the SDK comparison is against podworker running the same Python file.
+    const std::vector<Row>& compared = args.python_handler ? ours_python : ours;
+    if (args.python_handler) {
+      // What the bridge adds per job over the C++ handler: the p50 difference (at C=1, one job's
+      // round trip through the socket and the interpreter) and the difference in machine time
+      // per job (1 / jobs/s: what it costs once the machine, not the latency, is the limit).
+      auto& overhead = report.table("python_bridge");
+      overhead.header("\n%-5s %12s %14s %12s %16s %18s\n", "C", "echo p50 ms", "python p50 ms",
+                      "p50 +ms", "1/(jobs/s) +ms", "python/echo jobs/s");
+      for (std::size_t i = 0; i < ours.size() && i < ours_python.size(); ++i) {
+        const auto& a = ours[i].result;
+        const auto& b = ours_python[i].result;
+        const bool both = a.per_second() > 0 && b.per_second() > 0;
+        overhead.row("%-5d %12.3f %14.3f %12.3f %16.3f %17.2fx\n", ours[i].concurrency,
+                     a.percentile_ms(50), b.percentile_ms(50),
+                     b.percentile_ms(50) - a.percentile_ms(50),
+                     both ? 1000.0 / b.per_second() - 1000.0 / a.per_second() : 0.0,
+                     both ? b.per_second() / a.per_second() : 0.0);
+      }
+    }
     if (!sdk.empty()) {
       auto& ratios = report.table("ratios");
       ratios.header("\n%-5s %16s %16s %14s %14s\n", "C", "jobs/s ratio", "p50 ratio",
                     "podworker p50", "SDK p50");
-      for (std::size_t i = 0; i < ours.size() && i < sdk.size(); ++i) {
-        const auto& a = ours[i].result;
+      for (std::size_t i = 0; i < compared.size() && i < sdk.size(); ++i) {
+        const auto& a = compared[i].result;
         const auto& b = sdk[i].result;
         const double throughput = b.per_second() > 0 ? a.per_second() / b.per_second() : 0;
         const double latency = a.percentile_ms(50) > 0 ? b.percentile_ms(50) / a.percentile_ms(50) : 0;
-        ratios.row("%-5d %15.0fx %15.0fx %11.3f ms %11.3f ms\n", ours[i].concurrency, throughput,
+        ratios.row("%-5d %15.0fx %15.0fx %11.3f ms %11.3f ms\n", compared[i].concurrency, throughput,
                    latency, a.percentile_ms(50), b.percentile_ms(50));
       }
     }
@@ -309,7 +379,7 @@ int main(int argc, char** argv) {
     report.write(json);
     // Worker logs matter only when a row failed; a clean run leaves nothing behind.
     bool clean = true;
-    for (const auto* rows : {&ours, &sdk}) {
+    for (const auto* rows : {&ours, &ours_python, &sdk}) {
       for (const auto& row : *rows) clean = clean && row.ran && row.result.errors == 0;
     }
     if (clean && args.log_dir.empty()) {

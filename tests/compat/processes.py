@@ -169,3 +169,32 @@ def _clean_env(home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RUNPOD_")}
     env["HOME"] = str(home)
     return env
+
+
+PYTHON_HANDLERS = Path(__file__).resolve().parent.parent / "python_handlers"
+
+
+def python_handler_worker(log_dir: Path, endpoint: EndpointProcess, worker_id: str, handler_file: str,
+                          concurrency: int | None = None, extra_args: Sequence[str] = ()) -> Child:
+    """Our `worker --python` running a runpod-python handler file of tests/python_handlers, in this
+    interpreter (whose site-packages hold the real SDK: podworker's runpod package must win)."""
+    env = worker_env(endpoint, worker_id, log_dir)
+    argv = [binary("PODWORKER_WORKER"), "--python", str(PYTHON_HANDLERS / handler_file),
+            "--python-exe", sys.executable, *extra_args]
+    if concurrency is not None:
+        argv += ["--concurrency", str(concurrency)]
+    return Child(f"worker-{worker_id}", argv, log_dir, env=env)
+
+
+def sdk_handler_worker(log_dir: Path, endpoint: EndpointProcess, worker_id: str,
+                       handler_file: str) -> Child:
+    """The same handler file under the official runpod-python worker: `python handler.py`."""
+    env = worker_env(endpoint, worker_id, log_dir)
+    env.update({
+        "RUNPOD_SKIP_GPU_CHECK": "true",
+        "RUNPOD_SKIP_AUTO_SYSTEM_CHECKS": "true",
+        "RUNPOD_LOG_LEVEL": "INFO",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return Child(f"sdk-worker-{worker_id}", [sys.executable, str(PYTHON_HANDLERS / handler_file)],
+                 log_dir, env=env)

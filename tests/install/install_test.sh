@@ -24,7 +24,8 @@ for f in bin/worker bin/endpoint include/podworker/handler.h include/podworker/w
          include/podworker/json.h include/podworker/settings.h include/podworker/input.h \
          include/podworker/kernels/device.h lib/cmake/podworker/podworkerConfig.cmake \
          lib/cmake/podworker/podworkerConfigVersion.cmake lib/cmake/podworker/podworkerTargets.cmake \
-         lib/cmake/podworker/podworkerCudaTargets.cmake; do
+         lib/cmake/podworker/podworkerCudaTargets.cmake share/podworker/python/podworker_bridge.py \
+         share/podworker/python/runpod/serverless/__init__.py; do
   if [ ! -e "$prefix/$f" ]; then echo "FAILED: not installed: $f"; missing=1; fi
 done
 # The CUDA backend module of a CUDA build, where an installed worker looks for it (bin/../lib/podworker).

@@ -114,6 +114,13 @@ struct Fixture {
       return count >= n;
     });
   }
+  // The target of the first job-take (or job-take-batch) request the worker sent; empty when none.
+  std::string first_take_target() {
+    for (const auto& r : server.requests()) {
+      if (r.path().find("/job-take") != std::string::npos) return r.target;
+    }
+    return {};
+  }
   std::size_t count_path(const std::string& needle) {
     std::size_t n = 0;
     for (auto& r : server.requests()) n += r.path().find(needle) != std::string::npos;
@@ -327,17 +334,8 @@ TEST_CASE("protocol: free slots are filled with one batch take") {
   REQUIRE(f.wait_results("b-1", 1));
   REQUIRE(f.wait_results("b-2", 1));
   w.stop();
-  const auto all = f.server.requests();
-  const RecordedRequest* first = nullptr;
-  for (const auto& r : all) {
-    if (r.path().find("/job-take") != std::string::npos) {
-      first = &r;
-      break;
-    }
-  }
-  REQUIRE(first != nullptr);
-  CHECK(first->target == std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu +
-                             "&batch_size=3&job_in_progress=0");
+  CHECK(f.first_take_target() == std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu +
+                                     "&batch_size=3&job_in_progress=0");
   CHECK(f.results("b-1")[0].body == R"({"output":1})");
   CHECK(f.results("b-2")[0].body == R"({"output":2})");
 }
@@ -417,11 +415,8 @@ TEST_CASE("protocol: the handler's concurrency hook is consulted before each tak
   RunningWorker w(f.options(), "two_at_once");
   REQUIRE(f.wait_results("h-1", 1));
   w.stop();
-  for (const auto& r : f.server.requests()) {
-    if (r.path().find("/job-take") == std::string::npos) continue;
-    CHECK(r.target == std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu + "&batch_size=2&job_in_progress=0");
-    break;
-  }
+  CHECK(f.first_take_target() ==
+        std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu + "&batch_size=2&job_in_progress=0");
 }
 
 TEST_CASE("protocol: each thread keeps its connection alive across requests") {
@@ -554,15 +549,8 @@ TEST_CASE("protocol: a handler's capacity is the default concurrency; an explici
     RunningWorker w(f.options(), "capacity_three");
     REQUIRE(f.wait_results("c-1", 1));
     w.stop();
-    bool checked = false;
-    for (const auto& r : f.server.requests()) {
-      if (r.path().find("/job-take") == std::string::npos) continue;
-      CHECK(r.target == std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu +
-                            "&batch_size=3&job_in_progress=0");
-      checked = true;
-      break;
-    }
-    CHECK(checked);
+    CHECK(f.first_take_target() == std::string("/v2/ep123/job-take-batch/pod-abc?") + kGpu +
+                                       "&batch_size=3&job_in_progress=0");
   }
   Fixture f;
   f.script.push_take_job(R"({"id":"c-2","input":1})");
@@ -571,11 +559,7 @@ TEST_CASE("protocol: a handler's capacity is the default concurrency; an explici
   RunningWorker w(o, "capacity_three");
   REQUIRE(f.wait_results("c-2", 1));
   w.stop();
-  for (const auto& r : f.server.requests()) {
-    if (r.path().find("/job-take") == std::string::npos) continue;
-    CHECK(r.target == std::string("/v2/ep123/job-take/pod-abc?") + kGpu + "&job_in_progress=0");
-    break;
-  }
+  CHECK(f.first_take_target() == std::string("/v2/ep123/job-take/pod-abc?") + kGpu + "&job_in_progress=0");
 }
 
 TEST_CASE("protocol: the handler learns why it was stopped: cancel, timeout, shutdown") {

@@ -117,6 +117,12 @@ void apply_flags(WorkerOptions& o, const std::vector<std::string>& args) {
     };
     if (flag == "--handler") {
       o.handler = next();
+    } else if (flag == "--python") {
+      // Sugar for the `python` handler's settings (see podworker/handlers/python.h).
+      o.handler = "python";
+      o.setting_flags.emplace_back("script", next());
+    } else if (flag == "--python-exe") {
+      o.setting_flags.emplace_back("python_exe", next());
     } else if (flag == "--concurrency") {
       o.concurrency = static_cast<int>(parse_integer(next(), "--concurrency", 1, 4096));
     } else if (flag == "--test-input") {
