@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "kernels/cpu/kquant.h"
+#include "kernels/kquant.h"
 #include "kernels/dequantize.h"
 
 namespace podworker::model {

@@ -2,7 +2,7 @@
 // kernels are tested against. Plain loops over one block at a time, no tricks.
 #include "kernels/dequantize.h"
 
-#include "kernels/cpu/kquant.h"
+#include "kernels/kquant.h"
 
 #include <algorithm>
 #include <cmath>

@@ -2,7 +2,7 @@
 // ggml-quants.c (dequantize_row_*, quantize_row_*_ref) so files we write are the files llama.cpp
 // writes and our dequantized values are ggml's to the bit. Built with -ffp-contract=off: a fused
 // multiply-add would round once where ggml rounds twice.
-#include "kernels/cpu/kquant.h"
+#include "kernels/kquant.h"
 
 #include <algorithm>
 #include <cmath>

@@ -9,7 +9,7 @@
 
 namespace podworker::kernels::cuda::detail {
 
-// Scale and min of sub-block j (0..7) of a Q4_K / Q5_K block (kernels/cpu/kquant.h's scale_min_k4).
+// Scale and min of sub-block j (0..7) of a Q4_K / Q5_K block (kernels/kquant.h's scale_min_k4).
 __device__ __forceinline__ void scale_min_k4(int j, const std::uint8_t* q, int& d, int& m) {
   if (j < 4) {
     d = q[j] & 63;

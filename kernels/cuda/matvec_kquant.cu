@@ -34,7 +34,7 @@ __device__ __forceinline__ int scale_byte(const std::uint32_t (&s)[3], int i) {
   return static_cast<int>((s[i >> 2] >> (8 * (i & 3))) & 0xFFu);
 }
 
-// kernels/cpu/kquant.h's scale_min_k4 on the word copy.
+// kernels/kquant.h's scale_min_k4 on the word copy.
 __device__ __forceinline__ void scale_min(const std::uint32_t (&s)[3], int j, float& sc, float& m) {
   if (j < 4) {
     sc = static_cast<float>(scale_byte(s, j) & 63);

@@ -9,7 +9,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "kernels/cpu/kquant.h"
+#include "kernels/kquant.h"
 #include "kernels/half.h"
 
 namespace podworker::llm::cpu {

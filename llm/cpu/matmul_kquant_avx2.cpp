@@ -21,7 +21,7 @@ using kernels::BlockQ6_K;
 
 constexpr int kMaxCols = 4;
 
-// kernels/cpu/kquant.h's scale_min_k4, repeated with internal linkage: an inline function of a
+// kernels/kquant.h's scale_min_k4, repeated with internal linkage: an inline function of a
 // header, compiled here for AVX2, could be the copy the linker keeps for every file.
 inline void scale_min(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) {
   if (j < 4) {

@@ -8,7 +8,7 @@
 #include <random>
 #include <vector>
 
-#include "kernels/cpu/kquant.h"
+#include "kernels/kquant.h"
 #include "kernels/dequantize.h"
 #include "model/quantize.h"
 #include "model/test_model.h"

@@ -20,7 +20,7 @@ std::size_t tensor_bytes(GgmlType type, std::int64_t n);
 namespace cpu {
 void dequantize(GgmlType type, const void* src, float* dst, std::int64_t n);
 // Quantizes n floats into `type` (any of the above), the way ggml's reference quantizers do (Q4_0/Q8_0:
-// scale from the largest magnitude; Q4_1: min and range; K-quants: kernels/cpu/kquant.h).
+// scale from the largest magnitude; Q4_1: min and range; K-quants: kernels/kquant.h).
 void quantize(GgmlType type, const float* src, void* dst, std::int64_t n);
 // The activation quantization of the fast CPU matmul, as values: each block of 32 is rounded to
 // d * q, d = max|x| / 127, q = nearbyint(x * (1 / d)) in [-127, 127] (d and the products in F32).
