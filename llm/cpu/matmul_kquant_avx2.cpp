@@ -163,6 +163,42 @@ void row_k4(const Block* row, int nsuper, const ActBlock* acts, Acc& acc) {
   }
 }
 
+// Batch 1: two Q4_K / Q5_K rows in lockstep, each through add_block<1> exactly as row_k4<1> runs
+// it (so the same sums), interleaved so the two rows' FMA chains overlap.
+template <bool kFiveBits, class Block>
+void rows2_k4(const Block* row0, const Block* row1, int nsuper, const ActBlock* acts, Acc& acc0,
+              Acc& acc1) {
+  const int nblocks = nsuper * 8;
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int s = 0; s < nsuper; ++s) {
+    const Block* blk[2] = {&row0[s], &row1[s]};
+    Acc* acc[2] = {&acc0, &acc1};
+    float d[2], dmin[2];
+    __m256i qh[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int i = 0; i < 2; ++i) {
+      d[i] = _cvtsh_ss(blk[i]->d);
+      dmin[i] = _cvtsh_ss(blk[i]->dmin);
+      if constexpr (kFiveBits) qh[i] = load32(blk[i]->qh);
+    }
+    for (int pair = 0; pair < 4; ++pair) {
+      const __m256i q[2] = {load32(blk[0]->qs + 32 * pair), load32(blk[1]->qs + 32 * pair)};
+      for (int half = 0; half < 2; ++half) {
+        const int j = 2 * pair + half;
+        for (int i = 0; i < 2; ++i) {
+          __m256i w = _mm256_and_si256(half ? _mm256_srli_epi16(q[i], 4) : q[i], low4);
+          if constexpr (kFiveBits) {
+            const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh[i], j), _mm256_set1_epi8(1));
+            w = _mm256_or_si256(w, _mm256_slli_epi16(bit, 4));
+          }
+          std::uint8_t sc = 0, m = 0;
+          scale_min(j, blk[i]->scales, sc, m);
+          add_block<1>(*acc[i], w, d[i] * sc, dmin[i] * m, acts, nblocks, s * 8 + j);
+        }
+      }
+    }
+  }
+}
+
 template <int NC>
 void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, Acc& acc) {
   const int nblocks = nsuper * 8;
@@ -230,6 +266,23 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
       const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
       rows2_q5_0(reinterpret_cast<const BlockQ5_0*>(row),
                  reinterpret_cast<const BlockQ5_0*>(row + row_bytes), nblocks, acts, out + r0);
+    }
+  }
+  if (ncols == 1 && (type == kernels::GgmlType::q4_k || type == kernels::GgmlType::q5_k)) {
+    for (; r0 + 2 <= r1; r0 += 2) {
+      const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
+      Acc acc0, acc1;
+      if (type == kernels::GgmlType::q4_k) {
+        rows2_k4<false>(reinterpret_cast<const BlockQ4_K*>(row),
+                        reinterpret_cast<const BlockQ4_K*>(row + row_bytes), nblocks / 8, acts,
+                        acc0, acc1);
+      } else {
+        rows2_k4<true>(reinterpret_cast<const BlockQ5_K*>(row),
+                       reinterpret_cast<const BlockQ5_K*>(row + row_bytes), nblocks / 8, acts, acc0,
+                       acc1);
+      }
+      out[r0] = hsum(acc0.v[0]) - acc0.s[0];
+      out[r0 + 1] = hsum(acc1.v[0]) - acc1.s[0];
     }
   }
   for (int r = r0; r < r1; ++r) {
