@@ -23,7 +23,8 @@ ARG CUDA_VERSION=12.8.1
 # ---------------------------------------------------------------------------------------------
 # Build: compile, install into /opt/podworker, fetch the model when asked. The two build stages
 # differ only in their base and --variant; scripts/docker-build-steps.sh does the work (and checks
-# the installed tree against this file).
+# the installed tree against this file). The build tree is dropped: the objects are in the ccache
+# mount, and the stage's image (which the template builds in) stays small.
 FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu24.04 AS build-cuda
 ARG MODEL
 # Real code for each supported GPU generation, plus PTX of the newest for GPUs after it.
@@ -36,7 +37,8 @@ COPY . .
 RUN --mount=type=cache,target=/root/.cache/ccache \
     bash scripts/docker-build-steps.sh --variant cuda --model "${MODEL:-none}" \
       --cuda-architectures "${CUDA_ARCHITECTURES}" --build-dir /tmp/podworker-build \
-      --prefix /opt/podworker
+      --prefix /opt/podworker \
+ && rm -rf /tmp/podworker-build
 
 FROM debian:bookworm-slim AS build-cpu
 ARG MODEL
@@ -46,7 +48,8 @@ RUN bash scripts/setup.sh --build-only && rm -rf /var/lib/apt/lists/*
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/ccache \
     bash scripts/docker-build-steps.sh --variant cpu --model "${MODEL:-none}" \
-      --build-dir /tmp/podworker-build --prefix /opt/podworker
+      --build-dir /tmp/podworker-build --prefix /opt/podworker \
+ && rm -rf /tmp/podworker-build
 
 # ---------------------------------------------------------------------------------------------
 # The images: the runtime base, libcurl (the worker's HTTP client), hiredis (the embedded
