@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# The build stage of the Dockerfile, runnable anywhere: configure, build and install podworker the
-# way the image does, optionally fetch the model, then check that the installed tree holds what the
-# Dockerfile's final stages COPY and that the worker runs. The Dockerfile RUNs this script, and CI
-# runs it outside Docker (CTest label "docker"), so the image recipe is proven without a Docker
-# engine.
+# The build stages of the Dockerfile (build-cpu, build-cuda), runnable anywhere: configure, build
+# and install podworker the way the image does, optionally fetch the model, then check that the
+# installed tree holds what the image stage of the variant COPYs and that the worker runs. The
+# Dockerfile RUNs this script; CI builds the CPU image for real (scripts/test-image.sh) and, in a
+# CUDA build, runs this script for the CUDA variant outside a container (CTest label "docker").
 #
 #   scripts/docker-build-steps.sh [--variant cuda|cpu] [--model none|smollm2]
 #       [--cuda-architectures LIST] [--build-dir DIR] [--prefix DIR] [--jobs N] [--dockerfile FILE]
 #
-# The toolchain comes from scripts/setup.sh (the Dockerfile runs it in its own layer first).
+# The toolchain comes from scripts/setup.sh --build-only (the Dockerfile runs it in its own layer
+# first).
 set -euo pipefail
 
 source_dir=$(cd "$(dirname "$0")/.." && pwd)
@@ -59,18 +60,20 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 echo "== configure ($variant): cmake ${cmake_args[*]}"
 cmake "${cmake_args[@]}"
+# The two installed executables; between them they need every library the package exports. The
+# tools (quantize, perplexity, make_test_model) are not installed, so not built.
 echo "== build"
-cmake --build "$build_dir" -j"$jobs"
+cmake --build "$build_dir" -j"$jobs" --target worker endpoint
 
 # ---- 2. install (stripped) into the prefix ----
 echo "== install into $prefix"
 cmake --install "$build_dir" --prefix "$prefix" --strip
 
-# ---- 3. the model, only when asked ----
+# ---- 3. the model, only when asked (the image copies the directory either way) ----
+mkdir -p "$prefix/models"
 if [ "$model" = smollm2 ]; then
   echo "== model"
   bash "$source_dir/scripts/fetch-model.sh"
-  mkdir -p "$prefix/models"
   cp "$source_dir"/models/*.gguf "$prefix/models/"
 fi
 
@@ -79,15 +82,15 @@ echo "== checks"
 failures=0
 fail() { echo "FAILED: $*" >&2; failures=$((failures + 1)); }
 
-# Every `COPY --from=build <image path> ...` of the stages this build selects must find its source.
-# Stages named image-<model> other than the selected one are skipped.
+# Every `COPY --from=build-<variant> <image path> ...` of the image stage (named <variant>) must find
+# its source.
 stage=""
 while read -r keyword rest; do
   case "$keyword" in
     FROM|from) stage=$(sed -n 's/.*[[:space:]][Aa][Ss][[:space:]]\+\([^[:space:]]\+\).*/\1/p' <<<"$rest") ;;
     COPY|copy)
-      [[ "$rest" == --from=build\ * ]] || continue
-      case "$stage" in image-*) [ "$stage" = "image-$model" ] || continue ;; esac
+      [[ "$rest" == --from=build-"$variant"\ * ]] || continue
+      [ "$stage" = "$variant" ] || continue
       read -r _ src _ <<<"$rest"
       [[ "$src" == "$image_prefix"/* ]] || { fail "COPY source $src is outside $image_prefix"; continue; }
       local_path="$prefix/${src#"$image_prefix"/}"
@@ -128,12 +131,12 @@ else
   fail "installed worker did not complete a local echo job: $output"
 fi
 
-# The model image: its default handler (ENV PODWORKER_HANDLER of stage image-smollm2) must be in
-# the worker and generate from the copied model file.
+# The model image: its default handler (ENV PODWORKER_HANDLER=${MODEL:+...} of the image stage) must
+# be in the worker and generate from the copied model file.
 if [ "$model" = smollm2 ]; then
-  model_env=$(sed -n '/AS image-smollm2/,/^FROM/p' "$dockerfile" | tr '\\\n' '  ' | tr -s ' ')
-  handler=$(sed -n 's/.*PODWORKER_HANDLER=\([^ ]*\).*/\1/p' <<<"$model_env")
-  model_file=$(sed -n 's/.*PODWORKER_MODEL=\([^ ]*\).*/\1/p' <<<"$model_env")
+  model_env=$(sed -n "/AS $variant\$/,/^FROM/p" "$dockerfile" | tr '\\\n' '  ' | tr -s ' ')
+  handler=$(sed -n 's/.*PODWORKER_HANDLER=${MODEL:+\([^} ]*\)}.*/\1/p' <<<"$model_env")
+  model_file=$(sed -n 's/.*PODWORKER_MODEL=${MODEL:+\([^} ]*\)}.*/\1/p' <<<"$model_env")
   local_model="$prefix/${model_file#"$image_prefix"/}"
   if output=$(cd "$run_dir" && PODWORKER_HANDLER="$handler" PODWORKER_MODEL="$local_model" \
                 "$worker" --test-input '{"input": {"prompt": "Hello", "max_tokens": 4}}' 2>&1); then
