@@ -61,9 +61,12 @@ fi
 echo "== configure ($variant): cmake ${cmake_args[*]}"
 cmake "${cmake_args[@]}"
 # The two installed executables; between them they need every library the package exports. The
-# tools (quantize, perplexity, make_test_model) are not installed, so not built.
-echo "== build"
-cmake --build "$build_dir" -j"$jobs" --target worker endpoint
+# tools (quantize, perplexity, make_test_model) are not installed, so not built. The CUDA backend
+# module is opened at run time, not linked, so the cuda variant names it.
+targets=(worker endpoint)
+if [ "$variant" = cuda ]; then targets+=(podworker_cuda); fi
+echo "== build: ${targets[*]}"
+cmake --build "$build_dir" -j"$jobs" --target "${targets[@]}"
 
 # ---- 2. install (stripped) into the prefix ----
 echo "== install into $prefix"
@@ -119,6 +122,19 @@ for lib in $needed; do
 done
 if ldd "$worker" | grep -q "not found"; then
   fail "unresolved libraries: $(ldd "$worker" | grep "not found" | tr -s ' \t' ' ')"
+fi
+# The cuda image's worker opens the CUDA backend module from ../lib/podworker when textgen runs
+# on CUDA; without it the backend would be reported unavailable on a GPU machine.
+if [ "$variant" = cuda ]; then
+  module="$prefix/lib/podworker/libpodworker_cuda.so"
+  if [ -f "$module" ]; then
+    echo "ok: CUDA backend module $module"
+    if ldd "$module" | grep -v libcuda.so | grep -q "not found"; then
+      fail "the CUDA module's libraries do not resolve: $(ldd "$module" | grep "not found" | tr -s ' \t' ' ')"
+    fi
+  else
+    fail "the CUDA backend module was not installed at $module"
+  fi
 fi
 
 # Run it as the image does: from an empty directory, handler chosen by PODWORKER_HANDLER.
