@@ -601,6 +601,29 @@ TEST_CASE_TEMPLATE("store: stop channel: each stop once, re-announced while the 
   CHECK(h.store->take_stop_requests("w1").empty());
 }
 
+TEST_CASE_TEMPLATE("store: a result posted once the executionTimeout has run out ends the job TIMED_OUT", F,
+                   JOB_STORES) {
+  Harness<F> h;
+  pe::Policy policy;
+  policy.execution_timeout = 5000ms;
+  h.submit("late", policy);
+  h.submit("in-time", policy);
+  REQUIRE(h.take_one("w1") == "late");
+  REQUIRE(h.take_one("w1") == "in-time");
+  h.clock->advance(4999ms);
+  CHECK(h.done("w1", "in-time") == pe::PostOutcome::accepted);
+  CHECK(h.status("in-time") == "COMPLETED");
+  // The worker noticed the deadline before the sweep did (no sweep has run): the same end.
+  h.clock->advance(1ms);
+  pe::WorkerResult timeout;
+  timeout.kind = pe::WorkerResult::Kind::error;
+  timeout.error = "the worker's own timeout report";
+  CHECK(h.store->post_result("w1", "late", std::move(timeout)) == pe::PostOutcome::accepted);
+  const auto doc = h.status_doc("late");
+  CHECK(pj::get_string(doc, "status") == "TIMED_OUT");
+  CHECK(pj::get_string(doc, "error") == "job exceeded its execution timeout of 5000 ms");
+}
+
 TEST_CASE_TEMPLATE("store: a waited-for job's record after its end is the one every read gives", F, JOB_STORES) {
   Harness<F> h;
   int fired = 0;

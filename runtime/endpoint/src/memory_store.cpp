@@ -436,14 +436,25 @@ PostOutcome MemoryStore::post_result(std::string_view worker, std::string_view j
       return PostOutcome::accepted;
     }
     std::erase_if(w.sent, [&](const SentStop& sent) { return sent.job_id == job_id; });
-    job->output_json = std::move(result.output_json);
-    job->progress_json.clear();
-    if (result.kind == WorkerResult::Kind::error) {
-      job->error = std::move(result.error);
+    // A result that comes once the job's executionTimeout has run out ends it TIMED_OUT, as the
+    // sweep would have: the worker, told the same deadline (job-take's policy), stops the job and
+    // reports the timeout itself, often just before the sweep looks. Which of the two comes first
+    // must not decide the state.
+    if (at - job->started >= job->spec.policy.execution_timeout) {
       job->has_error = true;
-      finish(*job, JobStatus::failed, at, events);
+      job->error = "job exceeded its execution timeout of " +
+                   std::to_string(job->spec.policy.execution_timeout.count()) + " ms";
+      finish(*job, JobStatus::timed_out, at, events);
     } else {
-      finish(*job, JobStatus::completed, at, events);
+      job->output_json = std::move(result.output_json);
+      job->progress_json.clear();
+      if (result.kind == WorkerResult::Kind::error) {
+        job->error = std::move(result.error);
+        job->has_error = true;
+        finish(*job, JobStatus::failed, at, events);
+      } else {
+        finish(*job, JobStatus::completed, at, events);
+      }
     }
   }
   emit(events);

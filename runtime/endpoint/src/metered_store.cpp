@@ -225,6 +225,9 @@ void MeteredStore::posted(std::string_view job, bool final_result, JobStatus sta
   lock.unlock();
   if (tracked.taken)
     execution_seconds_.observe(std::chrono::duration<double>(at - tracked.since).count());
+  // A result past the executionTimeout ends the job TIMED_OUT in the store (store.h).
+  if (tracked.taken && at - tracked.since >= tracked.execution_timeout)
+    status = JobStatus::timed_out;
   finished(status);
 }
 

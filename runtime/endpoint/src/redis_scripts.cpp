@@ -346,6 +346,14 @@ if kind == 'p' then
 end
 redis.call('LREM', P .. 'sent:' .. w, 0, id)
 redis.call('HDEL', P .. 'sentn:' .. w, id)
+-- Once the executionTimeout has run out the job ends TIMED_OUT, as the sweep would have ended it:
+-- the worker knows the same deadline (job-take's policy) and often reports first.
+local t = redis.call('HMGET', k, 'sta', 'xt')
+if NOW - tonumber(t[1]) >= tonumber(t[2]) then
+  redis.call('HSET', k, 'he', '1', 'err', 'job exceeded its execution timeout of ' .. t[2] .. ' ms')
+  finish(id, k, 'TIMED_OUT')
+  return reply({'accepted'})
+end
 if kind == 'e' then
   finish(id, k, 'FAILED', 'out', ARGV[11], 'prog', '', 'err', ARGV[12], 'he', '1')
 else

@@ -153,6 +153,8 @@ class JobStore {
   virtual void release(std::string_view worker, const std::vector<TakenJob>& taken) = 0;
   // Results, progress and stream chunks are taken only from the worker holding the job's lease.
   // A post is itself the sign of life of the request that brings it (no worker_begin() needed).
+  // A result that comes once the job's executionTimeout has run out ends it TIMED_OUT, as the sweep
+  // would have: the worker knows the deadline (job-take's policy) and may report before the sweep.
   virtual PostOutcome post_result(std::string_view worker, std::string_view job,
                                   WorkerResult result) = 0;
   virtual PostOutcome post_stream(std::string_view worker, std::string_view job,
