@@ -111,7 +111,8 @@ def test_handler_file_gives_the_sdk_workers_outcomes(tmp_path, children, handler
     expected_first = {
         "sync_handler.py": {"status": "COMPLETED", "stream": [], "error": None,
                             "output": {"echo": ["héllo", 1, {"nested": True}],
-                                       "keys": ["id", "input"]}},
+                                       # the endpoint's job-take object: extra keys pass through
+                                       "keys": ["id", "input", "policy", "retries"]}},
         "generator_handler.py": {"status": "COMPLETED", "output": [], "error": None,
                                  "stream": "the quick brown fox jumps"},
         "async_handler.py": {"status": "COMPLETED", "output": {"echo": {"a": [1, 2]}},
