@@ -1,10 +1,8 @@
 #include "job_run.h"
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
-#include <thread>
 
+#include "deadline_watch.h"
 #include "error_report.h"
 #include "podworker/log.h"
 #include "progress_sender.h"
@@ -26,25 +24,6 @@ std::optional<std::chrono::milliseconds> job_time_limit(const json::Value& raw,
   }
   return config.job_timeout;
 }
-
-// Stops the job with StopReason::timed_out at its deadline; destroyed (and joined) when the job
-// ends first.
-class DeadlineTimer {
- public:
-  DeadlineTimer(JobControl& control, std::chrono::steady_clock::time_point deadline)
-      : thread_([&control, deadline](std::stop_token done) {
-          std::mutex m;
-          std::condition_variable_any cv;
-          std::unique_lock lock(m);
-          if (!cv.wait_until(lock, done, deadline, [] { return false; }) &&
-              !done.stop_requested()) {
-            control.stop(StopReason::timed_out);
-          }
-        }) {}
-
- private:
-  std::jthread thread_;
-};
 
 class RunningJob final : public Job {
  public:
@@ -131,8 +110,14 @@ JobOutcome run_job(Handler& handler, const json::Value& job, JobSink& sink, JobC
                        {config.max_post_bytes, config.stream_buffer_bytes,
                         config.aggregate_stream || config.aggregate_without_summary},
                        running.id());
-  std::optional<DeadlineTimer> timer;
-  if (deadline) timer.emplace(control, *deadline);
+  // A run without the worker's watch (a direct caller) gets one of its own for this job.
+  std::optional<DeadlineWatch> own_watch;
+  std::optional<DeadlineWatch::Entry> timer;
+  if (deadline) {
+    DeadlineWatch* watch = config.deadlines;
+    if (watch == nullptr) watch = &own_watch.emplace();
+    timer.emplace(watch->add(control, *deadline));
+  }
 
   json::Document body;
   body.SetObject();

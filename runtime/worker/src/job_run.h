@@ -14,6 +14,8 @@
 
 namespace podworker::worker {
 
+class DeadlineWatch;
+
 // A running job's stop: the first reason given wins (a cancel that arrives after the deadline
 // fired does not turn the timeout into a cancel).
 class JobControl {
@@ -41,6 +43,8 @@ struct JobRunConfig {
   std::string worker_id;
   // A job without its own policy.executionTimeout is stopped (timed out) after this long.
   std::optional<std::chrono::milliseconds> job_timeout;
+  // The worker's one deadline thread (deadline_watch.h); null: run_job makes one for the job.
+  DeadlineWatch* deadlines = nullptr;
 };
 
 struct JobOutcome {

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "deadline_watch.h"
 #include "http_client.h"
 #include "job_run.h"
 #include "podworker/ids.h"
@@ -77,12 +78,15 @@ struct Worker::Impl {
     run_config.hostname = o.hostname;
     run_config.worker_id = o.worker_id;
     run_config.job_timeout = o.job_timeout;
+    run_config.deadlines = &deadlines;
   }
 
   WorkerOptions o;
   Handler& handler;
   std::string take_url, stop_url, ping_url;
   worker::JobRunConfig run_config;
+  // Outlives the pool below (members are destroyed in reverse order): no job runs without it.
+  worker::DeadlineWatch deadlines;
 
   mutable std::mutex mu;
   std::condition_variable slots_cv;  // a job ended, or stopping
