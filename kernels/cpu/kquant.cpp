@@ -25,6 +25,21 @@ int nearest_int(float x) {
   return (i & 0x007fffff) - 0x00400000;
 }
 
+// The value of largest magnitude among n (the first on ties, 0 when all are 0): its sign picks the
+// side of the grid that gets the extra level in the symmetric quants.
+float max_magnitude(const float* x, int n) {
+  float amax = 0.0f;
+  float max = 0.0f;
+  for (int i = 0; i < n; ++i) {
+    const float ax = std::fabs(x[i]);
+    if (ax > amax) {
+      amax = ax;
+      max = x[i];
+    }
+  }
+  return max;
+}
+
 // ggml's make_qkx2_quants: an asymmetric scale and min for n values with weights, searching
 // nstep+1 candidate scales around nmax / (max - min) and keeping the weighted least-squares best.
 // Returns the scale; *the_min is minus the offset (so x ≈ scale * L - the_min).
@@ -96,16 +111,8 @@ float make_qkx2_quants(int n, int nmax, const float* x, const float* weights, st
 // ggml's make_qx_quants with rmse_type 1 (weights x²): a symmetric scale for values in
 // [-nmax, nmax-1], refined over 18 nearby candidates. L receives the values offset by nmax.
 float make_qx_quants(int n, int nmax, const float* x, std::int8_t* L) {
-  float max = 0;
-  float amax = 0;
-  for (int i = 0; i < n; ++i) {
-    const float ax = std::fabs(x[i]);
-    if (ax > amax) {
-      amax = ax;
-      max = x[i];
-    }
-  }
-  if (amax < kGroupMaxEps) {
+  const float max = max_magnitude(x, n);
+  if (std::fabs(max) < kGroupMaxEps) {
     for (int i = 0; i < n; ++i) L[i] = 0;
     return 0.0f;
   }
@@ -286,14 +293,7 @@ void dequantize_q6_k(const BlockQ6_K* src, float* y, std::int64_t nb) {
 
 void quantize_q5_0(const float* x, BlockQ5_0* y, std::int64_t nb) {
   for (std::int64_t i = 0; i < nb; ++i, x += kQK4) {
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (int j = 0; j < kQK4; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    const float max = max_magnitude(x, kQK4);
     const float d = max / -16;
     const float id = d != 0 ? 1.0f / d : 0.0f;
     y[i].d = fp32_to_fp16(d);
@@ -315,19 +315,12 @@ void quantize_q5_0(const float* x, BlockQ5_0* y, std::int64_t nb) {
 
 void quantize_q5_0_search(const float* x, BlockQ5_0* y, std::int64_t nb) {
   for (std::int64_t i = 0; i < nb; ++i, x += kQK4) {
-    float amax = 0.0f;
-    float max = 0.0f;
-    for (int j = 0; j < kQK4; ++j) {
-      if (amax < std::fabs(x[j])) {
-        amax = std::fabs(x[j]);
-        max = x[j];
-      }
-    }
+    const float max = max_magnitude(x, kQK4);
     // Each candidate: levels rounded at an inverse scale, their least-squares scale, that scale
     // rounded to the stored fp16, and the levels rounded again against it; scored by the squared
     // error of what will actually be stored.
     float d = 0.0f;
-    if (amax >= kGroupMaxEps) {
+    if (std::fabs(max) >= kGroupMaxEps) {
       float best = std::numeric_limits<float>::infinity();
       auto try_scale = [&](float iscale) {
         float sum_xl = 0.0f, sum_l2 = 0.0f;
