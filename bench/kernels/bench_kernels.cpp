@@ -19,6 +19,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "bench_table.h"
@@ -241,41 +242,53 @@ std::string shape_name(const MatShape& s, int batch) {
   return std::to_string(s.k) + "x" + std::to_string(s.rows) + " b" + std::to_string(batch) + " (" + s.what + ")";
 }
 
+// Times one weight matrix of `type` and shape s at each batch: on the GPU through
+// launch(w, x, y, batch), on the CPU through the reference cpu::matvec. A launcher that also takes
+// fp16 activations (kc::matvec) is timed with them too on Q4_1 at batch 1.
+template <class Launch>
+void time_matvec(Bench& b, k::GgmlType type, const MatShape& s, Launch launch) {
+  const auto w = quantized(type, s.k * s.rows, 1);
+  const std::vector<int> batches = b.gpu() ? std::vector<int>{1, 8, 32} : std::vector<int>{1};
+  for (int batch : batches) {
+    const auto x = random_floats(static_cast<std::size_t>(batch * s.k), 2);
+    std::vector<float> y(static_cast<std::size_t>(batch * s.rows));
+    const double bytes = static_cast<double>(w.size()) + 4.0 * (x.size() + y.size());
+    const double flops = 2.0 * s.k * s.rows * batch;
+    const std::string name = std::string("matvec_") + std::string(k::type_name(type));
+    if (b.gpu()) {
+      auto dw = upload(w);
+      auto dx = upload(x);
+      kc::DeviceBuffer<float> dy(y.size());
+      b.time(name, shape_name(s, batch), bytes, flops, Bound::memory,
+             [&] { launch(dw.get(), dx.get(), dy.get(), batch); });
+      if constexpr (std::is_invocable_v<Launch&, const std::byte*, const k::half_bits*, float*,
+                                        int>) {
+        if (batch == 1 && type == k::GgmlType::q4_1) {
+          std::vector<k::half_bits> x16(x.size());
+          for (std::size_t i = 0; i < x.size(); ++i) x16[i] = k::fp32_to_fp16(x[i]);
+          auto dx16 = upload(x16);
+          b.time(name + "_x16", shape_name(s, batch), bytes - 2.0 * x.size(), flops, Bound::memory,
+                 [&] { launch(dw.get(), dx16.get(), dy.get(), batch); });
+        }
+      }
+    } else {
+      b.time(name, shape_name(s, batch), bytes, flops, Bound::memory, [&] {
+        k::cpu::matvec(type, w.data(), s.rows, s.k, x.data(), y.data(), batch, false);
+      });
+    }
+  }
+}
+
 void bench_matvec(Bench& b) {
   std::vector<MatShape> shapes(std::begin(kModelShapes), std::end(kModelShapes));
   shapes.insert(shapes.end(), std::begin(kLargeShapes), std::end(kLargeShapes));
   for (auto type : {k::GgmlType::q4_1, k::GgmlType::q8_0}) {
     for (const MatShape& s : shapes) {
       const bool large = s.k >= 4096;
-      const std::vector<int> batches = b.gpu() ? std::vector<int>{1, 8, 32} : std::vector<int>{1};
       if (!b.gpu() && large && type == k::GgmlType::q8_0) continue;  // keep the CPU run short
-      const auto w = quantized(type, s.k * s.rows, 1);
-      for (int batch : batches) {
-        const auto x = random_floats(static_cast<std::size_t>(batch * s.k), 2);
-        std::vector<float> y(static_cast<std::size_t>(batch * s.rows));
-        const double bytes = static_cast<double>(w.size()) + 4.0 * (x.size() + y.size());
-        const double flops = 2.0 * s.k * s.rows * batch;
-        const std::string name = std::string("matvec_") + std::string(k::type_name(type));
-        if (b.gpu()) {
-          auto dw = upload(w);
-          auto dx = upload(x);
-          kc::DeviceBuffer<float> dy(y.size());
-          b.time(name, shape_name(s, batch), bytes, flops, Bound::memory, [&] {
-            kc::matvec(type, dw.get(), s.rows, s.k, dx.get(), dy.get(), batch, false, b.stream());
-          });
-          if (batch == 1 && type == k::GgmlType::q4_1) {
-            std::vector<k::half_bits> x16(x.size());
-            for (std::size_t i = 0; i < x.size(); ++i) x16[i] = k::fp32_to_fp16(x[i]);
-            auto dx16 = upload(x16);
-            b.time(name + "_x16", shape_name(s, batch), bytes - 2.0 * x.size(), flops, Bound::memory, [&] {
-              kc::matvec(type, dw.get(), s.rows, s.k, dx16.get(), dy.get(), batch, false, b.stream());
-            });
-          }
-        } else {
-          b.time(name, shape_name(s, batch), bytes, flops, Bound::memory,
-                 [&] { k::cpu::matvec(type, w.data(), s.rows, s.k, x.data(), y.data(), batch, false); });
-        }
-      }
+      time_matvec(b, type, s, [&](const std::byte* w, const auto* x, float* y, int batch) {
+        kc::matvec(type, w, s.rows, s.k, x, y, batch, false, b.stream());
+      });
     }
   }
 }
@@ -287,26 +300,9 @@ void bench_matvec_kquant(Bench& b) {
   for (auto type : {k::GgmlType::q4_k, k::GgmlType::q5_k, k::GgmlType::q6_k}) {
     for (const MatShape& s : shapes) {
       if (!b.gpu() && s.k >= 4096) continue;  // keep the CPU run short
-      const auto w = quantized(type, s.k * s.rows, 1);
-      const std::vector<int> batches = b.gpu() ? std::vector<int>{1, 8, 32} : std::vector<int>{1};
-      for (int batch : batches) {
-        const auto x = random_floats(static_cast<std::size_t>(batch * s.k), 2);
-        std::vector<float> y(static_cast<std::size_t>(batch * s.rows));
-        const double bytes = static_cast<double>(w.size()) + 4.0 * (x.size() + y.size());
-        const double flops = 2.0 * s.k * s.rows * batch;
-        const std::string name = std::string("matvec_") + std::string(k::type_name(type));
-        if (b.gpu()) {
-          auto dw = upload(w);
-          auto dx = upload(x);
-          kc::DeviceBuffer<float> dy(y.size());
-          b.time(name, shape_name(s, batch), bytes, flops, Bound::memory, [&] {
-            kc::matvec_kquant(type, dw.get(), s.rows, s.k, dx.get(), dy.get(), batch, false, b.stream());
-          });
-        } else {
-          b.time(name, shape_name(s, batch), bytes, flops, Bound::memory,
-                 [&] { k::cpu::matvec(type, w.data(), s.rows, s.k, x.data(), y.data(), batch, false); });
-        }
-      }
+      time_matvec(b, type, s, [&](const std::byte* w, const float* x, float* y, int batch) {
+        kc::matvec_kquant(type, w, s.rows, s.k, x, y, batch, false, b.stream());
+      });
     }
   }
 }
