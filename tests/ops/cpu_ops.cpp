@@ -52,6 +52,36 @@ struct Matrix {
   std::int64_t rows, cols;
 };
 
+// A case of y = W round_to_q8_blocks(x) (W of `type`, m.rows x m.cols, in w; batch rows of x) for
+// one implementation, all but its launch, which writes out. The reference is computed once into
+// want, which the implementations of one (matrix, batch) share.
+Case make_matmul_q8act_case(std::string op, std::string impl, std::string shape, GgmlType type,
+                            const Matrix& m, int batch,
+                            std::shared_ptr<const std::vector<std::byte>> w,
+                            std::shared_ptr<const std::vector<float>> x,
+                            std::shared_ptr<std::vector<float>> want,
+                            std::shared_ptr<std::vector<float>> out) {
+  Case c;
+  c.op = std::move(op);
+  c.impl = std::move(impl);
+  c.shape = std::move(shape);
+  c.type = kernels::type_name(type);
+  c.batch = batch;
+  c.nmse_tolerance = 1e-10;
+  c.bytes = static_cast<double>(w->size()) + 4.0 * static_cast<double>(x->size() + out->size());
+  c.reference = [=] {
+    if (want->empty()) {
+      std::vector<float> xr(x->size());
+      kernels::cpu::round_to_q8_blocks(x->data(), xr.data(), static_cast<std::int64_t>(x->size()));
+      want->resize(out->size());
+      kernels::cpu::matvec(type, w->data(), m.rows, m.cols, xr.data(), want->data(), batch);
+    }
+    return *want;
+  };
+  c.result = [out] { return *out; };
+  return c;
+}
+
 // The 8-bit-activation matmul: y = W round_to_q8_blocks(x). The reference rounds the activations
 // the same way, so the only difference left is F32 summation order: NMSE 1e-10 (seen: below 2e-12;
 // a wrong block, scale or nibble order gives NMSE near 1).
@@ -78,26 +108,9 @@ void matmul_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
                 std::make_shared<std::vector<ActBlock>>(static_cast<std::size_t>(batch * nb));
             auto out =
                 std::make_shared<std::vector<float>>(static_cast<std::size_t>(batch * m.rows));
-            Case c;
-            c.op = "matmul_q8act";
-            c.impl = set.name;
-            c.shape = std::string(shape.name) + " " + m.name;
-            c.type = kernels::type_name(type);
-            c.batch = batch;
-            c.nmse_tolerance = 1e-10;
-            c.bytes =
-                static_cast<double>(w->size()) + 4.0 * static_cast<double>(x->size() + out->size());
-            c.reference = [=] {
-              if (want->empty()) {
-                std::vector<float> xr(x->size());
-                kernels::cpu::round_to_q8_blocks(x->data(), xr.data(),
-                                                 static_cast<std::int64_t>(x->size()));
-                want->resize(out->size());
-                kernels::cpu::matvec(type, w->data(), m.rows, m.cols, xr.data(), want->data(),
-                                     batch);
-              }
-              return *want;
-            };
+            Case c = make_matmul_q8act_case("matmul_q8act", set.name,
+                                            std::string(shape.name) + " " + m.name, type, m, batch,
+                                            w, x, want, out);
             const auto fn = matmul_of(set, type);
             const auto quantize = set.quantize;
             const std::int64_t rows = m.rows, cols = m.cols;
@@ -109,7 +122,6 @@ void matmul_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
               fn(w->data(), row_bytes, nb, 0, static_cast<int>(rows), acts->data(), batch,
                  out->data(), static_cast<std::size_t>(rows));
             };
-            c.result = [out] { return *out; };
             runner.run(c);
           }
         }
@@ -164,25 +176,9 @@ void kquant_matmul_cases(Runner& runner) {
         auto want = std::make_shared<std::vector<float>>();
         for (const Impl& impl : impls) {
           auto out = std::make_shared<std::vector<float>>(static_cast<std::size_t>(batch * m.rows));
-          Case c;
-          c.op = "matmul_kquant";
-          c.impl = impl.name;
-          c.shape = std::string(sm.shape->name) + " " + m.name;
-          c.type = kernels::type_name(type);
-          c.batch = batch;
-          c.nmse_tolerance = 1e-10;
-          c.bytes =
-              static_cast<double>(w->size()) + 4.0 * static_cast<double>(x->size() + out->size());
-          c.reference = [=] {
-            if (want->empty()) {
-              std::vector<float> xr(x->size());
-              kernels::cpu::round_to_q8_blocks(x->data(), xr.data(),
-                                               static_cast<std::int64_t>(x->size()));
-              want->resize(out->size());
-              kernels::cpu::matvec(type, w->data(), m.rows, m.cols, xr.data(), want->data(), batch);
-            }
-            return *want;
-          };
+          Case c = make_matmul_q8act_case("matmul_kquant", impl.name,
+                                          std::string(sm.shape->name) + " " + m.name, type, m,
+                                          batch, w, x, want, out);
           const auto fn = impl.fn;
           const std::int64_t rows = m.rows;
           // Two calls over row ranges, as the thread split makes them.
@@ -193,7 +189,6 @@ void kquant_matmul_cases(Runner& runner) {
             fn(type, w->data(), row_bytes, nb, half, static_cast<int>(rows), acts->data(), batch,
                out->data(), static_cast<std::size_t>(rows));
           };
-          c.result = [out] { return *out; };
           runner.run(c);
         }
       }
