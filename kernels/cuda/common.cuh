@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <type_traits>
 
 #include "kernels/device.h"
 #include "kernels/ggml_types.h"
@@ -40,6 +41,43 @@ __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, offset));
   return v;
+}
+
+// The end of a mat-vec kernel (matvec.cu, matvec_kquant.cu) whose warp holds R rows times B batch
+// columns of per-lane partial sums: each is summed over the warp, and lane 0 writes it to (or,
+// accumulating, adds it to) y[b * rows + row0 + r] for the columns below batch and the rows that
+// exist.
+template <int R, int B>
+__device__ __forceinline__ void store_warp_sums(const float (&acc)[R][B], float* __restrict__ y,
+                                                std::int64_t rows, std::int64_t row0, int batch,
+                                                bool accumulate, int lane) {
+#pragma unroll
+  for (int r = 0; r < R; ++r) {
+#pragma unroll
+    for (int b = 0; b < B; ++b) {
+      if (b < batch) {
+        const float sum = warp_sum(acc[r][b]);
+        if (lane == 0 && row0 + r < rows) {
+          float& out = y[b * rows + row0 + r];
+          out = accumulate ? out + sum : sum;
+        }
+      }
+    }
+  }
+}
+
+// The batch tiles of the mat-vec kernels: each is compiled for B = 1, 2, 4, 8, 16, 32 and 64
+// activation columns (kMaxMatvecBatch), and a batch runs on the smallest tile that holds it, so
+// seven instantiations serve every batch. Calls launch(std::integral_constant<int, B>{}).
+template <class Launch>
+void launch_batch_tile(int batch, Launch&& launch) {
+  if (batch == 1) return launch(std::integral_constant<int, 1>{});
+  if (batch == 2) return launch(std::integral_constant<int, 2>{});
+  if (batch <= 4) return launch(std::integral_constant<int, 4>{});
+  if (batch <= 8) return launch(std::integral_constant<int, 8>{});
+  if (batch <= 16) return launch(std::integral_constant<int, 16>{});
+  if (batch <= 32) return launch(std::integral_constant<int, 32>{});
+  return launch(std::integral_constant<int, 64>{});
 }
 
 // Sum over a block of blockDim.x threads (a multiple of 32, at most 1024); every thread gets the result.

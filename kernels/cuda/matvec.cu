@@ -243,19 +243,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
   }
 
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int b = 0; b < B; ++b) {
-      if (b < batch) {
-        const float sum = detail::warp_sum(acc[r][b]);
-        if (lane == 0 && row0 + r < rows) {
-          float& out = y[b * rows + row0 + r];
-          out = accumulate ? out + sum : sum;
-        }
-      }
-    }
-  }
+  detail::store_warp_sums(acc, y, rows, row0, batch, accumulate, lane);
 }
 
 template <GgmlType T, int R, int B, class XT>
@@ -272,16 +260,17 @@ void launch(const void* w, std::int64_t rows, std::int64_t k, const XT* x, float
 
 // Rows per warp: each x chunk a lane loads serves R rows, so R cuts the activation traffic (from L1/L2)
 // by R; the accumulators (R * B registers) bound it as the batch grows.
+constexpr int rows_per_warp(int batch_tile) {
+  return batch_tile <= 2 ? 2 : batch_tile <= 8 ? 4 : batch_tile <= 32 ? 2 : 1;
+}
+
 template <GgmlType T, class XT>
 void launch_batch(const void* w, std::int64_t rows, std::int64_t k, const XT* x, float* y, int batch,
                   bool accumulate, StreamView stream) {
-  if (batch == 1) return launch<T, 2, 1>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch == 2) return launch<T, 2, 2>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 4) return launch<T, 4, 4>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 8) return launch<T, 4, 8>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 16) return launch<T, 2, 16>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 32) return launch<T, 2, 32>(w, rows, k, x, y, batch, accumulate, stream);
-  return launch<T, 1, 64>(w, rows, k, x, y, batch, accumulate, stream);
+  detail::launch_batch_tile(batch, [&](auto tile) {
+    constexpr int B = decltype(tile)::value;
+    launch<T, rows_per_warp(B), B>(w, rows, k, x, y, batch, accumulate, stream);
+  });
 }
 
 template <class XT>

@@ -218,19 +218,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
   }
 
-#pragma unroll
-  for (int r = 0; r < R; ++r) {
-#pragma unroll
-    for (int b = 0; b < B; ++b) {
-      if (b < batch) {
-        const float sum = detail::warp_sum(acc[r][b]);
-        if (lane == 0 && row0 + r < rows) {
-          float& out = y[b * rows + row0 + r];
-          out = accumulate ? out + sum : sum;
-        }
-      }
-    }
-  }
+  detail::store_warp_sums(acc, y, rows, row0, batch, accumulate, lane);
 }
 
 template <GgmlType T, int R, int B>
@@ -244,16 +232,17 @@ void launch(const void* w, std::int64_t rows, std::int64_t k, const float* x, fl
 }
 
 // Rows per warp as matvec.cu chooses them: R rows share each activation load; R * B accumulators.
+constexpr int rows_per_warp(int batch_tile) {
+  return batch_tile <= 8 ? 2 : 1;
+}
+
 template <GgmlType T>
 void launch_batch(const void* w, std::int64_t rows, std::int64_t k, const float* x, float* y,
                   int batch, bool accumulate, StreamView stream) {
-  if (batch == 1) return launch<T, 2, 1>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch == 2) return launch<T, 2, 2>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 4) return launch<T, 2, 4>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 8) return launch<T, 2, 8>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 16) return launch<T, 1, 16>(w, rows, k, x, y, batch, accumulate, stream);
-  if (batch <= 32) return launch<T, 1, 32>(w, rows, k, x, y, batch, accumulate, stream);
-  return launch<T, 1, 64>(w, rows, k, x, y, batch, accumulate, stream);
+  detail::launch_batch_tile(batch, [&](auto tile) {
+    constexpr int B = decltype(tile)::value;
+    launch<T, rows_per_warp(B), B>(w, rows, k, x, y, batch, accumulate, stream);
+  });
 }
 
 }  // namespace
