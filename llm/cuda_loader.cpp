@@ -12,26 +12,6 @@
 namespace podworker::llm {
 namespace {
 
-// An open shared library, closed when it goes out of scope.
-class OpenLibrary {
- public:
-  OpenLibrary(const char* name, int flags) : handle_(::dlopen(name, flags)) {}
-  ~OpenLibrary() {
-    if (handle_ != nullptr) ::dlclose(handle_);
-  }
-  OpenLibrary(const OpenLibrary&) = delete;
-  OpenLibrary& operator=(const OpenLibrary&) = delete;
-
-  explicit operator bool() const noexcept { return handle_ != nullptr; }
-  template <class Fn>
-  Fn* symbol(const char* name) const noexcept {
-    return reinterpret_cast<Fn*>(::dlsym(handle_, name));
-  }
-
- private:
-  void* handle_;
-};
-
 #ifdef PODWORKER_LLM_HAVE_CUDA
 std::string last_dl_error() {
   const char* e = ::dlerror();
@@ -77,34 +57,6 @@ LoadedModule open_module() {
 #endif
 
 }  // namespace
-
-CudaDriverProbe probe_cuda_driver() {
-  CudaDriverProbe out;
-  // The driver API needs no toolkit at build time: the driver library is what a GPU container
-  // mounts, so its absence is the usual "no GPU here".
-  const OpenLibrary driver("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
-  if (!driver) {
-    out.why_none = "no CUDA driver library (libcuda.so.1)";
-    return out;
-  }
-  using Init = int(unsigned);
-  using Count = int(int*);
-  auto* cu_init = driver.symbol<Init>("cuInit");
-  auto* cu_count = driver.symbol<Count>("cuDeviceGetCount");
-  if (cu_init == nullptr || cu_count == nullptr) {
-    out.why_none = "the CUDA driver library lacks cuInit or cuDeviceGetCount";
-    return out;
-  }
-  if (const int rc = cu_init(0); rc != 0) {
-    out.why_none = "cuInit failed (CUresult " + std::to_string(rc) + ")";
-    return out;
-  }
-  if (cu_count(&out.devices) != 0 || out.devices <= 0) {
-    out.devices = 0;
-    out.why_none = "the driver sees no device";
-  }
-  return out;
-}
 
 std::vector<std::filesystem::path> cuda_module_candidates() {
   constexpr const char* kFile = "libpodworker_cuda.so";

@@ -1,7 +1,6 @@
-// The program's side of the CUDA backend module (llm/cuda/module.h): finding a device without the
-// CUDA runtime, and opening libpodworker_cuda.so on first use. Nothing here links CUDA: the driver
-// (libcuda.so.1) and the module are opened with dlopen() only when make_backend() is asked for
-// CUDA.
+// The program's side of the CUDA backend module (llm/cuda/module.h): opening libpodworker_cuda.so
+// on first use. Nothing here links CUDA: the module is opened with dlopen() only when
+// make_backend() is asked for CUDA and the driver (podworker/cuda_probe.h) sees a device.
 #pragma once
 
 #include <filesystem>
@@ -12,15 +11,6 @@
 #include "llm/backend.h"
 
 namespace podworker::llm {
-
-// What the driver API reports, through libcuda.so.1 opened for the question and closed after it
-// (the driver honours CUDA_VISIBLE_DEVICES). devices is 0 when there is no driver or no device;
-// why_none then says which.
-struct CudaDriverProbe {
-  int devices = 0;
-  std::string why_none;
-};
-CudaDriverProbe probe_cuda_driver();
 
 // Where the module is looked for, in order: $PODWORKER_CUDA_MODULE (a file path) alone when set;
 // else libpodworker_cuda.so beside the executable, then in the install's module directory relative

@@ -6,6 +6,7 @@
 #include "llm/cpu_backend.h"
 #include "llm/cuda_loader.h"
 #include "llm/reference_backend.h"
+#include "podworker/cuda_probe.h"
 #include "podworker/log.h"
 
 namespace podworker::llm {

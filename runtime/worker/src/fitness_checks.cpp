@@ -1,6 +1,5 @@
 #include "fitness_checks.h"
 
-#include <dlfcn.h>
 #include <sys/statvfs.h>
 
 #include <charconv>
@@ -10,6 +9,7 @@
 #include <stdexcept>
 
 #include "http_client.h"
+#include "podworker/cuda_probe.h"
 #include "podworker/ids.h"
 #include "podworker/log.h"
 
@@ -108,30 +108,6 @@ std::optional<std::string> check_disk(const FitnessConfig& c) {
   return std::nullopt;
 }
 
-// A dlopen'ed library, closed on destruction.
-class Library {
- public:
-  explicit Library(std::initializer_list<const char*> names) {
-    for (const char* name : names) {
-      handle_ = ::dlopen(name, RTLD_NOW | RTLD_LOCAL);
-      if (handle_ != nullptr) return;
-    }
-  }
-  ~Library() {
-    if (handle_ != nullptr) ::dlclose(handle_);
-  }
-  Library(const Library&) = delete;
-  Library& operator=(const Library&) = delete;
-  explicit operator bool() const { return handle_ != nullptr; }
-  template <typename Fn>
-  Fn* symbol(const char* name) const {
-    return reinterpret_cast<Fn*>(::dlsym(handle_, name));
-  }
-
- private:
-  void* handle_ = nullptr;
-};
-
 std::optional<std::string> check_gpu(const FitnessConfig& c, bool required) {
   const GpuProbe gpu = probe_gpu();
   if (gpu.devices == 0) {
@@ -188,39 +164,12 @@ int parse_cuda_version(const std::string& text) {
 }
 
 GpuProbe probe_gpu() {
+  const CudaDriverProbe driver = probe_cuda_driver();
   GpuProbe out;
-  // The driver API needs no CUDA toolkit at build time; the driver library is what the GPU
-  // container runtime mounts, so its absence is the usual "no GPU here".
-  const Library driver({"libcuda.so.1", "libcuda.so"});
-  if (!driver) {
-    out.why_none = "no CUDA driver library (libcuda.so.1)";
-    return out;
-  }
-  using Init = int(unsigned);
-  using IntOut = int(int*);
-  auto* cu_init = driver.symbol<Init>("cuInit");
-  auto* cu_count = driver.symbol<IntOut>("cuDeviceGetCount");
-  auto* cu_version = driver.symbol<IntOut>("cuDriverGetVersion");
-  if (cu_init == nullptr || cu_count == nullptr || cu_version == nullptr) {
-    out.why_none = "the CUDA driver library lacks cuInit";
-    return out;
-  }
-  if (const int rc = cu_init(0); rc != 0) {
-    out.why_none = "cuInit failed (CUresult " + std::to_string(rc) + ")";
-    return out;
-  }
-  cu_version(&out.driver_version);
-  if (cu_count(&out.devices) != 0 || out.devices <= 0) {
-    out.devices = 0;
-    out.why_none = "the driver sees no device";
-    return out;
-  }
-  const Library runtime(
-      {"libcudart.so", "libcudart.so.13", "libcudart.so.12", "libcudart.so.11.0"});
-  if (runtime) {
-    if (auto* rt_version = runtime.symbol<IntOut>("cudaRuntimeGetVersion"))
-      rt_version(&out.runtime_version);
-  }
+  out.devices = driver.devices;
+  out.driver_version = driver.driver_version;
+  out.why_none = driver.why_none;
+  if (out.devices > 0) out.runtime_version = cuda_runtime_version();
   return out;
 }
 
