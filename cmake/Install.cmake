@@ -154,6 +154,18 @@ foreach(exe worker endpoint)
   endif()
 endforeach()
 
+# podworker_install_deps builds exactly what the rules above install, from the same lists, so a
+# build that only installs (the image's build stage, scripts/docker-build-steps.sh) need not build
+# everything (`all` holds the tools and, when on, the tests) and cannot miss a newly installed target.
+set(_podworker_installed ${_podworker_exported} ${_podworker_cuda_exported})
+foreach(target podworker_cuda worker endpoint)
+  if(TARGET ${target})
+    list(APPEND _podworker_installed ${target})
+  endif()
+endforeach()
+add_custom_target(podworker_install_deps)
+add_dependencies(podworker_install_deps ${_podworker_installed})
+
 # Public headers, found from each exported target's build-tree include directories: an include/
 # folder is installed whole. One that holds podworker/*.h goes to include/; any other (the kernels'
 # include/kernels/*.h) goes under include/podworker/, so an installed tree never adds top-level

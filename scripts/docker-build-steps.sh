@@ -60,15 +60,11 @@ if command -v ccache >/dev/null 2>&1; then
 fi
 echo "== configure ($variant): cmake ${cmake_args[*]}"
 cmake "${cmake_args[@]}"
-# What the install takes: the two executables (between them every library of the core
-# component), the cuda component's library (podworker_kernels_cuda: in a CPU build its no-CUDA
-# form, which no executable links) and, in the cuda variant, the CUDA backend module (opened at run
-# time, not linked). The tools (quantize, perplexity, make_test_model) are not installed, so not
-# built.
-targets=(worker endpoint podworker_kernels_cuda)
-if [ "$variant" = cuda ]; then targets+=(podworker_cuda); fi
-echo "== build: ${targets[*]}"
-cmake --build "$build_dir" -j"$jobs" --target "${targets[@]}"
+# What the install takes, and only that: podworker_install_deps (cmake/Install.cmake) depends on
+# every target the install rules name. The tools (quantize, perplexity, make_test_model) are not
+# installed, so not built.
+echo "== build: podworker_install_deps"
+cmake --build "$build_dir" -j"$jobs" --target podworker_install_deps
 
 # ---- 2. install (stripped) into the prefix ----
 echo "== install into $prefix"
