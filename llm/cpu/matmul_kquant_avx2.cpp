@@ -264,6 +264,7 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
   if (ncols == 1 && type == kernels::GgmlType::q5_0) {
     for (; r0 + 2 <= r1; r0 += 2) {
       const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
+      prefetch_ahead(row, 2 * row_bytes);
       rows2_q5_0(reinterpret_cast<const BlockQ5_0*>(row),
                  reinterpret_cast<const BlockQ5_0*>(row + row_bytes), nblocks, acts, out + r0);
     }
@@ -271,6 +272,7 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
   if (ncols == 1 && (type == kernels::GgmlType::q4_k || type == kernels::GgmlType::q5_k)) {
     for (; r0 + 2 <= r1; r0 += 2) {
       const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
+      prefetch_ahead(row, 2 * row_bytes);
       Acc acc0, acc1;
       if (type == kernels::GgmlType::q4_k) {
         rows2_k4<false>(reinterpret_cast<const BlockQ4_K*>(row),
@@ -287,7 +289,11 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
   }
   for (int r = r0; r < r1; ++r) {
     const std::byte* row = w + static_cast<std::size_t>(r) * row_bytes;
-    if (r + 1 < r1) _mm_prefetch(reinterpret_cast<const char*>(row + row_bytes), _MM_HINT_T0);
+    if (ncols == 1) {
+      prefetch_ahead(row, row_bytes);  // Q6_K and the odd last row: batch 1 streams the weights
+    } else if (r + 1 < r1) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + row_bytes), _MM_HINT_T0);
+    }
     for (int c0 = 0; c0 < ncols; c0 += kMaxCols) {
       const int nc = ncols - c0 < kMaxCols ? ncols - c0 : kMaxCols;
       const ActBlock* a = acts + static_cast<std::size_t>(c0) * static_cast<std::size_t>(nblocks);
