@@ -199,40 +199,95 @@ void rows2_k4(const Block* row0, const Block* row1, int nsuper, const ActBlock* 
   }
 }
 
+// Q6_K's 6-bit values of block k of half h (k = 0..3), as signed -32..31.
+inline __m256i q6_k_weights(const __m256i ql0, const __m256i ql1, const __m256i qh, int k) {
+  const __m256i lowsrc = (k & 1) ? ql1 : ql0;
+  const __m256i low = _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(lowsrc, 4) : lowsrc, _mm256_set1_epi8(0x0F));
+  const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), _mm256_set1_epi8(3));
+  const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
+  return _mm256_sub_epi8(q, _mm256_set1_epi8(32));
+}
+
+// The 16-bit multipliers of block k: elements 0..15 and 16..31 of a block have their own scale,
+// which is int16 words 0-7 and 8-15 of vpmaddubsw's output. `sc8` holds the half's 8 scales as
+// int16 in both 128-bit lanes.
+inline __m256i q6_k_scales(__m256i sc8, int k) {
+  // Bytes 4k, 4k+1 (word 2k) in the low lane, 4k+2, 4k+3 (word 2k+1) in the high lane.
+  const __m256i idx = _mm256_setr_epi8(
+      static_cast<char>(4 * k), static_cast<char>(4 * k + 1), static_cast<char>(4 * k), static_cast<char>(4 * k + 1),
+      static_cast<char>(4 * k), static_cast<char>(4 * k + 1), static_cast<char>(4 * k), static_cast<char>(4 * k + 1),
+      static_cast<char>(4 * k), static_cast<char>(4 * k + 1), static_cast<char>(4 * k), static_cast<char>(4 * k + 1),
+      static_cast<char>(4 * k), static_cast<char>(4 * k + 1), static_cast<char>(4 * k), static_cast<char>(4 * k + 1),
+      static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3), static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3),
+      static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3), static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3),
+      static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3), static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3),
+      static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3), static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3));
+  return _mm256_shuffle_epi8(sc8, idx);
+}
+
+inline __m256i q6_k_half_scales(const std::int8_t* sc) {
+  std::int64_t eight = 0;
+  std::memcpy(&eight, sc, sizeof eight);
+  return _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_cvtsi64_si128(eight)));
+}
+
+// Σ sc_16 · w · q_a per 4-element group, exactly: vpmaddwd by the scale words instead of by ones
+// multiplies each pair sum by its 16-element scale (|sums| <= 2·32·127, so no overflow), the same
+// integers as multiplying the plain dot product afterwards, for one instruction instead of a
+// two-uop vpmulld.
+inline __m256i q6_k_dot(__m256i w, __m256i qa, __m256i scales) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(qa, w)), scales);
+}
+
 template <int NC>
 void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, Acc& acc) {
   const int nblocks = nsuper * 8;
-  const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3),
-                m32 = _mm256_set1_epi8(32);
   for (int s = 0; s < nsuper; ++s) {
     const BlockQ6_K& blk = row[s];
     const float d = _cvtsh_ss(blk.d);
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = load32(blk.ql + 64 * h), ql1 = load32(blk.ql + 64 * h + 32);
       const __m256i qh = load32(blk.qh + 32 * h);
-      const std::int8_t* sc = blk.scales + 8 * h;
+      const __m256i sc8 = q6_k_half_scales(blk.scales + 8 * h);
       for (int k = 0; k < 4; ++k) {
-        const __m256i lowsrc = (k & 1) ? ql1 : ql0;
-        const __m256i low = _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(lowsrc, 4) : lowsrc, low4);
-        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three);
-        const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
-        const __m256i w = _mm256_sub_epi8(q, m32);                           // -32..31
-        const __m256i wabs = _mm256_sign_epi8(w, w);
-        // Elements 0..15 and 16..31 of the block have their own scale: lanes 0-3 and 4-7.
-        const __m256i scales =
-            _mm256_set_epi32(sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k],
-                             sc[2 * k], sc[2 * k], sc[2 * k]);
+        const __m256i w = q6_k_weights(ql0, ql1, qh, k);
+        const __m256i scales = q6_k_scales(sc8, k);
         const int b = s * 8 + h * 4 + k;
         for (int c = 0; c < NC; ++c) {
           const ActBlock& a = acts[static_cast<std::size_t>(c) * static_cast<std::size_t>(nblocks) +
                                    static_cast<std::size_t>(b)];
-          const __m256i p =
-              _mm256_mullo_epi32(dot_u8s8(wabs, _mm256_sign_epi8(load32(a.qs), w)), scales);
+          const __m256i p = q6_k_dot(w, load32(a.qs), scales);
           acc.v[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a.d), acc.v[c]);
         }
       }
     }
   }
+}
+
+// Batch 1: two Q6_K rows in lockstep, each summed as row_q6_k<1> sums it (the same results), so
+// the two FMA chains overlap and each activation block is loaded once.
+void rows2_q6_k(const BlockQ6_K* row0, const BlockQ6_K* row1, int nsuper, const ActBlock* acts, float* out) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int s = 0; s < nsuper; ++s) {
+    const BlockQ6_K& b0 = row0[s];
+    const BlockQ6_K& b1 = row1[s];
+    const float d0 = _cvtsh_ss(b0.d), d1 = _cvtsh_ss(b1.d);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql00 = load32(b0.ql + 64 * h), ql01 = load32(b0.ql + 64 * h + 32), qh0 = load32(b0.qh + 32 * h);
+      const __m256i ql10 = load32(b1.ql + 64 * h), ql11 = load32(b1.ql + 64 * h + 32), qh1 = load32(b1.qh + 32 * h);
+      const __m256i sc0 = q6_k_half_scales(b0.scales + 8 * h), sc1 = q6_k_half_scales(b1.scales + 8 * h);
+      for (int k = 0; k < 4; ++k) {
+        const ActBlock& a = acts[s * 8 + h * 4 + k];
+        const __m256i qa = load32(a.qs);
+        const __m256i p0 = q6_k_dot(q6_k_weights(ql00, ql01, qh0, k), qa, q6_k_scales(sc0, k));
+        const __m256i p1 = q6_k_dot(q6_k_weights(ql10, ql11, qh1, k), qa, q6_k_scales(sc1, k));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * a.d), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * a.d), acc1);
+      }
+    }
+  }
+  out[0] = hsum(acc0);  // Q6_K has no offset term
+  out[1] = hsum(acc1);
 }
 
 // One row of `type` against NC columns.
@@ -285,6 +340,14 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
       }
       out[r0] = hsum(acc0.v[0]) - acc0.s[0];
       out[r0 + 1] = hsum(acc1.v[0]) - acc1.s[0];
+    }
+  }
+  if (ncols == 1 && type == kernels::GgmlType::q6_k) {
+    for (; r0 + 2 <= r1; r0 += 2) {
+      const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
+      prefetch_ahead(row, 2 * row_bytes);
+      rows2_q6_k(reinterpret_cast<const BlockQ6_K*>(row), reinterpret_cast<const BlockQ6_K*>(row + row_bytes),
+                 nblocks / 8, acts, out + r0);
     }
   }
   for (int r = r0; r < r1; ++r) {
