@@ -207,7 +207,8 @@ void rows2_k4(const Block* row0, const Block* row1, int nsuper, const ActBlock* 
 // Q6_K's 6-bit values of block k of half h (k = 0..3), as signed -32..31.
 inline __m256i q6_k_weights(const __m256i ql0, const __m256i ql1, const __m256i qh, int k) {
   const __m256i lowsrc = (k & 1) ? ql1 : ql0;
-  const __m256i low = _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(lowsrc, 4) : lowsrc, _mm256_set1_epi8(0x0F));
+  const __m256i low =
+      _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(lowsrc, 4) : lowsrc, _mm256_set1_epi8(0x0F));
   const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), _mm256_set1_epi8(3));
   const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
   return _mm256_sub_epi8(q, _mm256_set1_epi8(32));
@@ -217,16 +218,10 @@ inline __m256i q6_k_weights(const __m256i ql0, const __m256i ql1, const __m256i 
 // which is int16 words 0-7 and 8-15 of vpmaddubsw's output. `sc8` holds the half's 8 scales as
 // int16 in both 128-bit lanes.
 inline __m256i q6_k_scales(__m256i sc8, int k) {
-  // Bytes 4k, 4k+1 (word 2k) in the low lane, 4k+2, 4k+3 (word 2k+1) in the high lane.
-  const __m256i idx = _mm256_setr_epi8(
-      static_cast<char>(4 * k), static_cast<char>(4 * k + 1), static_cast<char>(4 * k), static_cast<char>(4 * k + 1),
-      static_cast<char>(4 * k), static_cast<char>(4 * k + 1), static_cast<char>(4 * k), static_cast<char>(4 * k + 1),
-      static_cast<char>(4 * k), static_cast<char>(4 * k + 1), static_cast<char>(4 * k), static_cast<char>(4 * k + 1),
-      static_cast<char>(4 * k), static_cast<char>(4 * k + 1), static_cast<char>(4 * k), static_cast<char>(4 * k + 1),
-      static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3), static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3),
-      static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3), static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3),
-      static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3), static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3),
-      static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3), static_cast<char>(4 * k + 2), static_cast<char>(4 * k + 3));
+  // Bytes 4k, 4k+1 (word 2k) repeated in the low lane, 4k+2, 4k+3 (word 2k+1) in the high lane.
+  const __m256i pattern = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  const __m256i idx = _mm256_add_epi8(pattern, _mm256_set1_epi8(static_cast<char>(4 * k)));
   return _mm256_shuffle_epi8(sc8, idx);
 }
 
@@ -241,7 +236,8 @@ inline __m256i q6_k_half_scales(const std::int8_t* sc) {
 // integers as multiplying the plain dot product afterwards, for one instruction instead of a
 // two-uop vpmulld.
 inline __m256i q6_k_dot(__m256i w, __m256i qa, __m256i scales) {
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(qa, w)), scales);
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(qa, w)),
+                           scales);
 }
 
 template <int NC>
@@ -271,16 +267,20 @@ void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, Acc& acc) 
 
 // Batch 1: two Q6_K rows in lockstep, each summed as row_q6_k<1> sums it (the same results), so
 // the two FMA chains overlap and each activation block is loaded once.
-void rows2_q6_k(const BlockQ6_K* row0, const BlockQ6_K* row1, int nsuper, const ActBlock* acts, float* out) {
+void rows2_q6_k(const BlockQ6_K* row0, const BlockQ6_K* row1, int nsuper, const ActBlock* acts,
+                float* out) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   for (int s = 0; s < nsuper; ++s) {
     const BlockQ6_K& b0 = row0[s];
     const BlockQ6_K& b1 = row1[s];
     const float d0 = _cvtsh_ss(b0.d), d1 = _cvtsh_ss(b1.d);
     for (int h = 0; h < 2; ++h) {
-      const __m256i ql00 = load32(b0.ql + 64 * h), ql01 = load32(b0.ql + 64 * h + 32), qh0 = load32(b0.qh + 32 * h);
-      const __m256i ql10 = load32(b1.ql + 64 * h), ql11 = load32(b1.ql + 64 * h + 32), qh1 = load32(b1.qh + 32 * h);
-      const __m256i sc0 = q6_k_half_scales(b0.scales + 8 * h), sc1 = q6_k_half_scales(b1.scales + 8 * h);
+      const __m256i ql00 = load32(b0.ql + 64 * h), ql01 = load32(b0.ql + 64 * h + 32),
+                    qh0 = load32(b0.qh + 32 * h);
+      const __m256i ql10 = load32(b1.ql + 64 * h), ql11 = load32(b1.ql + 64 * h + 32),
+                    qh1 = load32(b1.qh + 32 * h);
+      const __m256i sc0 = q6_k_half_scales(b0.scales + 8 * h),
+                    sc1 = q6_k_half_scales(b1.scales + 8 * h);
       for (int k = 0; k < 4; ++k) {
         const ActBlock& a = acts[s * 8 + h * 4 + k];
         const __m256i qa = load32(a.qs);
@@ -351,8 +351,8 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
     for (; r0 + 2 <= r1; r0 += 2) {
       const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
       prefetch_ahead(row, 2 * row_bytes);
-      rows2_q6_k(reinterpret_cast<const BlockQ6_K*>(row), reinterpret_cast<const BlockQ6_K*>(row + row_bytes),
-                 nblocks / 8, acts, out + r0);
+      rows2_q6_k(reinterpret_cast<const BlockQ6_K*>(row),
+                 reinterpret_cast<const BlockQ6_K*>(row + row_bytes), nblocks / 8, acts, out + r0);
     }
   }
   for (int r = r0; r < r1; ++r) {
