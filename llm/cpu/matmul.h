@@ -40,7 +40,15 @@ using AttendFn = void (*)(const float* q, const float* k, const float* v, int le
 inline constexpr std::size_t kPrefetchAhead = 2048;
 inline void prefetch_ahead(const std::byte* at, std::size_t bytes) {
   const std::uintptr_t base = reinterpret_cast<std::uintptr_t>(at) + kPrefetchAhead;
-  for (std::size_t o = 0; o < bytes; o += 64) __builtin_prefetch(reinterpret_cast<const void*>(base + o), 0, 3);
+  // Four lines per iteration: a loop step per line was 3 of every 4 instructions here.
+  std::size_t o = 0;
+  for (; o + 256 <= bytes; o += 256) {
+    __builtin_prefetch(reinterpret_cast<const void*>(base + o), 0, 3);
+    __builtin_prefetch(reinterpret_cast<const void*>(base + o + 64), 0, 3);
+    __builtin_prefetch(reinterpret_cast<const void*>(base + o + 128), 0, 3);
+    __builtin_prefetch(reinterpret_cast<const void*>(base + o + 192), 0, 3);
+  }
+  for (; o < bytes; o += 64) __builtin_prefetch(reinterpret_cast<const void*>(base + o), 0, 3);
 }
 
 struct CpuKernels {
