@@ -21,16 +21,24 @@ using kernels::BlockQ6_K;
 
 constexpr int kMaxCols = 4;
 
-// kernels/kquant.h's scale_min_k4, repeated with internal linkage: an inline function of a
-// header, compiled here for AVX2, could be the copy the linker keeps for every file.
-inline void scale_min(int j, const std::uint8_t* q, std::uint8_t& d, std::uint8_t& m) {
-  if (j < 4) {
-    d = q[j] & 63;
-    m = q[j + 4] & 63;
-  } else {
-    d = static_cast<std::uint8_t>((q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<std::uint8_t>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
+// All 8 sub-block scales and offsets of a Q4_K / Q5_K super-block, d·sc_j and dmin·m_j with sc_j,
+// m_j as kernels/kquant.h's scale_min_k4 reads them (the same floats), but unpacked with ggml's
+// word masks and converted 8 at a time: one j at a time, the branchy scalar unpacking cost a third
+// of the product's instructions.
+inline void k4_scales(const std::uint8_t* q, float d, float dmin, float* scale, float* offset) {
+  std::uint32_t u[4];
+  std::memcpy(u, q, 12);
+  constexpr std::uint32_t kLow6 = 0x3f3f3f3f, kLow4 = 0x0f0f0f0f, kLow2 = 0x03030303;
+  u[3] = ((u[2] >> 4) & kLow4) | (((u[1] >> 6) & kLow2) << 4);  // m_4..m_7
+  const std::uint32_t m03 = u[1] & kLow6;
+  u[1] = (u[2] & kLow4) | (((u[0] >> 6) & kLow2) << 4);  // sc_4..sc_7
+  u[2] = m03;
+  u[0] &= kLow6;  // sc_0..sc_3
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+  const __m256 sc = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(bytes));
+  const __m256 m = _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_srli_si128(bytes, 8)));
+  _mm256_storeu_ps(scale, _mm256_mul_ps(_mm256_set1_ps(d), sc));
+  _mm256_storeu_ps(offset, _mm256_mul_ps(_mm256_set1_ps(dmin), m));
 }
 
 inline float hsum(__m256 v) {
@@ -144,6 +152,8 @@ void row_k4(const Block* row, int nsuper, const ActBlock* acts, Acc& acc) {
     const float d = _cvtsh_ss(blk.d), dmin = _cvtsh_ss(blk.dmin);
     __m256i qh = _mm256_setzero_si256();
     if constexpr (kFiveBits) qh = load32(blk.qh);
+    float scale[8], offset[8];
+    k4_scales(blk.scales, d, dmin, scale, offset);
     for (int pair = 0; pair < 4; ++pair) {
       const __m256i q = load32(blk.qs + 32 * pair);
       for (int half = 0; half < 2; ++half) {
@@ -155,9 +165,7 @@ void row_k4(const Block* row, int nsuper, const ActBlock* acts, Acc& acc) {
           const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh, j), _mm256_set1_epi8(1));
           w = _mm256_or_si256(w, _mm256_slli_epi16(bit, 4));
         }
-        std::uint8_t sc = 0, m = 0;
-        scale_min(j, blk.scales, sc, m);
-        add_block<NC>(acc, w, d * sc, dmin * m, acts, nblocks, s * 8 + j);
+        add_block<NC>(acc, w, scale[j], offset[j], acts, nblocks, s * 8 + j);
       }
     }
   }
@@ -173,11 +181,10 @@ void rows2_k4(const Block* row0, const Block* row1, int nsuper, const ActBlock* 
   for (int s = 0; s < nsuper; ++s) {
     const Block* blk[2] = {&row0[s], &row1[s]};
     Acc* acc[2] = {&acc0, &acc1};
-    float d[2], dmin[2];
+    float scale[2][8], offset[2][8];
     __m256i qh[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
     for (int i = 0; i < 2; ++i) {
-      d[i] = _cvtsh_ss(blk[i]->d);
-      dmin[i] = _cvtsh_ss(blk[i]->dmin);
+      k4_scales(blk[i]->scales, _cvtsh_ss(blk[i]->d), _cvtsh_ss(blk[i]->dmin), scale[i], offset[i]);
       if constexpr (kFiveBits) qh[i] = load32(blk[i]->qh);
     }
     for (int pair = 0; pair < 4; ++pair) {
@@ -190,49 +197,102 @@ void rows2_k4(const Block* row0, const Block* row1, int nsuper, const ActBlock* 
             const __m256i bit = _mm256_and_si256(_mm256_srli_epi16(qh[i], j), _mm256_set1_epi8(1));
             w = _mm256_or_si256(w, _mm256_slli_epi16(bit, 4));
           }
-          std::uint8_t sc = 0, m = 0;
-          scale_min(j, blk[i]->scales, sc, m);
-          add_block<1>(*acc[i], w, d[i] * sc, dmin[i] * m, acts, nblocks, s * 8 + j);
+          add_block<1>(*acc[i], w, scale[i][j], offset[i][j], acts, nblocks, s * 8 + j);
         }
       }
     }
   }
 }
 
+// Q6_K's 6-bit values of block k of half h (k = 0..3), as signed -32..31.
+inline __m256i q6_k_weights(const __m256i ql0, const __m256i ql1, const __m256i qh, int k) {
+  const __m256i lowsrc = (k & 1) ? ql1 : ql0;
+  const __m256i low =
+      _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(lowsrc, 4) : lowsrc, _mm256_set1_epi8(0x0F));
+  const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), _mm256_set1_epi8(3));
+  const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
+  return _mm256_sub_epi8(q, _mm256_set1_epi8(32));
+}
+
+// The 16-bit multipliers of block k: elements 0..15 and 16..31 of a block have their own scale,
+// which is int16 words 0-7 and 8-15 of vpmaddubsw's output. `sc8` holds the half's 8 scales as
+// int16 in both 128-bit lanes.
+inline __m256i q6_k_scales(__m256i sc8, int k) {
+  // Bytes 4k, 4k+1 (word 2k) repeated in the low lane, 4k+2, 4k+3 (word 2k+1) in the high lane.
+  const __m256i pattern = _mm256_setr_epi8(0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1,  //
+                                           2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  const __m256i idx = _mm256_add_epi8(pattern, _mm256_set1_epi8(static_cast<char>(4 * k)));
+  return _mm256_shuffle_epi8(sc8, idx);
+}
+
+inline __m256i q6_k_half_scales(const std::int8_t* sc) {
+  std::int64_t eight = 0;
+  std::memcpy(&eight, sc, sizeof eight);
+  return _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_cvtsi64_si128(eight)));
+}
+
+// Σ sc_16 · w · q_a per 4-element group, exactly: vpmaddwd by the scale words instead of by ones
+// multiplies each pair sum by its 16-element scale (|sums| <= 2·32·127, so no overflow), the same
+// integers as multiplying the plain dot product afterwards, for one instruction instead of a
+// two-uop vpmulld.
+inline __m256i q6_k_dot(__m256i w, __m256i qa, __m256i scales) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(qa, w)),
+                           scales);
+}
+
 template <int NC>
 void row_q6_k(const BlockQ6_K* row, int nsuper, const ActBlock* acts, Acc& acc) {
   const int nblocks = nsuper * 8;
-  const __m256i low4 = _mm256_set1_epi8(0x0F), three = _mm256_set1_epi8(3),
-                m32 = _mm256_set1_epi8(32);
   for (int s = 0; s < nsuper; ++s) {
     const BlockQ6_K& blk = row[s];
     const float d = _cvtsh_ss(blk.d);
     for (int h = 0; h < 2; ++h) {
       const __m256i ql0 = load32(blk.ql + 64 * h), ql1 = load32(blk.ql + 64 * h + 32);
       const __m256i qh = load32(blk.qh + 32 * h);
-      const std::int8_t* sc = blk.scales + 8 * h;
+      const __m256i sc8 = q6_k_half_scales(blk.scales + 8 * h);
       for (int k = 0; k < 4; ++k) {
-        const __m256i lowsrc = (k & 1) ? ql1 : ql0;
-        const __m256i low = _mm256_and_si256(k >= 2 ? _mm256_srli_epi16(lowsrc, 4) : lowsrc, low4);
-        const __m256i high = _mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), three);
-        const __m256i q = _mm256_or_si256(low, _mm256_slli_epi16(high, 4));  // 0..63
-        const __m256i w = _mm256_sub_epi8(q, m32);                           // -32..31
-        const __m256i wabs = _mm256_sign_epi8(w, w);
-        // Elements 0..15 and 16..31 of the block have their own scale: lanes 0-3 and 4-7.
-        const __m256i scales =
-            _mm256_set_epi32(sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k + 1], sc[2 * k],
-                             sc[2 * k], sc[2 * k], sc[2 * k]);
+        const __m256i w = q6_k_weights(ql0, ql1, qh, k);
+        const __m256i scales = q6_k_scales(sc8, k);
         const int b = s * 8 + h * 4 + k;
         for (int c = 0; c < NC; ++c) {
           const ActBlock& a = acts[static_cast<std::size_t>(c) * static_cast<std::size_t>(nblocks) +
                                    static_cast<std::size_t>(b)];
-          const __m256i p =
-              _mm256_mullo_epi32(dot_u8s8(wabs, _mm256_sign_epi8(load32(a.qs), w)), scales);
+          const __m256i p = q6_k_dot(w, load32(a.qs), scales);
           acc.v[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(d * a.d), acc.v[c]);
         }
       }
     }
   }
+}
+
+// Batch 1: two Q6_K rows in lockstep, each summed as row_q6_k<1> sums it (the same results), so
+// the two FMA chains overlap and each activation block is loaded once.
+void rows2_q6_k(const BlockQ6_K* row0, const BlockQ6_K* row1, int nsuper, const ActBlock* acts,
+                float* out) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  for (int s = 0; s < nsuper; ++s) {
+    const BlockQ6_K& b0 = row0[s];
+    const BlockQ6_K& b1 = row1[s];
+    const float d0 = _cvtsh_ss(b0.d), d1 = _cvtsh_ss(b1.d);
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql00 = load32(b0.ql + 64 * h), ql01 = load32(b0.ql + 64 * h + 32),
+                    qh0 = load32(b0.qh + 32 * h);
+      const __m256i ql10 = load32(b1.ql + 64 * h), ql11 = load32(b1.ql + 64 * h + 32),
+                    qh1 = load32(b1.qh + 32 * h);
+      const __m256i sc0 = q6_k_half_scales(b0.scales + 8 * h),
+                    sc1 = q6_k_half_scales(b1.scales + 8 * h);
+      for (int k = 0; k < 4; ++k) {
+        const ActBlock& a = acts[s * 8 + h * 4 + k];
+        const __m256i qa = load32(a.qs);
+        const __m256i p0 = q6_k_dot(q6_k_weights(ql00, ql01, qh0, k), qa, q6_k_scales(sc0, k));
+        const __m256i p1 = q6_k_dot(q6_k_weights(ql10, ql11, qh1, k), qa, q6_k_scales(sc1, k));
+        acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d0 * a.d), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d1 * a.d), acc1);
+      }
+    }
+  }
+  out[0] = hsum(acc0);  // Q6_K has no offset term
+  out[1] = hsum(acc1);
 }
 
 // One row of `type` against NC columns.
@@ -264,6 +324,7 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
   if (ncols == 1 && type == kernels::GgmlType::q5_0) {
     for (; r0 + 2 <= r1; r0 += 2) {
       const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
+      prefetch_ahead(row, 2 * row_bytes);
       rows2_q5_0(reinterpret_cast<const BlockQ5_0*>(row),
                  reinterpret_cast<const BlockQ5_0*>(row + row_bytes), nblocks, acts, out + r0);
     }
@@ -271,6 +332,7 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
   if (ncols == 1 && (type == kernels::GgmlType::q4_k || type == kernels::GgmlType::q5_k)) {
     for (; r0 + 2 <= r1; r0 += 2) {
       const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
+      prefetch_ahead(row, 2 * row_bytes);
       Acc acc0, acc1;
       if (type == kernels::GgmlType::q4_k) {
         rows2_k4<false>(reinterpret_cast<const BlockQ4_K*>(row),
@@ -285,9 +347,21 @@ void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t 
       out[r0 + 1] = hsum(acc1.v[0]) - acc1.s[0];
     }
   }
+  if (ncols == 1 && type == kernels::GgmlType::q6_k) {
+    for (; r0 + 2 <= r1; r0 += 2) {
+      const std::byte* row = w + static_cast<std::size_t>(r0) * row_bytes;
+      prefetch_ahead(row, 2 * row_bytes);
+      rows2_q6_k(reinterpret_cast<const BlockQ6_K*>(row),
+                 reinterpret_cast<const BlockQ6_K*>(row + row_bytes), nblocks / 8, acts, out + r0);
+    }
+  }
   for (int r = r0; r < r1; ++r) {
     const std::byte* row = w + static_cast<std::size_t>(r) * row_bytes;
-    if (r + 1 < r1) _mm_prefetch(reinterpret_cast<const char*>(row + row_bytes), _MM_HINT_T0);
+    if (ncols == 1) {
+      prefetch_ahead(row, row_bytes);  // Q6_K and the odd last row: batch 1 streams the weights
+    } else if (r + 1 < r1) {
+      _mm_prefetch(reinterpret_cast<const char*>(row + row_bytes), _MM_HINT_T0);
+    }
     for (int c0 = 0; c0 < ncols; c0 += kMaxCols) {
       const int nc = ncols - c0 < kMaxCols ? ncols - c0 : kMaxCols;
       const ActBlock* a = acts + static_cast<std::size_t>(c0) * static_cast<std::size_t>(nblocks);
