@@ -132,7 +132,6 @@ class RedisStore final : public JobStore {
   const std::shared_ptr<const StoreClock> clock_;
   const std::int64_t wall_offset_ms_;  // wall clock minus the store clock, taken at construction
   const std::function<void(TerminalEvent)> on_terminal_;
-  std::array<std::string, redis_script::kCount> shas_;
 
   WatchRegistry watches_;
   // Records of jobs that ended COMPLETED or CANCELLED through this instance's own scripts while a
