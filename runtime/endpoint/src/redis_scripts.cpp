@@ -22,13 +22,13 @@ constexpr std::string_view kPrelude = R"LUA(
 -- pass text (NOW_S, '0', '1') wherever a value is only stored.
 local P, ORIGIN, NOW, NOW_S, RETENTION, RUNSYNC_RETENTION, GRACE, RETRY_LIMIT
 local SLACK = 60000
-local notes, events, logs, ended, queue_changed
+local notes, events, logs, ended, queue_changed, queue_length
 local function begin(ARGV)
   P, ORIGIN, NOW, NOW_S = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[3]
   RETENTION, RUNSYNC_RETENTION = tonumber(ARGV[4]), tonumber(ARGV[5])
   GRACE, RETRY_LIMIT = tonumber(ARGV[6]), tonumber(ARGV[7])
   notes, events, logs, ended = {}, {}, {}, {}
-  queue_changed = false
+  queue_changed, queue_length = false, nil
 end
 
 local function jk(id) return P .. 'job:' .. id end
@@ -46,7 +46,8 @@ local function note_queue() queue_changed = true end
 local function reply(result)
   if queue_changed then
     local v = redis.call('INCR', P .. 'qver')
-    local n = redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
+    -- queue_length: set by a function that knows it already (submit, from its push).
+    local n = queue_length or redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
     notes[#notes + 1] = 'q' .. v .. ':' .. n
   end
   if #notes > 0 and redis.call('PUBSUB', 'NUMSUB', P .. 'ev')[2] > 1 then
@@ -215,7 +216,11 @@ redis.call('HSET', k, 'pb', ARGV[16], 'id', id, 'input', ARGV[9], 'webhook', ARG
   'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_s)
 redis.call('PEXPIREAT', k, ttl_at + SLACK)
 redis.call('ZADD', P .. 'ttl', ttl_s, id)
-if ARGV[14] == '1' then redis.call('RPUSH', P .. 'queue:low', id) else redis.call('RPUSH', P .. 'queue', id) end
+if ARGV[14] == '1' then
+  queue_length = redis.call('RPUSH', P .. 'queue:low', id) + redis.call('LLEN', P .. 'queue')
+else
+  queue_length = redis.call('RPUSH', P .. 'queue', id) + redis.call('LLEN', P .. 'queue:low')
+end
 note_queue()
 return reply('ok')
 )LUA";
