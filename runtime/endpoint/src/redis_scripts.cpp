@@ -561,14 +561,18 @@ constexpr std::array<std::string_view, kCount> kBodies = {
     kHealth,     kWorkerBegin, kTake,     kRelease, kPostResult,
     kPostStream, kPing,        kReportInProgress, kTakeStop, kSweep};
 // In Id's order; with the library's version, the names FCALL calls.
-constexpr std::array<std::string_view, kCount> kNames = {
-    "submit",      "stream", "read_stream", "cancel",      "retry",
-    "purge",       "health", "worker_begin", "take",       "release",
-    "post_result", "post_stream", "ping",    "report_in_progress", "take_stop",
-    "sweep"};
+constexpr std::array<std::string_view, kCount> kNames = {"submit",      "stream",
+                                                         "read_stream", "cancel",
+                                                         "retry",       "purge",
+                                                         "health",      "worker_begin",
+                                                         "take",        "release",
+                                                         "post_result", "post_stream",
+                                                         "ping",        "report_in_progress",
+                                                         "take_stop",   "sweep"};
 
 // FNV-1a: a digest of the sources that is the same in every build, unlike std::hash.
-std::uint64_t digest(std::string_view text, std::uint64_t h = 0xcbf29ce484222325ULL) {
+std::uint64_t digest(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
   for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
   return h;
 }
@@ -584,19 +588,29 @@ struct Library {
 // REPLACE changes nothing for the other.
 const Library& library_() {
   static const Library lib = [] {
-    std::uint64_t h = digest(kPrelude);
-    for (std::string_view body : kBodies) h = digest(body, h);
-    char version[17];
-    std::snprintf(version, sizeof version, "%016llx", static_cast<unsigned long long>(h));
-    Library l;
-    l.source = "#!lua name=podworker_" + std::string(version) + "\n";
-    l.source += kPrelude;
+    // Written with a placeholder for the version, which is the digest of that text.
+    constexpr std::string_view kVersion = "@VERSION@";
+    std::string text = "#!lua name=podworker_" + std::string(kVersion) + "\n";
+    text += kPrelude;
     for (std::size_t i = 0; i < kCount; ++i) {
-      l.names[i] = "pw_" + std::string(version) + "_" + std::string(kNames[i]);
-      l.source += "redis.register_function('" + l.names[i] + "', function(KEYS, ARGV)\nbegin(ARGV)\n";
-      l.source += kBodies[i];
-      l.source += "end)\n";
+      text += "redis.register_function('pw_" + std::string(kVersion) + "_" + std::string(kNames[i]) +
+              "', function(KEYS, ARGV)\nbegin(ARGV)\n";
+      text += kBodies[i];
+      text += "end)\n";
     }
+    char version[17];
+    std::snprintf(version, sizeof version, "%016llx",
+                  static_cast<unsigned long long>(digest(text)));
+    Library l;
+    std::size_t at = 0;
+    for (std::size_t next; (next = text.find(kVersion, at)) != std::string::npos;
+         at = next + kVersion.size()) {
+      l.source.append(text, at, next - at);
+      l.source += version;
+    }
+    l.source.append(text, at);
+    for (std::size_t i = 0; i < kCount; ++i)
+      l.names[i] = "pw_" + std::string(version) + "_" + std::string(kNames[i]);
     return l;
   }();
   return lib;

@@ -1,10 +1,11 @@
 // The Lua scripts of RedisStore: one per state transition, each run atomically by Redis, so
 // replicas sharing one Redis never see half a transition. They are the functions of one Redis
-// function library (Redis 7), loaded once, so the helpers they share are defined once. Every script gets the same leading
-// arguments (kCommonArgs) and answers {result, notes, events, logs, ended}: the notes name the
-// watches the change concerns (also PUBLISHed for the other replicas), the events are the HGETALL
-// of jobs that ended with a webhook, the logs are (job id, message) pairs for the caller's log, and
-// ended holds the records of jobs that ended COMPLETED or CANCELLED (final until they expire).
+// function library (Redis 7), loaded once, so the helpers they share are defined once. Every script
+// gets the same leading arguments (kCommonArgs) and answers {result, notes, events, logs, ended}:
+// the notes name the watches the change concerns (also PUBLISHed for the other replicas), the
+// events are the HGETALL of jobs that ended with a webhook, the logs are (job id, message) pairs
+// for the caller's log, and ended holds the records of jobs that ended COMPLETED or CANCELLED
+// (final until they expire).
 #pragma once
 
 #include <array>
