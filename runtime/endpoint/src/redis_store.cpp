@@ -126,17 +126,6 @@ std::optional<StreamBatch> stream_batch(const redisReply* result) {
 
 }  // namespace
 
-RedisStore::WakeFd::WakeFd() : fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  if (fd < 0) throw std::runtime_error("eventfd failed");
-}
-RedisStore::WakeFd::~WakeFd() {
-  ::close(fd);
-}
-void RedisStore::WakeFd::signal() const {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
-}
-
 RedisStore::RedisStore(const RedisAddress& address, std::string endpoint_id, StoreOptions options,
                        std::function<void(TerminalEvent)> on_terminal)
     : address_(address),
@@ -699,7 +688,7 @@ void RedisStore::subscriber_loop(std::stop_token stop, std::unique_ptr<RedisConn
       }
       for (;;) {
         while (RedisReply r = c->buffered_reply()) on_message(*r);
-        pollfd fds[2] = {{c->fd(), POLLIN, 0}, {wake_.fd, POLLIN, 0}};
+        pollfd fds[2] = {{c->fd(), POLLIN, 0}, {wake_.fd(), POLLIN, 0}};
         ::poll(fds, 2, -1);
         if (stop.stop_requested()) return;
         if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) c->read_some();
@@ -709,7 +698,7 @@ void RedisStore::subscriber_loop(std::stop_token stop, std::unique_ptr<RedisConn
       if (!reported)
         log::warn(std::string("redis store: change channel lost, reconnecting: ") + e.what());
       reported = true;
-      pollfd wake{wake_.fd, POLLIN, 0};
+      pollfd wake{wake_.fd(), POLLIN, 0};
       ::poll(&wake, 1, static_cast<int>(kReconnectPause.count()));
     }
   }
