@@ -113,8 +113,12 @@ void RedisPipeline::wait_for_replies(bool wakeable, std::chrono::steady_clock::t
   const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       since + timeout_ - std::chrono::steady_clock::now());
   pollfd fds[2] = {{connection_->fd(), POLLIN, 0}, {wake_.fd(), POLLIN, 0}};
-  const int ready = ::poll(fds, wakeable ? 2 : 1, static_cast<int>(std::max<long>(0, left.count())));
-  if (ready == 0) {
+  // Not wakeable: a command is queued, so this only reads what has come (no wait), unless the
+  // timeout has run out already.
+  const int wait_ms = wakeable ? static_cast<int>(std::max<long>(0, left.count())) : 0;
+  const int ready = ::poll(fds, wakeable ? 2 : 1, wait_ms);
+  // Nothing within the wait: a wakeable wait lasted what was left of the timeout.
+  if (ready == 0 && (wakeable || left.count() <= 0)) {
     throw RedisError("redis " + address_.url() + ": no reply within " +
                      std::to_string(timeout_.count()) + " ms");
   }
@@ -133,7 +137,7 @@ void RedisPipeline::loop(std::stop_token stop) {
         // The replies in flight are read; what is queued, close() fails.
         while (!in_flight.empty()) {
           complete_replies(in_flight);
-          if (!in_flight.empty()) wait_for_replies(false, progress);
+          if (!in_flight.empty()) wait_for_replies(true, progress);
         }
         return;
       }
@@ -159,7 +163,8 @@ void RedisPipeline::loop(std::stop_token stop) {
       const std::size_t before = in_flight.size();
       complete_replies(in_flight);
       if (in_flight.size() != before) progress = Clock::now();
-      // Replies still owed: wait for them, or for a new command to write meanwhile.
+      // Replies still owed: wait for them, or for a new command to write meanwhile. With one queued
+      // already, only what has come is read, and the new command is written on the next turn.
       if (!in_flight.empty()) wait_for_replies(going_to_sleep(), progress);
     } catch (const RedisError& e) {
       // The connection is gone with the replies it owed: those commands may or may not have run,

@@ -51,8 +51,8 @@ class RedisPipeline {
   void write(std::deque<Command>& fresh, std::deque<Command>& in_flight);
   // Completes the commands of `in_flight` whose replies are in, in order.
   void complete_replies(std::deque<Command>& in_flight);
-  // Waits for the connection to be readable (or, with `wakeable`, for a new command) and reads
-  // what came. Throws RedisError when no reply came within the timeout since `since`.
+  // With `wakeable`, waits for the connection to be readable or for a new command; without, only
+  // looks. Reads what came. Throws RedisError when no reply came within the timeout since `since`.
   void wait_for_replies(bool wakeable, std::chrono::steady_clock::time_point since);
   // True when nothing is queued: the thread then sleeps in poll(), and send() wakes it.
   bool going_to_sleep();
