@@ -1,7 +1,6 @@
 #include "redis_store.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <charconv>
