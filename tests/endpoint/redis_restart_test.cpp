@@ -149,3 +149,22 @@ TEST_CASE(
   const std::string next = job_id(c.post("/v2/local/run", R"({"input":{}})"));
   CHECK(str(take(c, "w1"), "id") == next);
 }
+
+TEST_CASE("redis: a Redis that has lost the store's functions gets them again on the next call") {
+  // A restart without persistence, or FUNCTION FLUSH: the library loaded at start is gone.
+  RedisTestServer redis;
+  pe::Options o = podworker::test::fast_options();
+  o.store = redis.url();
+  podworker::test::Endpoint ep(o);
+  HttpClient c(ep.port);
+  podworker::endpoint::RedisConnection admin(redis.address(), 5s);
+  CHECK(podworker::endpoint::reply_text(*admin.command({"FUNCTION", "FLUSH"})) == "OK");
+  const std::string id = job_id(c.post("/v2/local/run", R"({"input":{"x":1}})"));
+  CHECK(status_of(c, id) == "IN_QUEUE");
+  CHECK(str(take(c, "w1"), "id") == id);
+  CHECK(c.post("/v2/local/job-done/w1/" + id, R"({"output":"back"})").status == 200);
+  CHECK(status_of(c, id) == "COMPLETED");
+  // Loaded once more, not once per call.
+  const auto libraries = admin.command({"FUNCTION", "LIST"});
+  CHECK(libraries->elements == 1);
+}

@@ -82,6 +82,22 @@ class RedisConnection {
   bool broken_ = false;
 };
 
+// An eventfd that ends a poll() on another thread (a pipeline's or a subscriber's) early.
+class WakeFd {
+ public:
+  WakeFd();
+  ~WakeFd();
+  WakeFd(const WakeFd&) = delete;
+  WakeFd& operator=(const WakeFd&) = delete;
+  void signal() const;
+  // Reads the count, so the next poll() waits again.
+  void drain() const;
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
 // The text of a string, status or error reply ("" for other types).
 std::string_view reply_text(const redisReply& r);
 

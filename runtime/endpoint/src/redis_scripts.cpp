@@ -1,5 +1,8 @@
 #include "redis_scripts.h"
 
+#include <array>
+#include <cstdint>
+#include <cstdio>
 #include <string>
 
 namespace podworker::endpoint::redis_script {
@@ -12,16 +15,21 @@ namespace {
 // the sweep (which also stops workers and counts) acts first, the expiry frees memory should no
 // endpoint be running to sweep.
 constexpr std::string_view kPrelude = R"LUA(
-local P, ORIGIN, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
--- NOW as the caller sent it. Redis 7.0 turns a Lua number given to redis.call() into text with
--- printf("%.17g"), which for a time in ms costs more than the command it is for: the hot paths
+-- The common arguments of the call being run, set by begin() at the start of every function (the
+-- library is loaded once; these are its per-call state, safe because Redis runs one call at a time).
+-- NOW_S is NOW as the caller sent it. Redis 7.0 turns a Lua number given to redis.call() into text
+-- with printf("%.17g"), which for a time in ms costs more than the command it is for: the hot paths
 -- pass text (NOW_S, '0', '1') wherever a value is only stored.
-local NOW_S = ARGV[3]
-local RETENTION, RUNSYNC_RETENTION = tonumber(ARGV[4]), tonumber(ARGV[5])
-local GRACE, RETRY_LIMIT = tonumber(ARGV[6]), tonumber(ARGV[7])
+local P, ORIGIN, NOW, NOW_S, RETENTION, RUNSYNC_RETENTION, GRACE, RETRY_LIMIT
 local SLACK = 60000
-local notes, events, logs, ended = {}, {}, {}, {}
-local queue_changed = false
+local notes, events, logs, ended, queue_changed, queue_length
+local function begin(ARGV)
+  P, ORIGIN, NOW, NOW_S = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[3]
+  RETENTION, RUNSYNC_RETENTION = tonumber(ARGV[4]), tonumber(ARGV[5])
+  GRACE, RETRY_LIMIT = tonumber(ARGV[6]), tonumber(ARGV[7])
+  notes, events, logs, ended = {}, {}, {}, {}
+  queue_changed, queue_length = false, nil
+end
 
 local function jk(id) return P .. 'job:' .. id end
 local function ck(id) return P .. 'chunks:' .. id end
@@ -38,7 +46,8 @@ local function note_queue() queue_changed = true end
 local function reply(result)
   if queue_changed then
     local v = redis.call('INCR', P .. 'qver')
-    local n = redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
+    -- queue_length: set by a function that knows it already (submit, from its push).
+    local n = queue_length or redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
     notes[#notes + 1] = 'q' .. v .. ':' .. n
   end
   if #notes > 0 and redis.call('PUBSUB', 'NUMSUB', P .. 'ev')[2] > 1 then
@@ -79,11 +88,18 @@ local function request_stop(w, id)
   redis.call('ZADD', P .. 'workers', 'NX', 0, w)
   queue_stop(w, id)
 end
--- `...`: more field/value pairs to set with the end (a result's output): one HSET for all.
-local function finish(id, k, status, ...)
-  local f = redis.call('HMGET', k, 'st', 'sync', 'webhook')
+-- The fields finish() reads, in this order: a caller that has read them already (with more after
+-- them, as post_result does) passes them in, one HMGET less.
+local function read_finish(k)
+  return redis.call('HMGET', k, 'st', 'sync', 'webhook', 'exp', 'id', 'hs', 'sta', 'qd', 'he', 'err', 'w')
+end
+-- f: read_finish()'s fields, or nil to read them here. out: the output the end sets (with the
+-- progress cleared), or nil to keep the job's own. `...`: more field/value pairs to set with the
+-- end: one HSET for all.
+local function finish(id, k, status, f, out, ...)
+  f = f or read_finish(k)
   if f[1] == 'IN_QUEUE' then
-    redis.call('LREM', qkey(k), 0, id)
+    redis.call('LREM', qkey(k), '0', id)
     leave_queue(k)
     note_queue()
   end
@@ -92,10 +108,16 @@ local function finish(id, k, status, ...)
   local keep = RETENTION
   if f[2] == '1' then keep = RUNSYNC_RETENTION end
   local at = NOW + keep
+  -- A job not ended yet has its TTL deadline as 'exp' (submit, retry).
+  local ttl_at = tonumber(f[4]) or tonumber(redis.call('ZSCORE', P .. 'ttl', id))
   redis.call('ZADD', P .. 'ended', at, id)
-  local ttl_at = tonumber(redis.call('ZSCORE', P .. 'ttl', id))
   if ttl_at and ttl_at < at then at = ttl_at end
-  redis.call('HSET', k, 'st', status, 'fin', NOW_S, 'exp', at, ...)
+  local at_s = tostring(at)
+  if out then
+    redis.call('HSET', k, 'st', status, 'fin', NOW_S, 'exp', at_s, 'out', out, 'prog', '', ...)
+  else
+    redis.call('HSET', k, 'st', status, 'fin', NOW_S, 'exp', at_s, ...)
+  end
   redis.call('PEXPIREAT', k, at + SLACK)
   redis.call('PEXPIREAT', ck(id), at + SLACK)
   if f[3] and f[3] ~= '' then events[#events + 1] = redis.call('HGETALL', k) end
@@ -103,10 +125,17 @@ local function finish(id, k, status, ...)
   -- ('exp'): the replica that ran this script answers its waiter's status read from it instead of
   -- asking again (RedisStore::ended_). Not FAILED or TIMED_OUT: /retry through any replica can
   -- requeue those. Not an output past 16 KiB: most ended jobs have no waiter on this replica.
-  -- The fields are RedisStore's kEndedFields, in that order.
-  if (status == 'COMPLETED' or status == 'CANCELLED') and redis.call('HSTRLEN', k, 'out') <= 16384 then
-    ended[#ended + 1] = redis.call('HMGET', k, 'id', 'st', 'hs', 'sta', 'qd', 'fin', 'he', 'err', 'prog',
-      'out', 'w', 'exp')
+  -- The fields are RedisStore's kEndedFields, in that order; with the output known, they are the
+  -- fields read before and what this end set, no second read.
+  if status == 'COMPLETED' or status == 'CANCELLED' then
+    if out then
+      if #out <= 16384 then
+        ended[#ended + 1] = {f[5], status, f[6], f[7], f[8], NOW_S, f[9], f[10], '', out, f[11], at_s}
+      end
+    elseif redis.call('HSTRLEN', k, 'out') <= 16384 then
+      ended[#ended + 1] = redis.call('HMGET', k, 'id', 'st', 'hs', 'sta', 'qd', 'fin', 'he', 'err',
+        'prog', 'out', 'w', 'exp')
+    end
   end
   note_job(id)
 end
@@ -172,18 +201,26 @@ local id = ARGV[8]
 local k = jk(id)
 if redis.call('EXISTS', k) == 1 then return reply('duplicate') end
 local pb, cap = tonumber(ARGV[16]), tonumber(ARGV[17])
-local held = tonumber(redis.call('GET', P .. 'qbytes') or '0')
-if cap > 0 and (pb > cap or held > cap - pb) then return reply('full ' .. held) end
+-- Counted in before the check and given back when over the cap: one command for a job accepted.
+local held = redis.call('INCRBY', P .. 'qbytes', ARGV[16]) - pb
+if cap > 0 and (pb > cap or held > cap - pb) then
+  redis.call('DECRBY', P .. 'qbytes', ARGV[16])
+  return reply('full ' .. held)
+end
 -- enqueue() and expire_at() for a job that is new: one HSET, nothing to give back first.
 local ttl_at = NOW + tonumber(ARGV[13])
+local ttl_s = tostring(ttl_at)
 redis.call('HSET', k, 'pb', ARGV[16], 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3', ARGV[11],
   'xt', ARGV[12], 'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'sub', NOW_S, 'qd', NOW_S,
   'cb', '0', 'dlv', '0', 'lease', '0', 'rq', '0', 'hs', '0', 'he', '0', 'w', '', 'out', '', 'err', '',
-  'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_at)
+  'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_s)
 redis.call('PEXPIREAT', k, ttl_at + SLACK)
-redis.call('ZADD', P .. 'ttl', ttl_at, id)
-redis.call('INCRBY', P .. 'qbytes', ARGV[16])
-if ARGV[14] == '1' then redis.call('RPUSH', P .. 'queue:low', id) else redis.call('RPUSH', P .. 'queue', id) end
+redis.call('ZADD', P .. 'ttl', ttl_s, id)
+if ARGV[14] == '1' then
+  queue_length = redis.call('RPUSH', P .. 'queue:low', id) + redis.call('LLEN', P .. 'queue')
+else
+  queue_length = redis.call('RPUSH', P .. 'queue', id) + redis.call('LLEN', P .. 'queue:low')
+end
 note_queue()
 return reply('ok')
 )LUA";
@@ -282,33 +319,42 @@ redis.call('ZADD', P .. 'workers', NOW_S, ARGV[8])
 return reply(1)
 )LUA";
 
+// Per job: the pop, one read, one write, the running set. The queue bytes go back in one DECRBY.
 constexpr std::string_view kTake = R"LUA(
 local w, max = ARGV[8], tonumber(ARGV[9])
 local known = worker_exists(w)
-local out = {}
+-- Stops queued or sent to this worker, which a job retried onto it voids (below): mostly none, so
+-- one look for all three instead of three commands per job.
+local stale = known and
+  redis.call('EXISTS', P .. 'stop:' .. w, P .. 'sent:' .. w, P .. 'sentn:' .. w) > 0
+local out, released = {}, 0
 for _, q in ipairs({P .. 'queue', P .. 'queue:low'}) do
   while #out < max do
     local id = redis.call('LPOP', q)
     if not id then break end
     note_queue()
     local k = jk(id)
-    if redis.call('HGET', k, 'st') == 'IN_QUEUE' then
-      leave_queue(k)
-      local lease = redis.call('HINCRBY', k, 'lease', 1)
-      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'sta', NOW_S, 'lst', NOW_S, 'hs', '1', 'w', w, 'ack', '0')
+    local f = redis.call('HMGET', k, 'st', 'qb', 'lease', 'input', 's3', 'webhook', 'xt', 'ttl',
+      'low', 'rq')
+    if f[1] == 'IN_QUEUE' then
+      -- leave_queue() and the lease's increment, in the one HSET.
+      released = released + tonumber(f[2] or '0')
+      local lease = tonumber(f[3] or '0') + 1
+      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'qb', '0', 'lease', lease, 'sta', NOW_S, 'lst',
+        NOW_S, 'hs', '1', 'w', w, 'ack', '0')
       redis.call('ZADD', P .. 'running', NOW_S, id)
-      if known then
+      if stale then
         -- A job retried onto the worker that was told to stop it before: the old stop is void.
-        redis.call('LREM', P .. 'stop:' .. w, 0, id)
-        redis.call('LREM', P .. 'sent:' .. w, 0, id)
+        redis.call('LREM', P .. 'stop:' .. w, '0', id)
+        redis.call('LREM', P .. 'sent:' .. w, '0', id)
         redis.call('HDEL', P .. 'sentn:' .. w, id)
       end
-      local f = redis.call('HMGET', k, 'input', 's3', 'webhook', 'xt', 'ttl', 'low', 'rq')
       -- No job note: see store.h, Topic.
-      out[#out + 1] = {id, lease, f[1], f[2], f[3], f[4], f[5], f[6], f[7]}
+      out[#out + 1] = {id, lease, f[4], f[5], f[6], f[7], f[8], f[9], f[10]}
     end
   end
 end
+if released > 0 then redis.call('DECRBY', P .. 'qbytes', released) end
 return reply(out)
 )LUA";
 
@@ -335,29 +381,34 @@ constexpr std::string_view kPostResult = R"LUA(
 local w, id, kind = ARGV[8], ARGV[9], ARGV[10]
 redis.call('ZADD', P .. 'workers', NOW_S, w)  -- the post's request is a sign of life
 local k = jk(id)
-local f = redis.call('HMGET', k, 'st', 'w')
-if not f[1] then return reply({'not_found'}) end
-if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
-if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
+-- read_finish()'s fields and the executionTimeout: one read for the checks and the end.
+local f = redis.call('HMGET', k, 'st', 'sync', 'webhook', 'exp', 'id', 'hs', 'sta', 'qd', 'he', 'err',
+  'w', 'xt')
+local st, holder = f[1], f[11]
+if not st then return reply({'not_found'}) end
+if is_terminal(st) and holder == w then return reply({'ignored'}) end
+if not (st == 'IN_PROGRESS' and holder == w) then return reply({'refused', st, holder}) end
 if kind == 'p' then
   redis.call('HSET', k, 'prog', ARGV[11], 'lst', NOW_S, 'ack', '1')
   note_job(id)
   return reply({'accepted'})
 end
-redis.call('LREM', P .. 'sent:' .. w, 0, id)
-redis.call('HDEL', P .. 'sentn:' .. w, id)
+local sk, nk = P .. 'sent:' .. w, P .. 'sentn:' .. w
+if redis.call('EXISTS', sk, nk) > 0 then
+  redis.call('LREM', sk, '0', id)
+  redis.call('HDEL', nk, id)
+end
 -- Once the executionTimeout has run out the job ends TIMED_OUT, as the sweep would have ended it:
 -- the worker knows the same deadline (job-take's policy) and often reports first.
-local t = redis.call('HMGET', k, 'sta', 'xt')
-if NOW - tonumber(t[1]) >= tonumber(t[2]) then
-  redis.call('HSET', k, 'he', '1', 'err', 'job exceeded its execution timeout of ' .. t[2] .. ' ms')
-  finish(id, k, 'TIMED_OUT')
+if NOW - tonumber(f[7]) >= tonumber(f[12]) then
+  finish(id, k, 'TIMED_OUT', f, nil, 'he', '1', 'err',
+    'job exceeded its execution timeout of ' .. f[12] .. ' ms')
   return reply({'accepted'})
 end
 if kind == 'e' then
-  finish(id, k, 'FAILED', 'out', ARGV[11], 'prog', '', 'err', ARGV[12], 'he', '1')
+  finish(id, k, 'FAILED', f, ARGV[11], 'err', ARGV[12], 'he', '1')
 else
-  finish(id, k, 'COMPLETED', 'out', ARGV[11], 'prog', '')
+  finish(id, k, 'COMPLETED', f, ARGV[11])
 end
 return reply({'accepted'})
 )LUA";
@@ -509,20 +560,70 @@ constexpr std::array<std::string_view, kCount> kBodies = {
     kSubmit,     kStream,      kReadStream,       kCancel,   kRetry,   kPurge,
     kHealth,     kWorkerBegin, kTake,     kRelease, kPostResult,
     kPostStream, kPing,        kReportInProgress, kTakeStop, kSweep};
+// In Id's order; with the library's version, the names FCALL calls.
+constexpr std::array<std::string_view, kCount> kNames = {"submit",      "stream",
+                                                         "read_stream", "cancel",
+                                                         "retry",       "purge",
+                                                         "health",      "worker_begin",
+                                                         "take",        "release",
+                                                         "post_result", "post_stream",
+                                                         "ping",        "report_in_progress",
+                                                         "take_stop",   "sweep"};
 
-const std::array<std::string, kCount>& sources() {
-  static const std::array<std::string, kCount> all = [] {
-    std::array<std::string, kCount> s;
-    for (std::size_t i = 0; i < kCount; ++i) s[i] = std::string(kPrelude) + std::string(kBodies[i]);
-    return s;
+// FNV-1a: a digest of the sources that is the same in every build, unlike std::hash.
+std::uint64_t digest(std::string_view text) {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : text) h = (h ^ static_cast<unsigned char>(c)) * 0x100000001b3ULL;
+  return h;
+}
+
+struct Library {
+  std::string source;
+  std::array<std::string, kCount> names;
+};
+
+// One library: the prelude's helpers are defined once, when Redis loads it, not again at every
+// call as a script's would be. Its name carries a digest of its text, so replicas of two versions
+// sharing one Redis (a rolling upgrade) each call their own functions, and loading it again with
+// REPLACE changes nothing for the other.
+const Library& library_() {
+  static const Library lib = [] {
+    // Written with a placeholder for the version, which is the digest of that text.
+    constexpr std::string_view kVersion = "@VERSION@";
+    std::string text = "#!lua name=podworker_" + std::string(kVersion) + "\n";
+    text += kPrelude;
+    for (std::size_t i = 0; i < kCount; ++i) {
+      text += "redis.register_function('pw_" + std::string(kVersion) + "_" + std::string(kNames[i]) +
+              "', function(KEYS, ARGV)\nbegin(ARGV)\n";
+      text += kBodies[i];
+      text += "end)\n";
+    }
+    char version[17];
+    std::snprintf(version, sizeof version, "%016llx",
+                  static_cast<unsigned long long>(digest(text)));
+    Library l;
+    std::size_t at = 0;
+    for (std::size_t next; (next = text.find(kVersion, at)) != std::string::npos;
+         at = next + kVersion.size()) {
+      l.source.append(text, at, next - at);
+      l.source += version;
+    }
+    l.source.append(text, at);
+    for (std::size_t i = 0; i < kCount; ++i)
+      l.names[i] = "pw_" + std::string(version) + "_" + std::string(kNames[i]);
+    return l;
   }();
-  return all;
+  return lib;
 }
 
 }  // namespace
 
-std::string_view source(Id id) {
-  return sources()[static_cast<std::size_t>(id)];
+std::string_view library() {
+  return library_().source;
+}
+
+std::string_view function_name(Id id) {
+  return library_().names[static_cast<std::size_t>(id)];
 }
 
 }  // namespace podworker::endpoint::redis_script

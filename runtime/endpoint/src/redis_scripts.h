@@ -1,9 +1,11 @@
 // The Lua scripts of RedisStore: one per state transition, each run atomically by Redis, so
-// replicas sharing one Redis never see half a transition. Every script gets the same leading
-// arguments (kCommonArgs) and answers {result, notes, events, logs, ended}: the notes name the
-// watches the change concerns (also PUBLISHed for the other replicas), the events are the HGETALL
-// of jobs that ended with a webhook, the logs are (job id, message) pairs for the caller's log, and
-// ended holds the records of jobs that ended COMPLETED or CANCELLED (final until they expire).
+// replicas sharing one Redis never see half a transition. They are the functions of one Redis
+// function library (Redis 7), loaded once, so the helpers they share are defined once. Every script
+// gets the same leading arguments (kCommonArgs) and answers {result, notes, events, logs, ended}:
+// the notes name the watches the change concerns (also PUBLISHed for the other replicas), the
+// events are the HGETALL of jobs that ended with a webhook, the logs are (job id, message) pairs
+// for the caller's log, and ended holds the records of jobs that ended COMPLETED or CANCELLED
+// (final until they expire).
 #pragma once
 
 #include <array>
@@ -38,7 +40,9 @@ inline constexpr std::size_t kCount = static_cast<std::size_t>(Id::count_);
 // own arguments start at ARGV[8].
 inline constexpr std::size_t kCommonArgs = 7;
 
-// The full source of one script (the shared prelude followed by its body).
-std::string_view source(Id id);
+// The source of the library that holds every script as a Redis function (FUNCTION LOAD REPLACE),
+// and the function to FCALL for one of them.
+std::string_view library();
+std::string_view function_name(Id id);
 
 }  // namespace podworker::endpoint::redis_script

@@ -1,7 +1,6 @@
 #include "redis_store.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <charconv>
@@ -126,17 +125,6 @@ std::optional<StreamBatch> stream_batch(const redisReply* result) {
 
 }  // namespace
 
-RedisStore::WakeFd::WakeFd() : fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  if (fd < 0) throw std::runtime_error("eventfd failed");
-}
-RedisStore::WakeFd::~WakeFd() {
-  ::close(fd);
-}
-void RedisStore::WakeFd::signal() const {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto n = ::write(fd, &one, sizeof one);
-}
-
 RedisStore::RedisStore(const RedisAddress& address, std::string endpoint_id, StoreOptions options,
                        std::function<void(TerminalEvent)> on_terminal)
     : address_(address),
@@ -156,14 +144,10 @@ RedisStore::RedisStore(const RedisAddress& address, std::string endpoint_id, Sto
       on_terminal_(std::move(on_terminal)) {
   {
     RedisConnection c(address_, kIoTimeout);
-    for (std::size_t i = 0; i < redis_script::kCount; ++i) {
-      const RedisReply r =
-          c.command({"SCRIPT", "LOAD", redis_script::source(static_cast<Script>(i))});
-      if (r->type == REDIS_REPLY_ERROR) {
-        throw RedisError("redis " + address_.url() +
-                         ": loading a script failed: " + std::string(reply_text(*r)));
-      }
-      shas_[i] = std::string(reply_text(*r));
+    const RedisReply r = c.command({"FUNCTION", "LOAD", "REPLACE", redis_script::library()});
+    if (r->type == REDIS_REPLY_ERROR) {
+      throw RedisError("redis " + address_.url() +
+                       ": loading the functions failed: " + std::string(reply_text(*r)));
     }
   }
   // Subscribed before the constructor returns: a watch() registered right after must not miss a
@@ -199,12 +183,11 @@ std::int64_t RedisStore::now_ms() const {
 // ---- scripts
 
 void RedisStore::run(Script script, std::vector<std::string> args, ScriptDone done) {
-  const auto i = static_cast<std::size_t>(script);
   auto shared = std::make_shared<std::vector<std::string>>();
   std::vector<std::string>& argv = *shared;
   argv.reserve(3 + redis_script::kCommonArgs + args.size());
-  argv.emplace_back("EVALSHA");
-  argv.push_back(shas_[i]);
+  argv.emplace_back("FCALL");
+  argv.emplace_back(redis_script::function_name(script));
   argv.emplace_back("0");
   argv.push_back(prefix_);
   argv.push_back(origin_);
@@ -228,13 +211,14 @@ void RedisStore::run(Script script, std::vector<std::string> args, ScriptDone do
     done(nullptr, r.get());
   };
   std::shared_ptr<const std::vector<std::string>> sent = std::move(shared);
-  pipeline_->send(sent, [this, script, sent, finish](RedisReply r, std::exception_ptr error) {
-    // A restarted Redis has forgotten the scripts: EVAL sends the source (and caches it again).
-    if (!error && r->type == REDIS_REPLY_ERROR && reply_text(*r).starts_with("NOSCRIPT")) {
-      std::vector<std::string> eval = *sent;
-      eval[0] = "EVAL";
-      eval[1] = std::string(redis_script::source(script));
-      pipeline_->send(std::move(eval), finish);
+  pipeline_->send(sent, [this, sent, finish](RedisReply r, std::exception_ptr error) {
+    // A Redis restarted without persistence (or after FUNCTION FLUSH) has forgotten the library:
+    // load it again and call once more. The pipeline keeps the order: the load runs first.
+    if (!error && r->type == REDIS_REPLY_ERROR &&
+        reply_text(*r).starts_with("ERR Function not found")) {
+      pipeline_->send({"FUNCTION", "LOAD", "REPLACE", std::string(redis_script::library())},
+                      [](RedisReply, std::exception_ptr) {});
+      pipeline_->send(sent, finish);
       return;
     }
     finish(std::move(r), std::move(error));
@@ -703,7 +687,7 @@ void RedisStore::subscriber_loop(std::stop_token stop, std::unique_ptr<RedisConn
       }
       for (;;) {
         while (RedisReply r = c->buffered_reply()) on_message(*r);
-        pollfd fds[2] = {{c->fd(), POLLIN, 0}, {wake_.fd, POLLIN, 0}};
+        pollfd fds[2] = {{c->fd(), POLLIN, 0}, {wake_.fd(), POLLIN, 0}};
         ::poll(fds, 2, -1);
         if (stop.stop_requested()) return;
         if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) c->read_some();
@@ -713,7 +697,7 @@ void RedisStore::subscriber_loop(std::stop_token stop, std::unique_ptr<RedisConn
       if (!reported)
         log::warn(std::string("redis store: change channel lost, reconnecting: ") + e.what());
       reported = true;
-      pollfd wake{wake_.fd, POLLIN, 0};
+      pollfd wake{wake_.fd(), POLLIN, 0};
       ::poll(&wake, 1, static_cast<int>(kReconnectPause.count()));
     }
   }

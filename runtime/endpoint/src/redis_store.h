@@ -132,7 +132,6 @@ class RedisStore final : public JobStore {
   const std::shared_ptr<const StoreClock> clock_;
   const std::int64_t wall_offset_ms_;  // wall clock minus the store clock, taken at construction
   const std::function<void(TerminalEvent)> on_terminal_;
-  std::array<std::string, redis_script::kCount> shas_;
 
   WatchRegistry watches_;
   // Records of jobs that ended COMPLETED or CANCELLED through this instance's own scripts while a
@@ -153,15 +152,7 @@ class RedisStore final : public JobStore {
   std::uint64_t queue_version_ = 0;  // of the last queue length given to watches_
   std::atomic<bool> sweep_failing_{false};
 
-  // An eventfd that ends the subscriber's poll at shutdown.
-  struct WakeFd {
-    WakeFd();
-    ~WakeFd();
-    WakeFd(const WakeFd&) = delete;
-    WakeFd& operator=(const WakeFd&) = delete;
-    void signal() const;
-    int fd = -1;
-  };
+  // Ends the subscriber's poll at shutdown.
   WakeFd wake_;
   // Closed (joined) first at destruction: its callbacks use everything above.
   std::unique_ptr<RedisPipeline> pipeline_;
