@@ -118,11 +118,12 @@ void matmul_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
   }
 }
 
-// The K-quant and Q5_0 products (llm/cpu/matmul_kquant.h), portable and AVX2, on the matrices whose
-// rows the type's block divides (SmolLM2's 576-wide rows take only Q5_0, llama.cpp's fallback).
-// Against the same reference as matmul_q8act: the products sum integers exactly and differ from the
-// f32 dot of the dequantized rows only in the order of the f32 additions, so the same NMSE 1e-10.
-// Batches 1, 2, 3 and 5 cover every column count of the AVX2 passes (4 at a time, then the rest).
+// The K-quant and Q5_0 products (llm/cpu/matmul_kquant.h), portable, AVX2 and AVX512-VNNI, on the
+// matrices whose rows the type's block divides (SmolLM2's 576-wide rows take only Q5_0, llama.cpp's
+// fallback). Against the same reference as matmul_q8act: the products sum integers exactly and
+// differ from the f32 dot of the dequantized rows only in the order of the f32 additions, so the
+// same NMSE 1e-10. Batches 1, 2, 3 and 5 cover every column count of the AVX2 passes (4 at a time,
+// then the rest).
 void kquant_matmul_cases(Runner& runner) {
   struct Impl {
     const char* name;
@@ -131,6 +132,8 @@ void kquant_matmul_cases(Runner& runner) {
   std::vector<Impl> impls = {{"portable", &llm::cpu::matmul_kquant_scalar}};
   if (llm::cpu::kquant_avx2_compiled() && llm::cpu::cpu_supports_avx2())
     impls.push_back({"avx2", &llm::cpu::matmul_kquant_avx2});
+  if (llm::cpu::kquant_avx512_compiled() && llm::cpu::cpu_supports_avx512())
+    impls.push_back({"avx512-vnni", &llm::cpu::matmul_kquant_avx512});
   const ModelShape& small = kShapes[0];
   const ModelShape& large = kShapes[1];
   struct Shaped {
