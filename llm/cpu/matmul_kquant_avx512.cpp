@@ -6,6 +6,7 @@
 #if defined(PODWORKER_LLM_X86) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
 #define PW_DOT_U8S8(u, s) _mm256_dpbusd_epi32(_mm256_setzero_si256(), (u), (s))
 #define PW_KQUANT_FN matmul_kquant_avx512
+#define PW_KQUANT_VNNI 1  // also the VNNI-only batch-1 Q5_0 product
 #include "llm/cpu/matmul_kquant_simd.inc"
 
 namespace podworker::llm::cpu {

@@ -176,26 +176,40 @@ void kquant_matmul_cases(Runner& runner) {
           c.nmse_tolerance = 1e-10;
           c.bytes =
               static_cast<double>(w->size()) + 4.0 * static_cast<double>(x->size() + out->size());
-          c.reference = [=] {
-            if (want->empty()) {
-              std::vector<float> xr(x->size());
-              kernels::cpu::round_to_q8_blocks(x->data(), xr.data(),
-                                               static_cast<std::int64_t>(x->size()));
-              want->resize(out->size());
-              kernels::cpu::matvec(type, w->data(), m.rows, m.cols, xr.data(), want->data(), batch);
-            }
-            return *want;
-          };
-          const auto fn = impl.fn;
           const std::int64_t rows = m.rows;
           // Two calls over row ranges, as the thread split makes them.
-          c.launch = [=] {
+          const auto run = [=](decltype(impl.fn) fn, float* o) {
             const int half = static_cast<int>(rows / 2);
-            fn(type, w->data(), row_bytes, nb, 0, half, acts->data(), batch, out->data(),
+            fn(type, w->data(), row_bytes, nb, 0, half, acts->data(), batch, o,
                static_cast<std::size_t>(rows));
-            fn(type, w->data(), row_bytes, nb, half, static_cast<int>(rows), acts->data(), batch,
-               out->data(), static_cast<std::size_t>(rows));
+            fn(type, w->data(), row_bytes, nb, half, static_cast<int>(rows), acts->data(), batch, o,
+               static_cast<std::size_t>(rows));
           };
+          if (impl.fn == &llm::cpu::matmul_kquant_avx512) {
+            // The VNNI build sums the same integers in the same float order as the AVX2 one: its
+            // reference is the AVX2 output (itself checked against the f32 reference above), bit
+            // for bit.
+            c.nmse_tolerance = 0;
+            c.reference = [=] {
+              std::vector<float> o(out->size());
+              run(&llm::cpu::matmul_kquant_avx2, o.data());
+              return o;
+            };
+          } else {
+            c.reference = [=] {
+              if (want->empty()) {
+                std::vector<float> xr(x->size());
+                kernels::cpu::round_to_q8_blocks(x->data(), xr.data(),
+                                                 static_cast<std::int64_t>(x->size()));
+                want->resize(out->size());
+                kernels::cpu::matvec(type, w->data(), m.rows, m.cols, xr.data(), want->data(),
+                                     batch);
+              }
+              return *want;
+            };
+          }
+          const auto fn = impl.fn;
+          c.launch = [=] { run(fn, out->data()); };
           c.result = [out] { return *out; };
           runner.run(c);
         }
