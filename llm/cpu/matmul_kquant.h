@@ -22,18 +22,22 @@ namespace podworker::llm::cpu {
 bool is_kquant_matmul_type(kernels::GgmlType type);
 
 // As MatmulFn, for a weight of `type`; `nblocks` counts 32-element activation blocks per row. Runs
-// the AVX2 version when the CPU has it (and PODWORKER_CPU_ISA does not say scalar), else the
-// portable one.
+// the widest version the CPU has (AVX512-VNNI, then AVX2) that PODWORKER_CPU_ISA allows, as for
+// the other products (cpu_kernels), else the portable one.
 void matmul_kquant(kernels::GgmlType type, const std::byte* w, std::size_t row_bytes, int nblocks,
                    int r0, int r1, const ActBlock* acts, int ncols, float* out,
                    std::size_t out_stride);
-// The two implementations, for the tests that compare them.
+// The implementations, for the tests that compare them.
 void matmul_kquant_scalar(kernels::GgmlType type, const std::byte* w, std::size_t row_bytes,
                           int nblocks, int r0, int r1, const ActBlock* acts, int ncols, float* out,
                           std::size_t out_stride);
 void matmul_kquant_avx2(kernels::GgmlType type, const std::byte* w, std::size_t row_bytes,
                         int nblocks, int r0, int r1, const ActBlock* acts, int ncols, float* out,
                         std::size_t out_stride);
-bool kquant_avx2_compiled();  // false: matmul_kquant_avx2 is an empty stand-in (not x86-64)
+void matmul_kquant_avx512(kernels::GgmlType type, const std::byte* w, std::size_t row_bytes,
+                          int nblocks, int r0, int r1, const ActBlock* acts, int ncols, float* out,
+                          std::size_t out_stride);
+bool kquant_avx2_compiled();    // false: matmul_kquant_avx2 is an empty stand-in (not x86-64)
+bool kquant_avx512_compiled();  // false: matmul_kquant_avx512 is an empty stand-in
 
 }  // namespace podworker::llm::cpu

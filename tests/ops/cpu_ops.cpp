@@ -130,11 +130,12 @@ void matmul_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
   }
 }
 
-// The K-quant and Q5_0 products (llm/cpu/matmul_kquant.h), portable and AVX2, on the matrices whose
-// rows the type's block divides (SmolLM2's 576-wide rows take only Q5_0, llama.cpp's fallback).
-// Against the same reference as matmul_q8act: the products sum integers exactly and differ from the
-// f32 dot of the dequantized rows only in the order of the f32 additions, so the same NMSE 1e-10.
-// Batches 1, 2, 3 and 5 cover every column count of the AVX2 passes (4 at a time, then the rest).
+// The K-quant and Q5_0 products (llm/cpu/matmul_kquant.h), portable, AVX2 and AVX512-VNNI, on the
+// matrices whose rows the type's block divides (SmolLM2's 576-wide rows take only Q5_0, llama.cpp's
+// fallback). Against the same reference as matmul_q8act: the products sum integers exactly and
+// differ from the f32 dot of the dequantized rows only in the order of the f32 additions, so the
+// same NMSE 1e-10. Batches 1, 2, 3 and 5 cover every column count of the AVX2 passes (4 at a time,
+// then the rest).
 void kquant_matmul_cases(Runner& runner) {
   struct Impl {
     const char* name;
@@ -143,6 +144,8 @@ void kquant_matmul_cases(Runner& runner) {
   std::vector<Impl> impls = {{"portable", &llm::cpu::matmul_kquant_scalar}};
   if (llm::cpu::kquant_avx2_compiled() && llm::cpu::cpu_supports_avx2())
     impls.push_back({"avx2", &llm::cpu::matmul_kquant_avx2});
+  if (llm::cpu::kquant_avx512_compiled() && llm::cpu::cpu_supports_avx512())
+    impls.push_back({"avx512-vnni", &llm::cpu::matmul_kquant_avx512});
   const ModelShape& small = kShapes[0];
   const ModelShape& large = kShapes[1];
   struct Shaped {
@@ -179,16 +182,28 @@ void kquant_matmul_cases(Runner& runner) {
           Case c = make_matmul_q8act_case("matmul_kquant", impl.name,
                                           std::string(sm.shape->name) + " " + m.name, type, m,
                                           batch, w, x, want, out);
-          const auto fn = impl.fn;
           const std::int64_t rows = m.rows;
           // Two calls over row ranges, as the thread split makes them.
-          c.launch = [=] {
+          const auto run = [=](decltype(impl.fn) fn, float* o) {
             const int half = static_cast<int>(rows / 2);
-            fn(type, w->data(), row_bytes, nb, 0, half, acts->data(), batch, out->data(),
+            fn(type, w->data(), row_bytes, nb, 0, half, acts->data(), batch, o,
                static_cast<std::size_t>(rows));
-            fn(type, w->data(), row_bytes, nb, half, static_cast<int>(rows), acts->data(), batch,
-               out->data(), static_cast<std::size_t>(rows));
+            fn(type, w->data(), row_bytes, nb, half, static_cast<int>(rows), acts->data(), batch, o,
+               static_cast<std::size_t>(rows));
           };
+          if (impl.fn == &llm::cpu::matmul_kquant_avx512) {
+            // The VNNI build sums the same integers in the same float order as the AVX2 one: its
+            // reference is the AVX2 output (itself checked against the f32 reference above), bit
+            // for bit.
+            c.nmse_tolerance = 0;
+            c.reference = [=] {
+              std::vector<float> o(out->size());
+              run(&llm::cpu::matmul_kquant_avx2, o.data());
+              return o;
+            };
+          }
+          const auto fn = impl.fn;
+          c.launch = [=] { run(fn, out->data()); };
           runner.run(c);
         }
       }
