@@ -232,7 +232,7 @@ local ttl_s = tostring(ttl_at)
 redis.call('HSET', k, 'pb', ARGV[16], 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3', ARGV[11],
   'xt', ARGV[12], 'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'sub', NOW_S, 'qd', NOW_S,
   'cb', '0', 'dlv', '0', 'lease', '0', 'rq', '0', 'hs', '0', 'he', '0', 'w', '', 'out', '', 'err', '',
-  'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_s, 'ch', '0')
+  'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_s, 'ch', '0', 'sn', '0')
 redis.call('PEXPIREAT', k, ttl_at + SLACK)
 redis.call('ZADD', P .. 'ttl', ttl_s, id)
 if ARGV[14] == '1' then
@@ -402,7 +402,7 @@ redis.call('ZADD', P .. 'workers', NOW_S, w)  -- the post's request is a sign of
 local k = jk(id)
 -- read_finish()'s fields and the executionTimeout: one read for the checks and the end.
 local f = redis.call('HMGET', k, 'st', 'sync', 'webhook', 'exp', 'id', 'hs', 'sta', 'qd', 'he', 'err',
-  'w', 'ch', 'xt')
+  'w', 'ch', 'xt', 'sn')
 local st, holder = f[1], f[11]
 if not st then return reply({'not_found'}) end
 if is_terminal(st) and holder == w then return reply({'ignored'}) end
@@ -412,10 +412,14 @@ if kind == 'p' then
   note_job(id)
   return reply({'accepted'})
 end
-local sk, nk = P .. 'sent:' .. w, P .. 'sentn:' .. w
-if redis.call('EXISTS', sk, nk) > 0 then
-  redis.call('LREM', sk, '0', id)
-  redis.call('HDEL', nk, id)
+-- A job that never had a stop sent ('sn' '0', set at submit) has none to clear. One written before
+-- the field existed is looked for as before.
+if f[14] ~= '0' then
+  local sk, nk = P .. 'sent:' .. w, P .. 'sentn:' .. w
+  if redis.call('EXISTS', sk, nk) > 0 then
+    redis.call('LREM', sk, '0', id)
+    redis.call('HDEL', nk, id)
+  end
 end
 -- Once the executionTimeout has run out the job ends TIMED_OUT, as the sweep would have ended it:
 -- the worker knows the same deadline (job-take's policy) and often reports first.
@@ -510,6 +514,9 @@ for _, id in ipairs(stops) do
     end
     redis.call('RPUSH', sk, id)
     redis.call('HDEL', nk, id)
+    -- The job remembers that a stop for it went out ('sn'): its result post looks for sent stops
+    -- to clear only then (most jobs never have one).
+    if redis.call('EXISTS', jk(id)) == 1 then redis.call('HSET', jk(id), 'sn', '1') end
   end
 end
 redis.call('DEL', stk)
