@@ -159,3 +159,61 @@ TEST_CASE(
   CHECK(ca.get("/v2/local/health").json()["jobs"]["retried"].GetInt() == 1);
   CHECK(cb.get("/v2/local/health").json()["jobs"]["retried"].GetInt() == 1);
 }
+
+TEST_CASE(
+    "redis replicas: a replica that starts while another runs alone is woken by its next submit "
+    "at once") {
+  RedisTestServer redis;
+  Endpoint a(replica_options(redis));
+  HttpClient ca(a.port);
+  // A alone: its scripts learn that no other replica listens, and remember it for a while.
+  const std::string first = job_id(ca.post("/v2/local/run", R"({"input":{}})"));
+  CHECK(str(take(ca, "w0"), "id") == first);
+  CHECK(ca.post("/v2/local/job-done/w0/" + first, R"({"output":1})").status == 200);
+
+  // B starts right after, and a worker waits on it: A's next submit must reach it at once.
+  Endpoint b(replica_options(redis));
+  HttpClient cb(b.port);
+  PendingGet poll(b.port, "/v2/local/job-take/w1?gpu=x&job_in_progress=0");
+  REQUIRE(eventually(
+      [&] { return cb.get("/v2/local/health").json()["workers"]["idle"].GetInt() >= 1; }));
+  const auto submitted = std::chrono::steady_clock::now();
+  const std::string id = job_id(ca.post("/v2/local/run", R"({"input":{}})"));
+  Response taken = poll.get();
+  REQUIRE(taken.status == 200);
+  CHECK(str(taken.json(), "id") == id);
+  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < 500ms);
+}
+
+TEST_CASE(
+    "redis replicas: a replica whose change channel came back is woken by the next submit at "
+    "once") {
+  RedisTestServer redis;
+  Endpoint a(replica_options(redis));
+  Endpoint b(replica_options(redis));
+  HttpClient ca(a.port), cb(b.port);
+  podworker::endpoint::RedisConnection admin(redis.address(), 5s);
+  const auto listeners = [&] {
+    const auto r = admin.command({"PUBSUB", "NUMSUB", "pw:{local}:ev"});
+    return r->element[1]->integer;
+  };
+  REQUIRE(listeners() == 2);
+  // Both subscriptions drop. A job run through A meanwhile: its scripts see no other listener and
+  // remember it for a while.
+  admin.command({"CLIENT", "KILL", "TYPE", "pubsub"});
+  const std::string first = job_id(ca.post("/v2/local/run", R"({"input":{}})"));
+  CHECK(str(take(ca, "w0"), "id") == first);
+  CHECK(ca.post("/v2/local/job-done/w0/" + first, R"({"output":1})").status == 200);
+  REQUIRE(eventually([&] { return listeners() == 2; }));
+
+  // B has subscribed again and told the scripts: A's next submit reaches a worker waiting on B.
+  PendingGet poll(b.port, "/v2/local/job-take/w1?gpu=x&job_in_progress=0");
+  REQUIRE(eventually(
+      [&] { return cb.get("/v2/local/health").json()["workers"]["idle"].GetInt() >= 1; }));
+  const auto submitted = std::chrono::steady_clock::now();
+  const std::string id = job_id(ca.post("/v2/local/run", R"({"input":{}})"));
+  Response taken = poll.get();
+  REQUIRE(taken.status == 200);
+  CHECK(str(taken.json(), "id") == id);
+  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < 500ms);
+}

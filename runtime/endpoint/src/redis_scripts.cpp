@@ -36,6 +36,21 @@ local function ck(id) return P .. 'chunks:' .. id end
 local function note_job(id) notes[#notes + 1] = 'j' .. id end
 local function note_stop(w) notes[#notes + 1] = 's' .. w end
 local function note_queue() queue_changed = true end
+-- Whether a replica other than the caller listens on the change channel, per key prefix: asked of
+-- PUBSUB NUMSUB at most once a second instead of at every script run. Library state, not a key:
+-- it lives as long as the loaded library, and starts empty after a restart or a reload. A replica
+-- calls 'listeners' (below) once it has subscribed, before it serves or looks again after a
+-- reconnect, which makes the next script ask afresh: a replica that appears is published to at
+-- once. One that dies is published to for at most a second more, which costs only the PUBLISH.
+local listening = {}
+local function others_listen()
+  local c = listening[P]
+  if not c or math.abs(NOW - c[1]) >= 1000 then
+    c = {NOW, redis.call('PUBSUB', 'NUMSUB', P .. 'ev')[2] > 1}
+    listening[P] = c
+  end
+  return c[2]
+end
 -- The queue note carries a version and the queue length: a replica wakes at most one long poll
 -- per queued job, and ignores a note older than what it already knows. The notes go to the other
 -- replicas in one message per script run ("origin\nnote\nnote..."), not one per note: each
@@ -50,7 +65,7 @@ local function reply(result)
     local n = queue_length or redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
     notes[#notes + 1] = 'q' .. v .. ':' .. n
   end
-  if #notes > 0 and redis.call('PUBSUB', 'NUMSUB', P .. 'ev')[2] > 1 then
+  if #notes > 0 and others_listen() then
     redis.call('PUBLISH', P .. 'ev', ORIGIN .. '\n' .. table.concat(notes, '\n'))
   end
   return {result, notes, events, logs, ended}
@@ -91,7 +106,8 @@ end
 -- The fields finish() reads, in this order: a caller that has read them already (with more after
 -- them, as post_result does) passes them in, one HMGET less.
 local function read_finish(k)
-  return redis.call('HMGET', k, 'st', 'sync', 'webhook', 'exp', 'id', 'hs', 'sta', 'qd', 'he', 'err', 'w')
+  return redis.call('HMGET', k, 'st', 'sync', 'webhook', 'exp', 'id', 'hs', 'sta', 'qd', 'he', 'err', 'w',
+    'ch')
 end
 -- f: read_finish()'s fields, or nil to read them here. out: the output the end sets (with the
 -- progress cleared), or nil to keep the job's own. `...`: more field/value pairs to set with the
@@ -119,7 +135,9 @@ local function finish(id, k, status, f, out, ...)
     redis.call('HSET', k, 'st', status, 'fin', NOW_S, 'exp', at_s, ...)
   end
   redis.call('PEXPIREAT', k, at + SLACK)
-  redis.call('PEXPIREAT', ck(id), at + SLACK)
+  -- 'ch' is '0' while the run has posted no chunk (most jobs): no list to expire. A job written
+  -- before the field existed has none: its list, if any, gets the expiry as before.
+  if f[12] ~= '0' then redis.call('PEXPIREAT', ck(id), at + SLACK) end
   if f[3] and f[3] ~= '' then events[#events + 1] = redis.call('HGETALL', k) end
   -- The record of a job that ended COMPLETED or CANCELLED, which stays as it is until it expires
   -- ('exp'): the replica that ran this script answers its waiter's status read from it instead of
@@ -144,7 +162,8 @@ end
 local function new_run(id, k)
   local cb = tonumber(redis.call('HGET', k, 'cb') or '0') + redis.call('LLEN', ck(id))
   redis.call('DEL', ck(id))
-  redis.call('HSET', k, 'hs', 0, 'w', '', 'out', '', 'err', '', 'he', 0, 'prog', '', 'cb', cb, 'dlv', cb)
+  redis.call('HSET', k, 'hs', 0, 'w', '', 'out', '', 'err', '', 'he', 0, 'prog', '', 'cb', cb, 'dlv', cb,
+    'ch', '0')
 end
 local function enqueue(id, k, front)
   -- Requeued jobs count toward the cap again, but are never refused: they were accepted once.
@@ -213,7 +232,7 @@ local ttl_s = tostring(ttl_at)
 redis.call('HSET', k, 'pb', ARGV[16], 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3', ARGV[11],
   'xt', ARGV[12], 'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'sub', NOW_S, 'qd', NOW_S,
   'cb', '0', 'dlv', '0', 'lease', '0', 'rq', '0', 'hs', '0', 'he', '0', 'w', '', 'out', '', 'err', '',
-  'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_s)
+  'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_s, 'ch', '0', 'sn', '0')
 redis.call('PEXPIREAT', k, ttl_at + SLACK)
 redis.call('ZADD', P .. 'ttl', ttl_s, id)
 if ARGV[14] == '1' then
@@ -383,7 +402,7 @@ redis.call('ZADD', P .. 'workers', NOW_S, w)  -- the post's request is a sign of
 local k = jk(id)
 -- read_finish()'s fields and the executionTimeout: one read for the checks and the end.
 local f = redis.call('HMGET', k, 'st', 'sync', 'webhook', 'exp', 'id', 'hs', 'sta', 'qd', 'he', 'err',
-  'w', 'xt')
+  'w', 'ch', 'xt', 'sn')
 local st, holder = f[1], f[11]
 if not st then return reply({'not_found'}) end
 if is_terminal(st) and holder == w then return reply({'ignored'}) end
@@ -393,16 +412,20 @@ if kind == 'p' then
   note_job(id)
   return reply({'accepted'})
 end
-local sk, nk = P .. 'sent:' .. w, P .. 'sentn:' .. w
-if redis.call('EXISTS', sk, nk) > 0 then
-  redis.call('LREM', sk, '0', id)
-  redis.call('HDEL', nk, id)
+-- A job that never had a stop sent ('sn' '0', set at submit) has none to clear. One written before
+-- the field existed is looked for as before.
+if f[14] ~= '0' then
+  local sk, nk = P .. 'sent:' .. w, P .. 'sentn:' .. w
+  if redis.call('EXISTS', sk, nk) > 0 then
+    redis.call('LREM', sk, '0', id)
+    redis.call('HDEL', nk, id)
+  end
 end
 -- Once the executionTimeout has run out the job ends TIMED_OUT, as the sweep would have ended it:
 -- the worker knows the same deadline (job-take's policy) and often reports first.
-if NOW - tonumber(f[7]) >= tonumber(f[12]) then
+if NOW - tonumber(f[7]) >= tonumber(f[13]) then
   finish(id, k, 'TIMED_OUT', f, nil, 'he', '1', 'err',
-    'job exceeded its execution timeout of ' .. f[12] .. ' ms')
+    'job exceeded its execution timeout of ' .. f[13] .. ' ms')
   return reply({'accepted'})
 end
 if kind == 'e' then
@@ -421,7 +444,7 @@ local f = redis.call('HMGET', k, 'st', 'w', 'exp')
 if not f[1] then return reply({'not_found'}) end
 if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
 if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
-redis.call('HSET', k, 'lst', NOW_S, 'ack', '1')
+redis.call('HSET', k, 'lst', NOW_S, 'ack', '1', 'ch', '1')
 redis.call('RPUSH', ck(id), ARGV[10])
 if f[3] then redis.call('PEXPIREAT', ck(id), tonumber(f[3]) + SLACK) end
 note_job(id)
@@ -491,6 +514,9 @@ for _, id in ipairs(stops) do
     end
     redis.call('RPUSH', sk, id)
     redis.call('HDEL', nk, id)
+    -- The job remembers that a stop for it went out ('sn'): its result post looks for sent stops
+    -- to clear only then (most jobs never have one).
+    if redis.call('EXISTS', jk(id)) == 1 then redis.call('HSET', jk(id), 'sn', '1') end
   end
 end
 redis.call('DEL', stk)
@@ -556,10 +582,16 @@ end
 return reply(1)
 )LUA";
 
+// A replica has just subscribed to the change channel (see others_listen()).
+constexpr std::string_view kListeners = R"LUA(
+listening[P] = nil
+return reply(1)
+)LUA";
+
 constexpr std::array<std::string_view, kCount> kBodies = {
     kSubmit,     kStream,      kReadStream,       kCancel,   kRetry,   kPurge,
     kHealth,     kWorkerBegin, kTake,     kRelease, kPostResult,
-    kPostStream, kPing,        kReportInProgress, kTakeStop, kSweep};
+    kPostStream, kPing,        kReportInProgress, kTakeStop, kSweep, kListeners};
 // In Id's order; with the library's version, the names FCALL calls.
 constexpr std::array<std::string_view, kCount> kNames = {"submit",      "stream",
                                                          "read_stream", "cancel",
@@ -568,7 +600,8 @@ constexpr std::array<std::string_view, kCount> kNames = {"submit",      "stream"
                                                          "take",        "release",
                                                          "post_result", "post_stream",
                                                          "ping",        "report_in_progress",
-                                                         "take_stop",   "sweep"};
+                                                         "take_stop",   "sweep",
+                                                         "listeners"};
 
 // FNV-1a: a digest of the sources that is the same in every build, unlike std::hash.
 std::uint64_t digest(std::string_view text) {

@@ -31,6 +31,7 @@ enum class Id : std::size_t {
   report_in_progress,
   take_stop,
   sweep,
+  listeners,
   count_
 };
 inline constexpr std::size_t kCount = static_cast<std::size_t>(Id::count_);

@@ -158,6 +158,7 @@ RedisStore::RedisStore(const RedisAddress& address, std::string endpoint_id, Sto
     throw RedisError("redis " + address_.url() +
                      ": SUBSCRIBE failed: " + std::string(reply_text(*confirm)));
   }
+  announce_listening();
   pipeline_ = std::make_unique<RedisPipeline>(address_, kIoTimeout);
   subscriber_ = std::jthread([this, c = std::move(subscriber)](std::stop_token stop) mutable {
     subscriber_loop(std::move(stop), std::move(c));
@@ -182,9 +183,9 @@ std::int64_t RedisStore::now_ms() const {
 
 // ---- scripts
 
-void RedisStore::run(Script script, std::vector<std::string> args, ScriptDone done) {
-  auto shared = std::make_shared<std::vector<std::string>>();
-  std::vector<std::string>& argv = *shared;
+std::vector<std::string> RedisStore::script_argv(Script script,
+                                                 std::vector<std::string> args) const {
+  std::vector<std::string> argv;
   argv.reserve(3 + redis_script::kCommonArgs + args.size());
   argv.emplace_back("FCALL");
   argv.emplace_back(redis_script::function_name(script));
@@ -197,6 +198,27 @@ void RedisStore::run(Script script, std::vector<std::string> args, ScriptDone do
   argv.push_back(std::to_string(options_.heartbeat_grace.count()));
   argv.push_back(std::to_string(options_.retry_limit));
   for (std::string& a : args) argv.push_back(std::move(a));
+  return argv;
+}
+
+void RedisStore::announce_listening() const {
+  const std::vector<std::string> argv = script_argv(Script::listeners, {});
+  const std::vector<std::string_view> views(argv.begin(), argv.end());
+  RedisConnection c(address_, kIoTimeout);
+  RedisReply r = c.command(views);
+  // A Redis restarted without persistence has forgotten the library (as in run()).
+  if (r->type == REDIS_REPLY_ERROR && reply_text(*r).starts_with("ERR Function not found")) {
+    c.command({"FUNCTION", "LOAD", "REPLACE", redis_script::library()});
+    r = c.command(views);
+  }
+  if (r->type == REDIS_REPLY_ERROR) {
+    throw RedisError("redis " + address_.url() +
+                     ": announcing the change channel failed: " + std::string(reply_text(*r)));
+  }
+}
+
+void RedisStore::run(Script script, std::vector<std::string> args, ScriptDone done) {
+  auto shared = std::make_shared<std::vector<std::string>>(script_argv(script, std::move(args)));
   auto finish = [this, done](RedisReply r, std::exception_ptr error) {
     if (error) return done(std::move(error), nullptr);
     if (r->type == REDIS_REPLY_ERROR) {
@@ -680,6 +702,8 @@ void RedisStore::subscriber_loop(std::stop_token stop, std::unique_ptr<RedisConn
         c = std::make_unique<RedisConnection>(address_, kIoTimeout);
         const RedisReply confirm = c->command({"SUBSCRIBE", prefix_ + "ev"});
         if (confirm->type == REDIS_REPLY_ERROR) throw RedisError(std::string(reply_text(*confirm)));
+        // Before the waiters look again: from here on the other replicas publish to this one.
+        announce_listening();
         log::info("redis store: change channel of endpoint " + endpoint_id_ + " subscribed again");
         reported = false;
         // Changes made while away were not heard: every waiter looks again.

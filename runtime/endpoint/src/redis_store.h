@@ -102,6 +102,12 @@ class RedisStore final : public JobStore {
   using ScriptDone = std::function<void(std::exception_ptr, const redisReply*)>;
 
   std::int64_t now_ms() const;
+  // FCALL's arguments for one script: the function, the common arguments, then `args`.
+  std::vector<std::string> script_argv(redis_script::Id script,
+                                       std::vector<std::string> args) const;
+  // Tells the scripts that this replica now listens on the change channel (redis_scripts.cpp,
+  // others_listen()), on a connection of its own; waits for the answer.
+  void announce_listening() const;
   // Sends one script with the common arguments and `args`; on its reply applies its notes, logs
   // and events, then calls `done` (on the pipeline's thread).
   void run(redis_script::Id script, std::vector<std::string> args, ScriptDone done);
