@@ -50,6 +50,19 @@ struct PendingGet {
   std::jthread thread;
 };
 
+// A worker waits on B's job-take; the next submit through A must reach it within 500 ms.
+void check_submit_wakes_poll(HttpClient& ca, std::uint16_t b_port, HttpClient& cb) {
+  PendingGet poll(b_port, "/v2/local/job-take/w1?gpu=x&job_in_progress=0");
+  REQUIRE(eventually(
+      [&] { return cb.get("/v2/local/health").json()["workers"]["idle"].GetInt() >= 1; }));
+  const auto submitted = std::chrono::steady_clock::now();
+  const std::string id = job_id(ca.post("/v2/local/run", R"({"input":{}})"));
+  Response taken = poll.get();
+  REQUIRE(taken.status == 200);
+  CHECK(str(taken.json(), "id") == id);
+  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < 500ms);
+}
+
 std::string health_body(HttpClient& c) {
   pj::Document h = c.get("/v2/local/health").json();
   return pj::to_string(h);
@@ -174,15 +187,7 @@ TEST_CASE(
   // B starts right after, and a worker waits on it: A's next submit must reach it at once.
   Endpoint b(replica_options(redis));
   HttpClient cb(b.port);
-  PendingGet poll(b.port, "/v2/local/job-take/w1?gpu=x&job_in_progress=0");
-  REQUIRE(eventually(
-      [&] { return cb.get("/v2/local/health").json()["workers"]["idle"].GetInt() >= 1; }));
-  const auto submitted = std::chrono::steady_clock::now();
-  const std::string id = job_id(ca.post("/v2/local/run", R"({"input":{}})"));
-  Response taken = poll.get();
-  REQUIRE(taken.status == 200);
-  CHECK(str(taken.json(), "id") == id);
-  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < 500ms);
+  check_submit_wakes_poll(ca, b.port, cb);
 }
 
 TEST_CASE(
@@ -207,13 +212,5 @@ TEST_CASE(
   REQUIRE(eventually([&] { return listeners() == 2; }));
 
   // B has subscribed again and told the scripts: A's next submit reaches a worker waiting on B.
-  PendingGet poll(b.port, "/v2/local/job-take/w1?gpu=x&job_in_progress=0");
-  REQUIRE(eventually(
-      [&] { return cb.get("/v2/local/health").json()["workers"]["idle"].GetInt() >= 1; }));
-  const auto submitted = std::chrono::steady_clock::now();
-  const std::string id = job_id(ca.post("/v2/local/run", R"({"input":{}})"));
-  Response taken = poll.get();
-  REQUIRE(taken.status == 200);
-  CHECK(str(taken.json(), "id") == id);
-  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < 500ms);
+  check_submit_wakes_poll(ca, b.port, cb);
 }
