@@ -70,5 +70,9 @@ CpuKernels best_kernels();
 // Every set this CPU can run (tests compare them with the scalar one).
 bool cpu_supports_avx2();
 bool cpu_supports_avx512();
+// The widest of those this CPU has that PODWORKER_CPU_ISA=scalar|avx2|avx512 allows: the one
+// choice every product family (these sets, the K-quant products) dispatches on.
+enum class CpuIsa { scalar, avx2, avx512 };
+CpuIsa allowed_isa();
 
 }  // namespace podworker::llm::cpu

@@ -5,12 +5,11 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <string_view>
 #include <type_traits>
 #include <vector>
 
-#include "kernels/kquant.h"
 #include "kernels/half.h"
+#include "kernels/kquant.h"
 
 namespace podworker::llm::cpu {
 
@@ -119,15 +118,11 @@ bool is_kquant_matmul_type(GgmlType type) {
 
 void matmul_kquant(GgmlType type, const std::byte* w, std::size_t row_bytes, int nblocks, int r0,
                    int r1, const ActBlock* acts, int ncols, float* out, std::size_t out_stride) {
-  // The same choice and the same PODWORKER_CPU_ISA cap as cpu_kernels makes for the other types.
   using Fn = decltype(&matmul_kquant_scalar);
   static const Fn fn = []() -> Fn {
-    const char* env = std::getenv("PODWORKER_CPU_ISA");
-    const std::string_view cap = env != nullptr ? env : "";
-    if (cap == "scalar") return &matmul_kquant_scalar;
-    if (cap != "avx2" && kquant_avx512_compiled() && cpu_supports_avx512())
-      return &matmul_kquant_avx512;
-    if (kquant_avx2_compiled() && cpu_supports_avx2()) return &matmul_kquant_avx2;
+    const CpuIsa isa = allowed_isa();
+    if (isa == CpuIsa::avx512 && kquant_avx512_compiled()) return &matmul_kquant_avx512;
+    if (isa >= CpuIsa::avx2 && kquant_avx2_compiled()) return &matmul_kquant_avx2;
     return &matmul_kquant_scalar;
   }();
   fn(type, w, row_bytes, nblocks, r0, r1, acts, ncols, out, out_stride);

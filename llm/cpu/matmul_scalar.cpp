@@ -123,11 +123,18 @@ bool cpu_supports_avx512() {
 #endif
 }
 
-CpuKernels best_kernels() {
+CpuIsa allowed_isa() {
   const char* cap_env = std::getenv("PODWORKER_CPU_ISA");
   const std::string_view cap = cap_env ? cap_env : "";
-  if (cap != "scalar" && cap != "avx2" && cpu_supports_avx512() && avx512_kernels().q4_1) return avx512_kernels();
-  if (cap != "scalar" && cpu_supports_avx2() && avx2_kernels().q4_1) return avx2_kernels();
+  if (cap == "scalar") return CpuIsa::scalar;
+  if (cap != "avx2" && cpu_supports_avx512()) return CpuIsa::avx512;
+  return cpu_supports_avx2() ? CpuIsa::avx2 : CpuIsa::scalar;
+}
+
+CpuKernels best_kernels() {
+  const CpuIsa isa = allowed_isa();
+  if (isa == CpuIsa::avx512 && avx512_kernels().q4_1) return avx512_kernels();
+  if (isa >= CpuIsa::avx2 && avx2_kernels().q4_1) return avx2_kernels();
   return scalar_kernels();
 }
 
