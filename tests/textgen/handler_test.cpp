@@ -3,7 +3,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <filesystem>
 #include <mutex>
 #include <stop_token>
 #include <thread>
@@ -271,17 +270,10 @@ TEST_CASE("textgen: OpenAI stream_options.include_usage ends the stream with a u
 }
 
 TEST_CASE("real model: greedy generation gives the pinned text") {
-  const std::string path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
-  std::string found;
-  for (const char* prefix : {"", "../", "../../", "../../../"}) {
-    if (std::filesystem::exists(std::string(prefix) + path)) {
-      found = std::string(prefix) + path;
-      break;
-    }
-  }
-  if (const char* env = std::getenv("PODWORKER_MODEL"); env && std::filesystem::exists(env)) found = env;
+  const std::string found = testing::real_model_path();
   if (found.empty()) {
-    MESSAGE("skipped: " << path << " is absent (scripts/fetch-model.sh downloads it)");
+    MESSAGE("skipped: models/SmolLM2-135M-Instruct.Q4_1.gguf is absent (scripts/fetch-model.sh "
+            "downloads it)");
     return;
   }
   llm::BackendOptions o;

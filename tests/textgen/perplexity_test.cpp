@@ -4,8 +4,6 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <cstdlib>
-#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <random>
@@ -14,7 +12,6 @@
 #include "llm/cpu_backend.h"
 #include "llm/perplexity.h"
 #include "llm/reference_backend.h"
-#include "model/quantize.h"
 #include "model/tokenizer.h"
 #include "test_model_fixture.h"
 
@@ -45,13 +42,6 @@ std::vector<float> reference_logits(std::shared_ptr<const llm::LlamaWeights> w,
     reference->prefill(s, tokens.subspan(i, 1), std::span(all).subspan(i * vocab, vocab));
   }
   return all;
-}
-
-std::string find_up(const std::string& path) {
-  for (const char* prefix : {"", "../", "../../", "../../../"}) {
-    if (std::filesystem::exists(std::string(prefix) + path)) return std::string(prefix) + path;
-  }
-  return {};
 }
 
 }  // namespace
@@ -114,10 +104,8 @@ TEST_CASE("perplexity scores the second half of each window, as the reference lo
 }
 
 TEST_CASE("real model: the Q4_K_M requantization's perplexity is close to the Q4_1 file's") {
-  std::string model = find_up("models/SmolLM2-135M-Instruct.Q4_1.gguf");
-  if (const char* env = std::getenv("PODWORKER_MODEL"); env && std::filesystem::exists(env))
-    model = env;
-  const std::string text_path = find_up("tests/data/perplexity.txt");
+  const std::string model = testing::real_model_path();
+  const std::string text_path = testing::find_up("tests/data/perplexity.txt");
   REQUIRE_FALSE(text_path.empty());
   if (model.empty()) {
     MESSAGE(
@@ -127,29 +115,19 @@ TEST_CASE("real model: the Q4_K_M requantization's perplexity is close to the Q4
   }
   std::ifstream in(text_path, std::ios::binary);
   const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-  const std::filesystem::path q4km =
-      std::filesystem::temp_directory_path() / "podworker-test-ppl-q4_k_m.gguf";
-  const std::filesystem::path q4km_llama =
-      std::filesystem::temp_directory_path() / "podworker-test-ppl-q4_k_m-llama-types.gguf";
   const model::GgufFile original = model::GgufFile::open(model);
-  model::QuantizeTarget target = model::parse_quantize_target("Q4_K_M");
-  model::requantize(original, target, 2).write(q4km.string());
-  target.keep_source_fallback = false;  // every 576-wide Q4_1 matrix requantized to Q5_0
-  model::requantize(original, target, 2).write(q4km_llama.string());
-
   const auto tokens = model::Tokenizer::from_gguf(original).encode(text, false);
   llm::PerplexityOptions o;
   o.ctx = 128;
   o.parallel = 11;
   double ppl[3] = {0, 0, 0};
-  const std::string files[3] = {model, q4km.string(), q4km_llama.string()};
+  const std::string files[3] = {model, testing::requantized_real_model(true),
+                                testing::requantized_real_model(false)};
   for (int i = 0; i < 3; ++i) {
     auto file = std::make_shared<const model::GgufFile>(model::GgufFile::open(files[i]));
     auto backend = backend_for(llm::LlamaWeights::from_gguf(file), o.ctx, o.parallel);
     ppl[i] = llm::perplexity(*backend, tokens, o).perplexity;
   }
-  std::filesystem::remove(q4km);
-  std::filesystem::remove(q4km_llama);
   MESSAGE("perplexity at ctx 128: Q4_1 "
           << ppl[0] << ", Q4_K_M requantized " << ppl[1] << " (" << 100.0 * (ppl[1] / ppl[0] - 1)
           << " %), with llama.cpp's fallback types " << ppl[2] << " ("
