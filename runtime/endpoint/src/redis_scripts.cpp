@@ -230,15 +230,16 @@ if cap > 0 and (pb > cap or held > cap - pb) then
   return reply('full ' .. held)
 end
 -- enqueue() and expire_at() for a job that is new: one HSET, nothing to give back first. The
--- fields whose value would be '0' or '' (stream cursors, lease, retries, holder, output, error,
--- progress) are left out until a run sets them; every reader takes a missing one as that value.
--- A listpack hash finds a field by a linear search, so each field less makes every later read
--- and write of the job cheaper, the insertion of the others first.
+-- fields whose value would be '0' or '' (lease, retries, holder, output, error, progress) are left
+-- out until a run sets them; every reader takes a missing one as that value. A listpack hash finds
+-- a field by a linear search, so each field less makes every later read and write of the job
+-- cheaper, the insertion of the others first. The stream cursors stay: the stream functions of the
+-- previous version (a replica not yet upgraded, sharing the Redis) read them as numbers.
 local ttl_at = NOW + tonumber(ARGV[13])
 local ttl_s = int_s(ttl_at)
 redis.call('HSET', k, 'st', 'IN_QUEUE', 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3',
   ARGV[11], 'xt', ARGV[12], 'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'qd', NOW_S, 'pb',
-  ARGV[16], 'qb', ARGV[16], 'exp', ttl_s, 'ch', '0', 'sn', '0')
+  ARGV[16], 'qb', ARGV[16], 'exp', ttl_s, 'cb', '0', 'dlv', '0', 'ch', '0', 'sn', '0')
 redis.call('PEXPIREAT', k, int_s(ttl_at + SLACK))
 redis.call('ZADD', P .. 'ttl', ttl_s, id)
 if ARGV[14] == '1' then
