@@ -2,9 +2,11 @@
 
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <charconv>
 #include <stdexcept>
 
@@ -151,6 +153,45 @@ bool RedisConnection::still_open() const {
 
 void RedisConnection::read_some() {
   if (redisBufferRead(ctx_.get()) != REDIS_OK) fail("reading");
+}
+
+}  // namespace podworker::endpoint
+
+namespace podworker::endpoint {
+
+bool RedisConnection::write_all(std::string_view wire) const noexcept {
+  while (!wire.empty()) {
+    // MSG_NOSIGNAL: a peer gone is an error here, not a SIGPIPE for the process. The socket is
+    // blocking with the connection's timeout (SO_SNDTIMEO), so a full buffer waits at most that.
+    const ssize_t n = ::send(ctx_->fd, wire.data(), wire.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    wire.remove_prefix(static_cast<std::size_t>(n));
+  }
+  return true;
+}
+
+void RedisConnection::shut_down() const noexcept {
+  ::shutdown(ctx_->fd, SHUT_RDWR);
+}
+
+std::string RedisConnection::format(const std::vector<std::string>& args) {
+  std::vector<const char*> argv;
+  std::vector<std::size_t> lengths;
+  argv.reserve(args.size());
+  lengths.reserve(args.size());
+  for (const std::string& a : args) {
+    argv.push_back(a.data());
+    lengths.push_back(a.size());
+  }
+  char* raw = nullptr;
+  const int n =
+      redisFormatCommandArgv(&raw, static_cast<int>(argv.size()), argv.data(), lengths.data());
+  if (n < 0 || raw == nullptr) throw RedisError("formatting a redis command: out of memory");
+  const std::unique_ptr<char, void (*)(char*)> owned(raw, redisFreeCommand);
+  return std::string(raw, static_cast<std::size_t>(n));
 }
 
 }  // namespace podworker::endpoint

@@ -62,6 +62,15 @@ class RedisConnection {
   RedisReply buffered_reply();
   // Reads what the socket has (after poll() said it is readable). Throws when the peer is gone.
   void read_some();
+  // For a pipeline whose callers write from their own threads while one thread reads the replies
+  // (redis_pipeline.h): writes `wire` (format()'s RESP) straight to the socket, bypassing hiredis's
+  // output buffer, which only the reading thread may touch. False when the socket failed or the
+  // send timeout ran out; the caller then shuts the socket down, and the reader learns of it.
+  bool write_all(std::string_view wire) const noexcept;
+  // Ends both directions of the socket, so a reader's poll() and a writer's send() return at once.
+  void shut_down() const noexcept;
+  // One command in RESP, formatted by hiredis (for write_all()).
+  static std::string format(const std::vector<std::string>& args);
 
   bool broken() const { return broken_; }
   // For an idle connection (no reply outstanding): false when the server has closed it (a Redis

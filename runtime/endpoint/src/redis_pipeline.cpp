@@ -10,9 +10,6 @@ namespace podworker::endpoint {
 
 namespace {
 
-// Bounds one write: a burst of very many commands goes out in several batches.
-constexpr std::size_t kMaxBatch = 512;
-
 // The error is moved on, never shared: the thread that completes keeps no reference to an
 // exception the caller's thread may read and destroy (see RedisStore::wait()).
 void complete(RedisPipeline::Callback& done, RedisReply reply, std::exception_ptr error) noexcept {
@@ -45,18 +42,56 @@ void RedisPipeline::send(std::vector<std::string> args, Callback done) {
 }
 
 void RedisPipeline::send(std::shared_ptr<const std::vector<std::string>> args, Callback done) {
-  {
-    std::lock_guard lock(mu_);
-    if (!closed_) {
-      queue_.push_back({std::move(args), std::move(done)});
-      if (sleeping_) {
-        sleeping_ = false;
-        wake_.signal();
-      }
-      return;
-    }
+  std::string wire;
+  try {
+    wire = RedisConnection::format(*args);
+  } catch (const RedisError&) {
+    return complete(done, nullptr, std::current_exception());
   }
-  complete(done, nullptr, closed_error(address_));
+  std::unique_lock lock(mu_);
+  if (closed_) {
+    lock.unlock();
+    return complete(done, nullptr, closed_error(address_));
+  }
+  if (!writable_) {
+    queue_.push_back({std::move(wire), std::move(done), Clock::now()});
+    if (sleeping_) {
+      sleeping_ = false;
+      wake_.signal();
+    }
+    return;
+  }
+  // In flight before it is written: its reply cannot come before, and the reader finds it there.
+  in_flight_.push_back({{}, std::move(done), Clock::now()});
+  if (out_.empty()) {
+    out_.swap(wire);
+  } else {
+    out_ += wire;
+  }
+  // Another caller is writing: it writes this too, right after what it has.
+  if (writing_) return;
+  writing_ = true;
+  write_out(lock);
+}
+
+void RedisPipeline::write_out(std::unique_lock<std::mutex>& lock) {
+  RedisConnection* const c = connection_.get();
+  std::string batch;
+  bool ok = true;
+  while (ok && !out_.empty()) {
+    batch.clear();
+    batch.swap(out_);
+    lock.unlock();
+    ok = c->write_all(batch);
+    lock.lock();
+  }
+  if (!ok) {
+    // The reader sees the socket end and fails what is in flight (tear_down()).
+    out_.clear();
+    c->shut_down();
+  }
+  writing_ = false;
+  written_.notify_all();
 }
 
 void RedisPipeline::close() {
@@ -70,112 +105,134 @@ void RedisPipeline::close() {
   if (thread_.joinable()) thread_.join();
   std::deque<Command> left;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
+    // A caller may still be finishing its write (its reply is in already).
+    written_.wait(lock, [&] { return !writing_; });
     left.swap(queue_);
   }
   for (Command& c : left) complete(c.done, nullptr, closed_error(address_));
 }
 
-bool RedisPipeline::going_to_sleep() {
-  std::lock_guard lock(mu_);
-  sleeping_ = queue_.empty();
-  return sleeping_;
+void RedisPipeline::write_queued() {
+  {
+    std::lock_guard lock(mu_);
+    if (queue_.empty()) return;
+  }
+  if (!connection_) {
+    // Connecting blocks: not under the lock, so senders keep queueing meanwhile.
+    auto c = std::make_unique<RedisConnection>(address_, timeout_);
+    std::lock_guard lock(mu_);
+    connection_ = std::move(c);
+  }
+  std::unique_lock lock(mu_);
+  const auto now = Clock::now();
+  for (Command& c : queue_) {
+    out_ += c.wire;
+    c.wire.clear();
+    c.sent = now;
+    in_flight_.push_back(std::move(c));
+  }
+  queue_.clear();
+  // From here on senders write themselves, after these (same lock: the order holds).
+  writable_ = true;
+  if (!writing_) {
+    writing_ = true;
+    write_out(lock);
+  }
 }
 
-void RedisPipeline::write(std::deque<Command>& fresh, std::deque<Command>& in_flight) {
-  if (!connection_ || connection_->broken()) {
-    connection_.reset();
-    connection_ = std::make_unique<RedisConnection>(address_, timeout_);
-  }
-  std::vector<std::string_view> argv;
-  for (const Command& c : fresh) {
-    argv.assign(c.args->begin(), c.args->end());
-    connection_->append(argv);
-  }
-  connection_->flush();
-  while (!fresh.empty()) {
-    in_flight.push_back(std::move(fresh.front()));
-    fresh.pop_front();
-  }
-}
-
-void RedisPipeline::complete_replies(std::deque<Command>& in_flight) {
-  while (!in_flight.empty()) {
+void RedisPipeline::complete_replies() {
+  while (connection_) {
     RedisReply reply = connection_->buffered_reply();
     if (!reply) return;
-    Command c = std::move(in_flight.front());
-    in_flight.pop_front();
+    Command c;
+    {
+      std::lock_guard lock(mu_);
+      if (in_flight_.empty())
+        throw RedisError("redis " + address_.url() + ": a reply to no command");
+      c = std::move(in_flight_.front());
+      in_flight_.pop_front();
+    }
+    progress_ = Clock::now();
     complete(c.done, std::move(reply), nullptr);
   }
 }
 
-void RedisPipeline::wait_for_replies(bool wakeable, std::chrono::steady_clock::time_point since) {
-  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-      since + timeout_ - std::chrono::steady_clock::now());
-  pollfd fds[2] = {{connection_->fd(), POLLIN, 0}, {wake_.fd(), POLLIN, 0}};
-  // Not wakeable: a command is queued, so this only reads what has come (no wait), unless the
-  // timeout has run out already.
-  const int wait_ms = wakeable ? static_cast<int>(std::max<long>(0, left.count())) : 0;
-  const int ready = ::poll(fds, wakeable ? 2 : 1, wait_ms);
-  // Nothing within the wait: a wakeable wait lasted what was left of the timeout.
-  if (ready == 0 && (wakeable || left.count() <= 0)) {
-    throw RedisError("redis " + address_.url() + ": no reply within " +
-                     std::to_string(timeout_.count()) + " ms");
+void RedisPipeline::wait_for_replies(bool wake_for_queue) {
+  bool idle = true;
+  Clock::time_point oldest{};
+  {
+    std::lock_guard lock(mu_);
+    // A command for the thread to write (and maybe connect for) comes first.
+    if (wake_for_queue && !queue_.empty()) return;
+    idle = in_flight_.empty();
+    if (!idle) oldest = in_flight_.front().sent;
+    sleeping_ = true;
   }
-  if ((fds[0].revents & (POLLIN | POLLHUP | POLLERR)) != 0) connection_->read_some();
-  if (wakeable && (fds[1].revents & POLLIN) != 0) wake_.drain();
+  int wait_ms = -1;  // no connection: only a queued command (wake_) can come
+  if (!idle) {
+    const auto left = std::chrono::ceil<std::chrono::milliseconds>(std::max(progress_, oldest) +
+                                                                   timeout_ - Clock::now());
+    if (left.count() <= 0) {
+      throw RedisError("redis " + address_.url() + ": no reply within " +
+                       std::to_string(timeout_.count()) + " ms");
+    }
+    wait_ms = static_cast<int>(left.count());
+  } else if (connection_) {
+    // A command written meanwhile by its caller is not seen here until the next look: looking
+    // again after a timeout bounds a silent server's detection to twice the timeout.
+    wait_ms = static_cast<int>(timeout_.count());
+  }
+  pollfd fds[2] = {{wake_.fd(), POLLIN, 0}, {-1, POLLIN, 0}};
+  nfds_t count = 1;
+  if (connection_) {
+    fds[1].fd = connection_->fd();
+    count = 2;
+  }
+  ::poll(fds, count, wait_ms);
+  // An idle connection that becomes readable has been closed by the server: read_some() throws.
+  if (count == 2 && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) != 0) connection_->read_some();
+  if ((fds[0].revents & POLLIN) != 0) wake_.drain();
+}
+
+void RedisPipeline::tear_down(const std::string& why) {
+  std::deque<Command> failed;
+  {
+    std::unique_lock lock(mu_);
+    writable_ = false;
+    // A caller blocked in its write returns at once; the connection lives until it has.
+    if (connection_) connection_->shut_down();
+    written_.wait(lock, [&] { return !writing_; });
+    failed.swap(in_flight_);
+    for (Command& c : queue_) failed.push_back(std::move(c));
+    queue_.clear();
+    out_.clear();
+    connection_.reset();
+  }
+  // Those commands may or may not have run, which their callers learn as StoreUnavailable. The
+  // next command connects afresh. Each caller gets an exception of its own (complete()).
+  for (Command& c : failed) complete(c.done, nullptr, std::make_exception_ptr(RedisError(why)));
 }
 
 void RedisPipeline::loop(std::stop_token stop) {
-  using Clock = std::chrono::steady_clock;
-  std::deque<Command> fresh;
-  std::deque<Command> in_flight;
-  Clock::time_point progress{};  // the last reply, or the write that found nothing in flight
   for (;;) {
     try {
       if (stop.stop_requested()) {
         // The replies in flight are read; what is queued, close() fails.
-        while (!in_flight.empty()) {
-          complete_replies(in_flight);
-          if (!in_flight.empty()) wait_for_replies(true, progress);
-        }
-        return;
-      }
-      {
-        std::lock_guard lock(mu_);
-        while (!queue_.empty() && fresh.size() < kMaxBatch) {
-          fresh.push_back(std::move(queue_.front()));
-          queue_.pop_front();
+        for (;;) {
+          complete_replies();
+          {
+            std::lock_guard lock(mu_);
+            if (in_flight_.empty()) return;
+          }
+          wait_for_replies(false);
         }
       }
-      if (!fresh.empty()) {
-        if (in_flight.empty()) progress = Clock::now();
-        write(fresh, in_flight);
-      }
-      if (in_flight.empty()) {
-        if (going_to_sleep()) {
-          pollfd wake{wake_.fd(), POLLIN, 0};
-          ::poll(&wake, 1, -1);
-          wake_.drain();
-        }
-        continue;
-      }
-      const std::size_t before = in_flight.size();
-      complete_replies(in_flight);
-      if (in_flight.size() != before) progress = Clock::now();
-      // Replies still owed: wait for them, or for a new command to write meanwhile. With one queued
-      // already, only what has come is read, and the new command is written on the next turn.
-      if (!in_flight.empty()) wait_for_replies(going_to_sleep(), progress);
+      write_queued();
+      complete_replies();
+      wait_for_replies(true);
     } catch (const RedisError& e) {
-      // The connection is gone with the replies it owed: those commands may or may not have run,
-      // which their callers learn as StoreUnavailable. The next batch connects afresh. Each caller
-      // gets an exception of its own (complete()).
-      connection_.reset();
-      for (std::deque<Command>* commands : {&in_flight, &fresh}) {
-        for (Command& c : *commands)
-          complete(c.done, nullptr, std::make_exception_ptr(RedisError(e.what())));
-        commands->clear();
-      }
+      tear_down(e.what());
       if (stop.stop_requested()) return;
     }
   }

@@ -31,6 +31,9 @@ local function begin(ARGV)
   queue_changed, queue_length = false, nil
 end
 
+-- A whole number (a time in ms, a count) as text for a command or a note: string.format's integer
+-- conversion, not the float printing that tostring(), '..' and redis.call() apply to a Lua number.
+local function int_s(x) return string.format('%d', x) end
 local function jk(id) return P .. 'job:' .. id end
 local function ck(id) return P .. 'chunks:' .. id end
 local function note_job(id) notes[#notes + 1] = 'j' .. id end
@@ -63,7 +66,7 @@ local function reply(result)
     local v = redis.call('INCR', P .. 'qver')
     -- queue_length: set by a function that knows it already (submit, from its push).
     local n = queue_length or redis.call('LLEN', P .. 'queue') + redis.call('LLEN', P .. 'queue:low')
-    notes[#notes + 1] = 'q' .. v .. ':' .. n
+    notes[#notes + 1] = string.format('q%d:%d', v, n)
   end
   if #notes > 0 and others_listen() then
     redis.call('PUBLISH', P .. 'ev', ORIGIN .. '\n' .. table.concat(notes, '\n'))
@@ -126,18 +129,18 @@ local function finish(id, k, status, f, out, ...)
   local at = NOW + keep
   -- A job not ended yet has its TTL deadline as 'exp' (submit, retry).
   local ttl_at = tonumber(f[4]) or tonumber(redis.call('ZSCORE', P .. 'ttl', id))
-  redis.call('ZADD', P .. 'ended', at, id)
+  redis.call('ZADD', P .. 'ended', int_s(at), id)
   if ttl_at and ttl_at < at then at = ttl_at end
-  local at_s = tostring(at)
+  local at_s = int_s(at)
   if out then
     redis.call('HSET', k, 'st', status, 'fin', NOW_S, 'exp', at_s, 'out', out, 'prog', '', ...)
   else
     redis.call('HSET', k, 'st', status, 'fin', NOW_S, 'exp', at_s, ...)
   end
-  redis.call('PEXPIREAT', k, at + SLACK)
+  redis.call('PEXPIREAT', k, int_s(at + SLACK))
   -- 'ch' is '0' while the run has posted no chunk (most jobs): no list to expire. A job written
   -- before the field existed has none: its list, if any, gets the expiry as before.
-  if f[12] ~= '0' then redis.call('PEXPIREAT', ck(id), at + SLACK) end
+  if f[12] ~= '0' then redis.call('PEXPIREAT', ck(id), int_s(at + SLACK)) end
   if f[3] and f[3] ~= '' then events[#events + 1] = redis.call('HGETALL', k) end
   -- The record of a job that ended COMPLETED or CANCELLED, which stays as it is until it expires
   -- ('exp'): the replica that ran this script answers its waiter's status read from it instead of
@@ -226,14 +229,18 @@ if cap > 0 and (pb > cap or held > cap - pb) then
   redis.call('DECRBY', P .. 'qbytes', ARGV[16])
   return reply('full ' .. held)
 end
--- enqueue() and expire_at() for a job that is new: one HSET, nothing to give back first.
+-- enqueue() and expire_at() for a job that is new: one HSET, nothing to give back first. The
+-- fields whose value would be '0' or '' (lease, retries, holder, output, error, progress) are left
+-- out until a run sets them; every reader takes a missing one as that value. A listpack hash finds
+-- a field by a linear search, so each field less makes every later read and write of the job
+-- cheaper, the insertion of the others first. The stream cursors stay: the stream functions of the
+-- previous version (a replica not yet upgraded, sharing the Redis) read them as numbers.
 local ttl_at = NOW + tonumber(ARGV[13])
-local ttl_s = tostring(ttl_at)
-redis.call('HSET', k, 'pb', ARGV[16], 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3', ARGV[11],
-  'xt', ARGV[12], 'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'sub', NOW_S, 'qd', NOW_S,
-  'cb', '0', 'dlv', '0', 'lease', '0', 'rq', '0', 'hs', '0', 'he', '0', 'w', '', 'out', '', 'err', '',
-  'prog', '', 'st', 'IN_QUEUE', 'qb', ARGV[16], 'exp', ttl_s, 'ch', '0', 'sn', '0')
-redis.call('PEXPIREAT', k, ttl_at + SLACK)
+local ttl_s = int_s(ttl_at)
+redis.call('HSET', k, 'st', 'IN_QUEUE', 'id', id, 'input', ARGV[9], 'webhook', ARGV[10], 's3',
+  ARGV[11], 'xt', ARGV[12], 'ttl', ARGV[13], 'low', ARGV[14], 'sync', ARGV[15], 'qd', NOW_S, 'pb',
+  ARGV[16], 'qb', ARGV[16], 'exp', ttl_s, 'cb', '0', 'dlv', '0', 'ch', '0', 'sn', '0')
+redis.call('PEXPIREAT', k, int_s(ttl_at + SLACK))
 redis.call('ZADD', P .. 'ttl', ttl_s, id)
 if ARGV[14] == '1' then
   queue_length = redis.call('RPUSH', P .. 'queue:low', id) + redis.call('LLEN', P .. 'queue')
@@ -250,7 +257,7 @@ local id = ARGV[8]
 local k = jk(id)
 local f = redis.call('HMGET', k, 'st', 'cb', 'dlv')
 if not f[1] then return reply(0) end
-local cb, dlv = tonumber(f[2]), tonumber(f[3])
+local cb, dlv = tonumber(f[2] or '0'), tonumber(f[3] or '0')
 local n = redis.call('LLEN', ck(id))
 local chunks = redis.call('LRANGE', ck(id), math.max(dlv, cb) - cb, -1)
 redis.call('HSET', k, 'dlv', cb + n)
@@ -261,7 +268,7 @@ constexpr std::string_view kReadStream = R"LUA(
 local id = ARGV[8]
 local f = redis.call('HMGET', jk(id), 'st', 'cb')
 if not f[1] then return reply(0) end
-local cb = tonumber(f[2])
+local cb = tonumber(f[2] or '0')
 local last = cb + redis.call('LLEN', ck(id))
 local from = math.min(math.max(tonumber(ARGV[9]), cb), last) - cb
 return reply({f[1], last, redis.call('LRANGE', ck(id), from, -1)})
@@ -359,7 +366,7 @@ for _, q in ipairs({P .. 'queue', P .. 'queue:low'}) do
       -- leave_queue() and the lease's increment, in the one HSET.
       released = released + tonumber(f[2] or '0')
       local lease = tonumber(f[3] or '0') + 1
-      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'qb', '0', 'lease', lease, 'sta', NOW_S, 'lst',
+      redis.call('HSET', k, 'st', 'IN_PROGRESS', 'qb', '0', 'lease', int_s(lease), 'sta', NOW_S, 'lst',
         NOW_S, 'hs', '1', 'w', w, 'ack', '0')
       redis.call('ZADD', P .. 'running', NOW_S, id)
       if stale then
@@ -446,7 +453,7 @@ if is_terminal(f[1]) and f[2] == w then return reply({'ignored'}) end
 if not (f[1] == 'IN_PROGRESS' and f[2] == w) then return reply({'refused', f[1], f[2]}) end
 redis.call('HSET', k, 'lst', NOW_S, 'ack', '1', 'ch', '1')
 redis.call('RPUSH', ck(id), ARGV[10])
-if f[3] then redis.call('PEXPIREAT', ck(id), tonumber(f[3]) + SLACK) end
+if f[3] then redis.call('PEXPIREAT', ck(id), int_s(tonumber(f[3]) + SLACK)) end
 note_job(id)
 return reply({'accepted'})
 )LUA";
