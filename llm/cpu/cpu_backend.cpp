@@ -19,6 +19,7 @@
 #include "kernels/swiglu.h"
 #include "llm/cpu/matmul.h"
 #include "llm/cpu/matmul_kquant.h"
+#include "llm/cpu/resident_weights.h"
 #include "llm/cpu/thread_pool.h"
 #include "llm/cpu_backend.h"
 #include "llm/host_backend.h"
@@ -51,6 +52,7 @@ class CpuBackend final : public HostBackend {
   CpuBackend(std::shared_ptr<const LlamaWeights> weights, const BackendOptions& options)
       : HostBackend(weights->config(), options),
         weights_(std::move(weights)),
+        resident_(*weights_),
         kernels_(cpu::best_kernels()),
         pool_(options.threads > 0 ? options.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()))) {
     if (config_.n_embd % 32 != 0 || config_.n_ff % 32 != 0) {
@@ -62,8 +64,10 @@ class CpuBackend final : public HostBackend {
       s.v.resize(static_cast<std::size_t>(config_.n_layer));
     }
     qkv_dim_ = config_.n_embd + 2 * config_.kv_dim();
+    const std::string where = resident_.copied() ? std::to_string(resident_.bytes() >> 20) + " MiB of weights copied, "
+                                                 : std::string("weights read from the file mapping, ");
     log::info(std::string("llm: CPU backend, ") + std::to_string(pool_.size()) + " thread(s), " + kernels_.name +
-              " kernels, " + config_.describe());
+              " kernels, " + where + config_.describe());
   }
 
   std::string_view name() const override { return "cpu"; }
@@ -210,7 +214,7 @@ class CpuBackend final : public HostBackend {
   // round_to_q8_blocks is its reference), then integer dot products. With `accumulate` the product
   // goes to a scratch row and is added to `out` (the residual add).
   void project(int layer, Proj p, Act in, Act out, int rows, bool accumulate) override {
-    const LayerWeights& w = weights_->layers()[static_cast<std::size_t>(layer)];
+    const LayerWeights& w = resident_.layers()[static_cast<std::size_t>(layer)];
     const float* x = buffer(in, rows);
     float* y = buffer(out, rows);
     quantize_rows(x, rows, width(in));
@@ -300,12 +304,13 @@ class CpuBackend final : public HostBackend {
   void output_logits(Act in, Act out, int out_rows) override {
     const float* x = buffer(in, out_rows);
     quantize_rows(x, out_rows, config_.n_embd);
-    const MatJob jobs[] = {{&weights_->output(), acts_q_.data(), x, buffer(out, out_rows),
+    const MatJob jobs[] = {{&resident_.output(), acts_q_.data(), x, buffer(out, out_rows),
                             static_cast<std::size_t>(config_.n_vocab)}};
     matmuls(jobs, out_rows);
   }
 
   std::shared_ptr<const LlamaWeights> weights_;
+  cpu::ResidentWeights resident_;  // the matrices the products read (after weights_: it copies them)
   cpu::CpuKernels kernels_;
   cpu::ThreadPool pool_;
   cpu::WorkSplit split_{pool_.size()};

@@ -123,6 +123,36 @@ void matmul_cases(Runner& runner, const std::vector<CpuKernels>& sets) {
                  out->data(), static_cast<std::size_t>(rows));
             };
             runner.run(c);
+            if (batch == 1 && std::string(set.name) == "avx512-vnni" && sets.size() > 1 &&
+                type != GgmlType::q4_0) {
+              // The AVX-512 batch-1 Q4_1 and Q8_0 products keep a row pair in one 512-bit vector
+              // and must sum exactly as the AVX2 row pairs: their reference is the AVX2 output
+              // (checked against the f32 reference above), bit for bit. Two calls split at an odd
+              // row, as a thread's share can start, cover the pairs and the single-row tail.
+              const auto avx2 = matmul_of(sets[sets.size() - 2], type);
+              const int split = static_cast<int>(rows / 2) | 1;
+              const auto run = [=](llm::cpu::MatmulFn f, float* o) {
+                f(w->data(), row_bytes, nb, 0, split, acts->data(), 1, o,
+                  static_cast<std::size_t>(rows));
+                f(w->data(), row_bytes, nb, split, static_cast<int>(rows), acts->data(), 1, o,
+                  static_cast<std::size_t>(rows));
+              };
+              Case z = make_matmul_q8act_case("matmul_q8act", "avx512-vnni = avx2",
+                                              std::string(shape.name) + " " + m.name, type, m, 1,
+                                              w, x, want, out);
+              z.nmse_tolerance = 0;
+              z.reference = [=] {
+                quantize(x->data(), acts->data(), static_cast<int>(cols));
+                std::vector<float> o(out->size());
+                run(avx2, o.data());
+                return o;
+              };
+              z.launch = [=] {
+                quantize(x->data(), acts->data(), static_cast<int>(cols));
+                run(fn, out->data());
+              };
+              runner.run(z);
+            }
           }
         }
       }
