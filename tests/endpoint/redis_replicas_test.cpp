@@ -11,6 +11,7 @@
 #include "endpoint_fixture.h"
 #include "http_client.h"
 #include "redis_test_server.h"
+#include "time_budget.h"
 
 using podworker::test::Endpoint;
 using podworker::test::fast_options;
@@ -21,6 +22,8 @@ using podworker::test::str;
 using podworker::test::take;
 
 namespace {
+
+using podworker::testing::time_budget;
 
 pe::Options replica_options(const RedisTestServer& redis) {
   pe::Options o = fast_options();
@@ -60,7 +63,7 @@ void check_submit_wakes_poll(HttpClient& ca, std::uint16_t b_port, HttpClient& c
   Response taken = poll.get();
   REQUIRE(taken.status == 200);
   CHECK(str(taken.json(), "id") == id);
-  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < 500ms);
+  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < time_budget(500ms));
 }
 
 std::string health_body(HttpClient& c) {
@@ -87,7 +90,7 @@ TEST_CASE(
   Response taken = poll.get();
   REQUIRE(taken.status == 200);
   CHECK(str(taken.json(), "id") == id);
-  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < 1s);
+  CHECK(std::chrono::duration_cast<std::chrono::milliseconds>(poll.answered - submitted) < time_budget(1s));
   CHECK(status_of(ca, id) == "IN_PROGRESS");
   CHECK(str(cb.get("/v2/local/status/" + id).json(), "workerId") == "w1");
 
@@ -116,7 +119,7 @@ TEST_CASE(
   Response stopped = stop.get();
   REQUIRE(stopped.status == 200);
   CHECK(stopped.body.find(id) != std::string::npos);
-  CHECK(stop.waited() < 2s);
+  CHECK(stop.waited() < time_budget(2s));
   CHECK(status_of(ca, id) == "CANCELLED");
   const std::string all = sse.finish();
   CHECK(all.find("CANCELLED") != std::string::npos);

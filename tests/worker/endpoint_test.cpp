@@ -15,9 +15,12 @@
 #include "podworker/endpoint/server.h"
 #include "serve_api.h"
 #include "test_support.h"
+#include "time_budget.h"
 
 namespace podworker::test {
 namespace {
+
+using podworker::testing::time_budget;
 
 using namespace std::chrono_literals;
 
@@ -333,7 +336,7 @@ TEST_CASE("worker process: SIGKILL mid-job requeues it after the grace and a sec
     const auto killed = std::chrono::steady_clock::now();
     const auto requeued = c.status_until(id, [](const json::Document& d) { return status_of(d) == "IN_QUEUE"; }, 5s);
     CHECK(status_of(requeued) == "IN_QUEUE");
-    CHECK(std::chrono::steady_clock::now() - killed < 2s);
+    CHECK(std::chrono::steady_clock::now() - killed < time_budget(2s));
   }
   ChildProcess second(PODWORKER_WORKER_BINARY, {"--handler", "echo"}, local.worker_env());
   const auto st = c.wait_terminal(id);
@@ -369,7 +372,7 @@ void departed_worker_gets_no_job(int sig) {
   const auto submitted = std::chrono::steady_clock::now();
   const auto id = c.run(R"({"input":{"after":"departure"}})");
   const auto st = c.status_until(id, [](const json::Document& d) { return status_of(d) == "COMPLETED"; }, 5s);
-  CHECK(std::chrono::steady_clock::now() - submitted < 1s);
+  CHECK(std::chrono::steady_clock::now() - submitted < time_budget(1s));
   CHECK(status_of(st) == "COMPLETED");
   CHECK(json::get_string(st, "workerId") == "live");
   CHECK(json::get_int(c.get("/v2/local/health")["jobs"], "retried", -1) == 0);
