@@ -27,6 +27,7 @@ class ChildProcess {
   void stop(std::chrono::milliseconds grace = std::chrono::seconds(5));
 
   const std::string& log_path() const { return log_path_; }
+  pid_t pid() const { return pid_; }
 
  private:
   pid_t pid_ = -1;

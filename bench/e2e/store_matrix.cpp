@@ -15,6 +15,7 @@
 #include "bench_table.h"
 #include "child_process.h"
 #include "http_load.h"
+#include "process_stats.h"
 #include "podworker/endpoint/server.h"
 #include "worker_env.h"
 
@@ -121,10 +122,52 @@ LoadResult merge(std::vector<LoadResult>& parts) {
   return all;
 }
 
-void print(Table& table, const char* label, int replicas, int c, const LoadResult& r) {
-  table.row("%-16s %3d %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu\n", label, replicas, c,
-            static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
-            r.percentile_ms(99), static_cast<unsigned long long>(r.errors));
+// CPU seconds used so far by the bench's processes: this one (the endpoint replicas and the load
+// client), the workers, redis-server (-1: none).
+struct CpuUse {
+  double bench = 0, workers = 0, redis = 0;
+};
+CpuUse cpu_now(const std::vector<pid_t>& workers, pid_t redis) {
+  CpuUse u;
+  u.bench = process_cpu_seconds();
+  for (const pid_t w : workers) u.workers += std::max(0.0, process_cpu_seconds(w));
+  if (redis > 0) u.redis = std::max(0.0, process_cpu_seconds(redis));
+  return u;
+}
+
+// The load average and the processes' CPU over one measurement window, sampled on a thread of its
+// own at the window's start and end (run_load's window starts `warmup` after it is called).
+class CpuWindow {
+ public:
+  CpuWindow(std::vector<pid_t> workers, pid_t redis, Clock::duration warmup, Clock::duration measure)
+      : sampler_([this, workers = std::move(workers), redis, start = Clock::now() + warmup, measure] {
+          std::this_thread::sleep_until(start);
+          load_ = load_average();
+          before_ = cpu_now(workers, redis);
+          std::this_thread::sleep_until(start + measure);
+          after_ = cpu_now(workers, redis);
+        }) {}
+  // Waits for the window's end; then CPU µs per job of each, for `jobs` jobs in the window.
+  CpuUse per_job(std::uint64_t jobs) {
+    if (sampler_.joinable()) sampler_.join();
+    const double n = static_cast<double>(std::max<std::uint64_t>(jobs, 1));
+    return {(after_.bench - before_.bench) * 1e6 / n, (after_.workers - before_.workers) * 1e6 / n,
+            (after_.redis - before_.redis) * 1e6 / n};
+  }
+  std::string load() const { return load_; }
+
+ private:
+  std::string load_ = "?";
+  CpuUse before_, after_;
+  std::jthread sampler_;
+};
+
+void print(Table& table, const char* label, int replicas, int c, const LoadResult& r, const std::string& load,
+           const CpuUse& us) {
+  table.row("%-16s %3d %5d %9llu %6.1f %10.1f %9.3f %9.3f %7llu %6s %9.0f %9.0f %9.0f %9.0f\n", label,
+            replicas, c, static_cast<unsigned long long>(r.ok), r.seconds, r.per_second(), r.percentile_ms(50),
+            r.percentile_ms(99), static_cast<unsigned long long>(r.errors), load, us.bench, us.workers, us.redis,
+            us.bench + us.workers + us.redis);
   if (!r.first_error.empty()) std::printf("  first error: %s\n", r.first_error.c_str());
   std::fflush(stdout);
 }
@@ -143,7 +186,7 @@ bool warm_up(const Target& t, const std::string& ep) {
 // Closed loop at concurrency C: one worker per replica (--concurrency C split between them), the C
 // client connections spread round-robin over the replicas.
 void closed_row(Table& table, const MatrixOptions& o, const Replicas& reps,
-                const std::string& label, int c) {
+                const std::string& label, int c, pid_t redis) {
   const std::string ep = "c" + std::to_string(c);
   const int n = static_cast<int>(reps.targets.size());
   std::vector<std::unique_ptr<ChildProcess>> workers;
@@ -164,6 +207,11 @@ void closed_row(Table& table, const MatrixOptions& o, const Replicas& reps,
     }
   }
   std::vector<LoadResult> parts(reps.targets.size());
+  const auto warmup = std::chrono::milliseconds(300);
+  const auto measure = std::chrono::milliseconds(static_cast<long>(o.seconds * 1000));
+  std::vector<pid_t> worker_pids;
+  for (const auto& w : workers) worker_pids.push_back(w->pid());
+  CpuWindow cpu(worker_pids, redis, warmup, measure);
   {
     std::vector<std::jthread> threads;
     for (int i = 0; i < n; ++i) {
@@ -173,8 +221,8 @@ void closed_row(Table& table, const MatrixOptions& o, const Replicas& reps,
         LoadOptions load;
         load.connections = conns;
         load.threads = std::max(1u, o.client_threads / static_cast<unsigned>(n));
-        load.measure = std::chrono::milliseconds(static_cast<long>(o.seconds * 1000));
-        load.warmup = std::chrono::milliseconds(300);
+        load.measure = measure;
+        load.warmup = warmup;
         load.accept = completed;
         const std::string path = "/v2/" + ep + "/runsync?wait=60000";
         parts[static_cast<std::size_t>(i)] =
@@ -187,7 +235,9 @@ void closed_row(Table& table, const MatrixOptions& o, const Replicas& reps,
       });
     }
   }
-  print(table, label.c_str(), n, c, merge(parts));
+  const LoadResult all = merge(parts);
+  const CpuUse us = cpu.per_job(all.ok);
+  print(table, label.c_str(), n, c, all, cpu.load(), us);
 }
 
 // Open loop: job k is due at k / rate whatever the earlier ones did; its latency counts from when
@@ -206,6 +256,8 @@ void open_row(Table& table, const MatrixOptions& o, const Target& target, const 
   std::atomic<std::uint64_t> next{0};
   std::mutex mutex;
   LoadResult r;
+  CpuWindow cpu({worker.pid()}, -1, start - Clock::now(),
+                std::chrono::milliseconds(static_cast<long>(o.open_seconds * 1000)));
   {
     std::vector<std::jthread> senders;
     for (int t = 0; t < 16; ++t) {
@@ -240,7 +292,8 @@ void open_row(Table& table, const MatrixOptions& o, const Target& target, const 
   }
   r.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   std::sort(r.latencies_us.begin(), r.latencies_us.end());
-  print(table, label.c_str(), 1, 0, r);
+  const CpuUse us = cpu.per_job(r.ok);
+  print(table, label.c_str(), 1, 0, r, cpu.load(), us);
 }
 
 }  // namespace
@@ -263,19 +316,25 @@ int run_store_matrix(const MatrixOptions& o) {
   ids.push_back("open-sdk");
   std::printf(
       "closed loop: /runsync, C client connections, echo worker(s) with --concurrency C in all; "
-      "%.1f s windows, %u server I/O threads per replica\n",
+      "%.1f s windows, %u server I/O threads per replica; load: 1-minute load average at the window's "
+      "start; \"us\": CPU µs per job in the window, of this process (endpoint replicas and load "
+      "client), the workers, redis-server, and all\n",
       o.seconds, o.server_threads);
   Report report("bench_e2e");
   auto& closed = report.table("stores");
-  closed.header("%-16s %3s %5s %9s %6s %10s %9s %9s %7s\n", "store", "rep", "C", "jobs", "s",
-                "jobs/s", "p50 ms", "p99 ms", "errors");
+  // CPU per job in the window, µs: this process (endpoint replicas and load client), the workers,
+  // redis-server, and all three: the figure to compare builds by when jobs/s swings with the
+  // machine (at C=64 the processes fill both cores, so jobs/s is about cores / that sum).
+  closed.header("%-16s %3s %5s %9s %6s %10s %9s %9s %7s %6s %9s %9s %9s %9s\n", "store", "rep", "C", "jobs", "s",
+                "jobs/s", "p50 ms", "p99 ms", "errors", "load", "bench us", "worker us", "redis us", "all us");
   for (const auto& store : o.stores) {
     for (const int n : o.replicas) {
       if (store == "memory" && n > 1) continue;  // the memory store is one process's own
       if (store == "redis")
         command_output("redis-cli -p " + std::to_string(redis->port) + " FLUSHALL");
       const Replicas reps = start_replicas(o, store == "redis" ? redis->url() : "memory", n, ids);
-      for (const int c : o.concurrency) closed_row(closed, o, reps, store, c);
+      for (const int c : o.concurrency)
+        closed_row(closed, o, reps, store, c, store == "redis" ? redis->process.pid() : -1);
     }
   }
   if (o.open_rate > 0) {

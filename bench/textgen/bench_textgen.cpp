@@ -28,6 +28,7 @@
 #include "llm/weights.h"
 #include "model/gguf.h"
 #include "model/test_model.h"
+#include "process_stats.h"
 #include "same_run.h"
 
 namespace {

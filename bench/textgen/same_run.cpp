@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <fstream>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -108,13 +107,6 @@ std::optional<LlamaBenchResult> run_llama_bench(const std::string& llama_bench, 
     std::fprintf(stderr, "bench_textgen: could not read llama-bench's output (%s): %.200s\n", e.what(), out.c_str());
     return std::nullopt;
   }
-}
-
-std::string load_average() {
-  std::ifstream in("/proc/loadavg");
-  std::string one;
-  if (!(in >> one)) return "?";
-  return one;
 }
 
 }  // namespace podworker::bench

@@ -30,7 +30,4 @@ struct LlamaBenchResult {
 std::optional<LlamaBenchResult> run_llama_bench(const std::string& llama_bench, const std::string& model, int threads,
                                                 int prompt, int gen);
 
-// The 1-minute load average (/proc/loadavg), "?" where there is none.
-std::string load_average();
-
 }  // namespace podworker::bench
