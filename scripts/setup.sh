@@ -12,7 +12,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 build_packages=(
   build-essential cmake ninja-build pkg-config git ca-certificates curl
   libcurl4-openssl-dev libssl-dev rapidjson-dev doctest-dev libboost-dev ccache
-  libhiredis-dev python3 python3-pip
+  libhiredis-dev libjemalloc-dev python3 python3-pip
 )
 packages=(
   "${build_packages[@]}"
