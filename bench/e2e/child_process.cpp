@@ -57,6 +57,9 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv,
                                    O_WRONLY | O_CREAT | O_TRUNC, 0644);
   posix_spawn_file_actions_adddup2(&setup.actions, STDOUT_FILENO, STDERR_FILENO);
   posix_spawn_file_actions_addopen(&setup.actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  // The in-process endpoint's listener and connections (Asio opens them without CLOEXEC) stay
+  // out of the child: a worker holding them would keep closed connections open.
+  posix_spawn_file_actions_addclosefrom_np(&setup.actions, STDERR_FILENO + 1);
   // Its own process group: stop() reaches helpers it starts (the SDK forks a heartbeat process).
   posix_spawnattr_setflags(&setup.attributes, POSIX_SPAWN_SETPGROUP);
   posix_spawnattr_setpgroup(&setup.attributes, 0);

@@ -4,6 +4,7 @@
 #define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -94,6 +95,27 @@ TEST_CASE("python handler: a crashed interpreter fails its job and a fresh one r
   auto exited = run(*h, R"({"input":{"crash":"exit"}})");
   CHECK(json::get_string(exited.body, "error").find("exited with status 7") != std::string::npos);
   CHECK(run(*h, R"({"input":{"echo":1}})").ok);
+  h->finalize();
+}
+
+// Sockets the worker holds (Asio's and libcurl's carry no CLOEXEC) must not reach an interpreter
+// started later, as a replacement is: it would keep the worker's port and connections open.
+TEST_CASE("python handler: an interpreter started after a crash holds none of the worker's descriptors") {
+  auto h = python_handler("sync_handler.py");
+  // A descriptor without CLOEXEC, as a listening socket opened after the handler's start is, at a
+  // number Python does not reach on its own.
+  const int held = ::fcntl(STDERR_FILENO, F_DUPFD, 900);
+  REQUIRE(held >= 900);
+  CHECK_FALSE(run(*h, R"({"input":{"crash":"exit"}})").ok);
+  const auto listed = run(*h, R"({"input":{"fds":true}})");
+  REQUIRE(listed.ok);
+  const auto& fds = listed.body["output"]["fds"];
+  REQUIRE(fds.IsArray());
+  bool inherited = false;
+  for (const auto& fd : fds.GetArray()) inherited = inherited || fd.GetInt() == held;
+  CHECK_FALSE(inherited);
+  CHECK(fds.Size() < 16);  // stdio, the bridge's socket and Python's own few
+  ::close(held);
   h->finalize();
 }
 

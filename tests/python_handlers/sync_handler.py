@@ -9,6 +9,7 @@
                          sleeps s seconds, checking the cancel flag; on cancel writes `path`
   {"crash": "segv"|"exit"}  kills the interpreter (SIGSEGV / os._exit(7))
   {"not_json": true}     returns a set, which JSON cannot hold
+  {"fds": true}          returns {"fds": the interpreter's open file descriptors}
 Runs unchanged under podworker (`worker --python`) and under the official runpod-python worker.
 """
 
@@ -46,6 +47,8 @@ def handler(job):
                 return {"cancelled": True}
             time.sleep(0.01)
         return {"slept_s": job_input["sleep_s"]}
+    if job_input.get("fds"):
+        return {"fds": sorted(int(fd) for fd in os.listdir("/proc/self/fd"))}
     if job_input.get("not_json"):
         return {"values": {1, 2}}
     if job_input.get("crash") == "segv":

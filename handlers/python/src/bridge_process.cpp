@@ -120,6 +120,11 @@ BridgeProcess::BridgeProcess(const BridgeCommand& command) {
   // The handler's prints go to our stderr: stdout stays the worker's own (--test-input prints
   // the job's result there).
   ::posix_spawn_file_actions_adddup2(actions.get(), STDERR_FILENO, STDOUT_FILENO);
+  // Nothing else of ours reaches Python: sockets Asio and libcurl open carry no CLOEXEC, so a
+  // bridge started while --serve-api listens (a replacement after a crash) would otherwise hold the
+  // listening socket and every open connection, keeping the port bound after the worker dies and
+  // a closed connection open.
+  ::posix_spawn_file_actions_addclosefrom_np(actions.get(), kChildFd + 1);
   std::vector<std::string> args = {command.python_exe, "-u", command.bridge_script,
                                    command.handler_file, std::to_string(kChildFd)};
   std::vector<char*> argv;
