@@ -321,7 +321,10 @@ TEST_CASE("endpoint: concurrency N runs N jobs at once") {
 
 TEST_CASE("worker process: SIGKILL mid-job requeues it after the grace and a second worker completes it") {
   auto eo = endpoint_options();
-  eo.heartbeat_grace = 400ms;
+  // The worker pings every 50 ms listing the jobs it holds; a job not listed within the grace
+  // counts as a take whose response was lost (requeued, no retry counted), which under a sanitizer
+  // on a loaded machine can happen before the kill: the grace is stretched there like the bounds.
+  eo.heartbeat_grace = time_budget(400ms);
   // Long polls as in production (20 s): the killed worker's open job-stop poll must not keep it
   // alive; the grace counts from its last ping.
   Local local(eo);
@@ -334,7 +337,8 @@ TEST_CASE("worker process: SIGKILL mid-job requeues it after the grace and a sec
     first.signal(SIGKILL);
     CHECK(first.wait() == 128 + SIGKILL);
     const auto killed = std::chrono::steady_clock::now();
-    const auto requeued = c.status_until(id, [](const json::Document& d) { return status_of(d) == "IN_QUEUE"; }, 5s);
+    const auto requeued =
+        c.status_until(id, [](const json::Document& d) { return status_of(d) == "IN_QUEUE"; }, time_budget(5s));
     CHECK(status_of(requeued) == "IN_QUEUE");
     CHECK(std::chrono::steady_clock::now() - killed < time_budget(2s));
   }
