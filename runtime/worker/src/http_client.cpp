@@ -87,7 +87,7 @@ std::string url_escape(std::string_view text) {
 }
 
 HttpClient::HttpClient(std::string authorization, std::chrono::milliseconds connect_timeout)
-    : authorization_(std::move(authorization)), connect_timeout_(connect_timeout) {
+    : authorization_header_(authorization.empty() ? std::string() : "Authorization: " + authorization) {
   // The options every request shares, set once: the handle is reused for all of this client's
   // requests (keeping its connection), and each request sets only what differs (URL, headers,
   // timeout, method and body). Resetting and setting every option per request was a measurable
@@ -96,7 +96,7 @@ HttpClient::HttpClient(std::string authorization, std::chrono::milliseconds conn
   curl_easy_setopt(easy, CURLOPT_USERAGENT, "podworker/0.1");
   curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
-  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout_.count()));
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_timeout.count()));
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_body);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, ignore_header);
 }
@@ -119,7 +119,7 @@ HttpResponse HttpClient::perform(const std::string& url, const std::string_view*
   CURL* easy = easy_.get();
 
   CurlHeaders headers;
-  if (!authorization_.empty()) headers.append("Authorization: " + authorization_);
+  if (!authorization_header_.empty()) headers.append(authorization_header_);
   if (body != nullptr) {
     headers.append("Content-Type: application/json");
     if (!request_id.empty()) headers.append("X-Request-ID: " + std::string(request_id));

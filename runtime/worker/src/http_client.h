@@ -88,8 +88,7 @@ class HttpClient {
                        std::string_view request_id, std::chrono::milliseconds timeout,
                        std::stop_token stop);
 
-  std::string authorization_;
-  std::chrono::milliseconds connect_timeout_;
+  std::string authorization_header_;  // "Authorization: ...", empty when there is none
   CurlMulti multi_;
   CurlEasy easy_;
   std::atomic<bool> interrupted_{false};
