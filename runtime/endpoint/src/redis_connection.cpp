@@ -1,7 +1,6 @@
 #include "redis_connection.h"
 
 #include <poll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -51,21 +50,6 @@ std::optional<RedisAddress> parse_redis_url(std::string_view url, std::string& e
   a.host = std::string(rest.substr(0, colon));
   error.clear();
   return a;
-}
-
-WakeFd::WakeFd() : fd_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
-  if (fd_ < 0) throw std::runtime_error("eventfd failed");
-}
-WakeFd::~WakeFd() {
-  ::close(fd_);
-}
-void WakeFd::signal() const {
-  const std::uint64_t one = 1;
-  [[maybe_unused]] const auto n = ::write(fd_, &one, sizeof one);
-}
-void WakeFd::drain() const {
-  std::uint64_t count = 0;
-  [[maybe_unused]] const auto n = ::read(fd_, &count, sizeof count);
 }
 
 std::string_view reply_text(const redisReply& r) {

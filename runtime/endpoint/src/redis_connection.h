@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "podworker/wake_fd.h"
 #include "store_factory.h"
 
 namespace podworker::endpoint {
@@ -89,22 +90,6 @@ class RedisConnection {
   std::unique_ptr<redisContext, ContextDeleter> ctx_;
   std::string address_;
   bool broken_ = false;
-};
-
-// An eventfd that ends a poll() on another thread (a pipeline's or a subscriber's) early.
-class WakeFd {
- public:
-  WakeFd();
-  ~WakeFd();
-  WakeFd(const WakeFd&) = delete;
-  WakeFd& operator=(const WakeFd&) = delete;
-  void signal() const;
-  // Reads the count, so the next poll() waits again.
-  void drain() const;
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
 };
 
 // The text of a string, status or error reply ("" for other types).

@@ -1,9 +1,12 @@
 #include "http_client.h"
 
+#include <cstdlib>
 #include <mutex>
 #include <new>
 #include <stdexcept>
 #include <utility>
+
+#include "plain_http.h"
 
 namespace podworker::worker {
 namespace {
@@ -21,6 +24,21 @@ void global_init() {
 size_t write_body(char* data, size_t size, size_t count, void* user) {
   static_cast<std::string*>(user)->append(data, size * count);
   return size * count;
+}
+
+// libcurl sends http:// requests through a proxy named by these (it reads http_proxy in lower
+// case only); with one set, every request keeps going through libcurl.
+bool proxy_configured() {
+  for (const char* name : {"http_proxy", "all_proxy", "ALL_PROXY"}) {
+    const char* value = std::getenv(name);
+    if (value != nullptr && *value != '\0') return true;
+  }
+  return false;
+}
+
+// A header value without the line breaks that would end it early.
+bool header_safe(std::string_view value) {
+  return value.find_first_of("\r\n") == std::string_view::npos;
 }
 
 // Discards response headers: we read status and content type through curl_easy_getinfo.
@@ -87,7 +105,9 @@ std::string url_escape(std::string_view text) {
 }
 
 HttpClient::HttpClient(std::string authorization, std::chrono::milliseconds connect_timeout)
-    : authorization_header_(authorization.empty() ? std::string() : "Authorization: " + authorization) {
+    : authorization_header_(authorization.empty() ? std::string() : "Authorization: " + authorization),
+      connect_timeout_(connect_timeout),
+      plain_allowed_(!proxy_configured() && header_safe(authorization_header_)) {
   // The options every request shares, set once: the handle is reused for all of this client's
   // requests (keeping its connection), and each request sets only what differs (URL, headers,
   // timeout, method and body). Resetting and setting every option per request was a measurable
@@ -100,6 +120,8 @@ HttpClient::HttpClient(std::string authorization, std::chrono::milliseconds conn
   curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, write_body);
   curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, ignore_header);
 }
+
+HttpClient::~HttpClient() = default;
 
 HttpResponse HttpClient::get(const std::string& url, std::chrono::milliseconds timeout,
                              std::stop_token stop) {
@@ -116,6 +138,23 @@ HttpResponse HttpClient::perform(const std::string& url, const std::string_view*
                                  std::string_view request_id, std::chrono::milliseconds timeout,
                                  std::stop_token stop) {
   HttpResponse response;
+  if (plain_allowed_) {
+    if (const auto plain_url = parse_plain_url(url)) {
+      std::string headers;
+      if (!authorization_header_.empty()) headers += authorization_header_ + "\r\n";
+      if (body != nullptr) {
+        headers += "Content-Type: application/json\r\n";
+        if (!request_id.empty() && header_safe(request_id)) {
+          headers += "X-Request-ID: ";
+          headers += request_id;
+          headers += "\r\n";
+        }
+      }
+      if (!plain_) plain_ = std::make_unique<PlainHttp>(connect_timeout_);
+      plain_->perform(*plain_url, headers, body, timeout, std::move(stop), response);
+      return response;
+    }
+  }
   CURL* easy = easy_.get();
 
   CurlHeaders headers;

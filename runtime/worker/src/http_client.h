@@ -1,5 +1,7 @@
 // A blocking HTTP/1.1 client for the worker's calls to the job API, one per thread.
 //
+// Plain http:// URLs go over the client's own keep-alive connection (plain_http.h) unless a proxy
+// is configured; https:// (RunPod's API) and everything else go through libcurl:
 // Each client owns one curl easy handle driven through its own multi handle: the multi handle's
 // connection cache keeps the connection to the endpoint alive between requests (keep-alive), and
 // curl_multi_wakeup() lets another thread, or a stop_token, interrupt a long poll at once.
@@ -9,12 +11,15 @@
 
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <stop_token>
 #include <string>
 #include <string_view>
 #include <utility>
 
 namespace podworker::worker {
+
+class PlainHttp;
 
 // Move-only owners of libcurl handles.
 class CurlEasy {
@@ -74,6 +79,7 @@ class HttpClient {
  public:
   // `authorization`: the raw Authorization header value, omitted when empty.
   HttpClient(std::string authorization, std::chrono::milliseconds connect_timeout);
+  ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
@@ -89,6 +95,9 @@ class HttpClient {
                        std::stop_token stop);
 
   std::string authorization_header_;  // "Authorization: ...", empty when there is none
+  const std::chrono::milliseconds connect_timeout_;
+  const bool plain_allowed_;  // no proxy configured: http:// URLs may skip libcurl
+  std::unique_ptr<PlainHttp> plain_;  // made on the first plain request
   CurlMulti multi_;
   CurlEasy easy_;
   std::atomic<bool> interrupted_{false};
