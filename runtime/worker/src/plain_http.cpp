@@ -257,6 +257,10 @@ void PlainHttp::perform(const PlainUrl& url, std::string_view headers, const std
     char chunk[64 * 1024];
     std::string error;
     bool retry = false;
+    // The answer is never there the moment the request is sent: wait for it first instead of a
+    // recv() that fails with EAGAIN (one system call less per request).
+    outcome = wait(POLLIN, deadline);
+    if (outcome != Wait::ready) return fail("no response");
     while (!parser->is_done()) {
       const ssize_t n = ::recv(fd_, chunk, sizeof chunk, 0);
       if (n < 0) {
