@@ -8,6 +8,7 @@
 #include <string>
 
 #include "endpoint_fixture.h"
+#include "fake_clock.h"
 #include "memory_store.h"
 #include "metered_store.h"
 #include "podworker/metrics.h"
@@ -24,14 +25,7 @@ double sample(const std::string& text, const std::string& series) {
   return std::stod(text.substr(at + needle.size() - 1));
 }
 
-class FakeClock final : public pe::StoreClock {
- public:
-  time_point now() const override { return now_; }
-  void advance(std::chrono::milliseconds d) { now_ += d; }
-
- private:
-  time_point now_ = time_point{} + std::chrono::hours(1);
-};
+using podworker::test::FakeClock;
 
 struct Metered {
   Metered() {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "fake_clock.h"
 #include "memory_store.h"
 #include "podworker/json.h"
 #ifdef PODWORKER_STORE_CONFORMANCE_REDIS
@@ -21,14 +22,7 @@ using namespace std::chrono_literals;
 
 namespace {
 
-class FakeClock final : public pe::StoreClock {
- public:
-  time_point now() const override { return now_; }
-  void advance(std::chrono::milliseconds d) { now_ += d; }
-
- private:
-  time_point now_ = time_point{} + std::chrono::hours(1);
-};
+using podworker::test::FakeClock;
 
 struct MemoryStoreFactory {
   static std::unique_ptr<pe::JobStore> make(pe::StoreOptions options, std::function<void(pe::TerminalEvent)> sink) {
@@ -291,6 +285,63 @@ TEST_CASE_TEMPLATE("store: ttl removes a job in any state; retention keeps resul
   h.submit("q", p);
   h.advance(4001ms);
   CHECK(h.status("q") == "GONE");
+  CHECK(h.take("w1").empty());
+}
+
+// More jobs than one sweep call of the Redis store removes (256 of each state): all go at their
+// retention deadline, none before, and the health counts drop with them.
+TEST_CASE_TEMPLATE("store: retention removes every job due at once, in bulk; health counts follow",
+                   F, JOB_STORES) {
+  Harness<F> h;
+  constexpr int kJobs = 1200;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kJobs; ++i) {
+    ids.push_back("bulk-" + std::to_string(i));
+    h.submit(ids.back());
+  }
+  std::size_t taken = 0;
+  while (taken < ids.size()) {
+    const auto jobs = h.take("w1", 200);
+    REQUIRE(!jobs.empty());
+    taken += jobs.size();
+  }
+  pe::WorkerResult error;
+  error.kind = pe::WorkerResult::Kind::error;
+  error.error = "boom";
+  for (int i = 0; i < kJobs; ++i) {
+    // Every third job fails: two terminal states to count and remove.
+    if (i % 3 == 0) {
+      CHECK(h.store->post_result("w1", ids[i], error) == pe::PostOutcome::accepted);
+    } else {
+      CHECK(h.done("w1", ids[i]) == pe::PostOutcome::accepted);
+    }
+  }
+  CHECK(h.store->health().completed == 800);
+  CHECK(h.store->health().failed == 400);
+  h.store->ping("w1", {});
+  h.advance(10s);
+  CHECK(h.status(ids.front()) == "FAILED");
+  CHECK(h.status(ids.back()) == "COMPLETED");
+  CHECK(h.store->health().completed == 800);
+  h.store->ping("w1", {});
+  h.advance(1ms);
+  CHECK(h.store->health().completed == 0);
+  CHECK(h.store->health().failed == 0);
+  int left = 0;
+  for (const auto& id : ids) left += h.status(id) != "GONE";
+  CHECK(left == 0);
+  // A failed job's retry index went with it: nothing comes back at its TTL.
+  CHECK(h.store->retry(ids.front()) == pe::RetryOutcome::not_found);
+  CHECK(h.take("w1").empty());
+
+  // As many queued jobs, all with one TTL: all gone at once when it runs out.
+  pe::Policy p;
+  p.ttl = 4s;
+  for (const auto& id : ids) h.submit(id + "-ttl", p);
+  CHECK(h.store->health().in_queue == kJobs);
+  h.advance(4001ms);
+  CHECK(h.store->health().in_queue == 0);
+  CHECK(h.status(ids.back() + "-ttl") == "GONE");
   CHECK(h.take("w1").empty());
 }
 

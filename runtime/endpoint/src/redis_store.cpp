@@ -565,10 +565,18 @@ void RedisStore::async_take_stop_requests(std::string worker,
 // Run from the server's timer: a Redis that is away for a moment must not end the sweeper. Said
 // once per outage, not once per sweep.
 void RedisStore::async_sweep(Completion<Done> done) {
-  run(Script::sweep, {},
-      [this, done = std::move(done)](std::exception_ptr error, const redisReply*) {
+  sweep_round(1, std::move(done));
+}
+
+void RedisStore::sweep_round(int round, Completion<Done> done) {
+  run(Script::sweep, {std::to_string(kSweepBatch), round == 1 ? "1" : "0"},
+      [this, round, done = std::move(done)](std::exception_ptr error, const redisReply* r) mutable {
         if (!error) {
           if (sweep_failing_.exchange(false)) log::info("redis store: sweeping again");
+          // More was due than one call takes: the next call goes behind the commands sent
+          // meanwhile, which run between the two.
+          if (integer(element(*r, 0)) == 1 && round < kMaxSweepRounds)
+            return sweep_round(round + 1, std::move(done));
         } else {
           try {
             std::rethrow_exception(error);

@@ -118,6 +118,11 @@ class RedisStore final : public JobStore {
   // A plain call: starts the async form and waits for it.
   template <class T, class Start>
   static T wait(Start start);
+  // One call of the sweep script, which handles at most kSweepBatch due deadlines of each kind
+  // and says whether more are due; then, up to kMaxSweepRounds calls, the next one.
+  static constexpr int kSweepBatch = 256;
+  static constexpr int kMaxSweepRounds = 128;
+  void sweep_round(int round, Completion<Done> done);
   void apply(const redisReply& reply);
   void remember_ended(const redisReply& fields);
   std::optional<JobRecord> take_ended(const std::string& id);
