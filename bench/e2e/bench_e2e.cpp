@@ -67,6 +67,7 @@ struct Args {
   double sdk_seconds = 4.0;
   unsigned client_threads = 2;
   unsigned server_threads = 2;
+  long runsync_retention_ms = 0;  // 0: the endpoint's default
   std::string log_dir;
   // The store table (store_matrix.h) instead of the worker comparison, when --store is given.
   std::vector<std::string> stores;
@@ -115,6 +116,7 @@ Args parse_args(int argc, char** argv) {
     else if (flag == "--replicas") args.replicas = parse_list<int>(value(), positive);
     else if (flag == "--open-rate") args.open_rate = std::stod(value());
     else if (flag == "--open-seconds") args.open_seconds = std::stod(value());
+    else if (flag == "--runsync-retention-ms") args.runsync_retention_ms = std::stol(value());
     else if (flag == "--concurrency") {
       args.concurrency.clear();
       std::stringstream in(value());
@@ -131,7 +133,8 @@ Args parse_args(int argc, char** argv) {
              "                 [--client-threads N] [--server-threads N] [--log-dir DIR]\n"
              "                 [--json FILE]\n"
              "                 [--store memory,redis [--replicas 1,2] [--open-rate 50] "
-             "[--open-seconds 4]]\n"
+             "[--open-seconds 4]\n"
+             "                 [--runsync-retention-ms MS]]\n"
              "--store: jobs/s and p50/p99 per store and replica count (redis-server started on a\n"
              "free port, redis-benchmark's figures as the limit), then an open-loop row per "
              "worker\n"
@@ -289,6 +292,7 @@ int main(int argc, char** argv) {
       m.server_threads = args.server_threads;
       m.open_rate = args.open_rate;
       m.open_seconds = args.open_seconds;
+      m.runsync_retention_ms = args.runsync_retention_ms;
       m.logs = logs;
       m.json = json;
       if (!sdk_note.empty()) std::printf("%s\n", sdk_note.c_str());

@@ -101,6 +101,8 @@ Replicas start_replicas(const MatrixOptions& o, const std::string& store, int co
     options.store = store;
     options.take_wait = std::chrono::milliseconds(2000);
     options.stop_wait = std::chrono::milliseconds(2000);
+    if (o.runsync_retention_ms > 0)
+      options.runsync_retention = std::chrono::milliseconds(o.runsync_retention_ms);
     r.servers.push_back(std::make_unique<endpoint::Server>(options));
     Target t;
     t.port = r.servers.back()->start();
@@ -320,6 +322,10 @@ int run_store_matrix(const MatrixOptions& o) {
       "start; \"us\": CPU µs per job in the window, of this process (endpoint replicas and load "
       "client), the workers, redis-server, and all\n",
       o.seconds, o.server_threads);
+  if (o.runsync_retention_ms > 0) {
+    std::printf("finished jobs kept %ld ms (--runsync-retention-ms): the windows include their removal\n",
+                o.runsync_retention_ms);
+  }
   Report report("bench_e2e");
   auto& closed = report.table("stores");
   // CPU per job in the window, µs: this process (endpoint replicas and load client), the workers,

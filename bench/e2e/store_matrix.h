@@ -22,6 +22,9 @@ struct MatrixOptions {
   unsigned server_threads = 2;
   double open_rate = 50;  // jobs/s of the open-loop rows; 0 = none
   double open_seconds = 4;
+  // How long a finished /runsync job is kept (0: the endpoint's default, 60 s). Shorter than the
+  // window, the rows include the removal of ended jobs, which a long run pays for every job.
+  long runsync_retention_ms = 0;
   std::filesystem::path logs;
   std::string json;  // --json FILE: the tables written there too; empty: not
 };
