@@ -216,9 +216,12 @@ local function sweep_ttl(limit)
   return #due == limit
 end
 -- Jobs past their retention, at most `limit` of each terminal state: a few commands for the whole
--- batch, none per job, so a second's worth of ended jobs (thousands at full load) costs Redis about
--- a millisecond instead of stalling every other command for tens of them. No job note: a job is
--- removed only after it ended, and its end was noted. Returns whether more are due.
+-- batch, none per job, so a second's worth of ended jobs (thousands at full load) is removed in
+-- pieces of a few milliseconds each instead of stalling every other command for the whole lot.
+-- Only the job hashes: a chunk list exists only if the run posted a chunk, and then carries a key
+-- expiry of its own a minute later (finish(), post_stream), while deleting a key that is not there
+-- costs Redis as much as a lookup of one that is. No job note: a job is removed only after it
+-- ended, and its end was noted. Returns whether more are due.
 local TERMINAL = {'COMPLETED', 'FAILED', 'TIMED_OUT', 'CANCELLED'}
 local function sweep_ended(limit)
   local more = false
@@ -227,10 +230,7 @@ local function sweep_ended(limit)
     local ids = redis.call('ZRANGEBYSCORE', dk, '-inf', '(' .. NOW_S, 'LIMIT', '0', int_s(limit))
     if #ids > 0 then
       local keys = {}
-      for i, id in ipairs(ids) do
-        keys[2 * i - 1] = jk(id)
-        keys[2 * i] = ck(id)
-      end
+      for i, id in ipairs(ids) do keys[i] = jk(id) end
       redis.call('DEL', unpack(keys))
       -- The ids are the set's lowest-scored, in order: removed by rank in one pass, not looked up.
       redis.call('ZREMRANGEBYRANK', dk, '0', int_s(#ids - 1))
