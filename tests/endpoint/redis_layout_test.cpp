@@ -110,3 +110,30 @@ TEST_CASE(
   CHECK(f.integer({"EXISTS", f.key("job:old"), f.key("ended"), f.key("ended:COMPLETED"),
                    f.key("ttl")}) == 0);
 }
+
+TEST_CASE("redis layout: left-overs of a mixed-version endpoint are cleaned up, never a live job") {
+  Fixture f;
+  // A job the previous version indexed as ended whose hash Redis has already expired: its index
+  // entries go at its deadline, and health stops counting it.
+  run_one(*f.store, "kept", false);
+  const std::string deadline = f.text({"HGET", f.key("job:kept"), "exp"});
+  f.raw.command({"ZADD", f.key("ended"), deadline, "gone"});
+  f.raw.command({"SADD", f.key("ended:COMPLETED"), "gone"});
+  CHECK(f.store->health().completed == 2);
+
+  // A failed job that a replica of the previous version requeued (its /retry does not know the
+  // `done:` index): past the failed run's deadline it must stay, queued.
+  run_one(*f.store, "again", true);
+  f.raw.command({"HSET", f.key("job:again"), "st", "IN_QUEUE"});
+  f.raw.command({"RPUSH", f.key("queue"), "again"});
+
+  f.clock->advance(10s + 1ms);
+  f.store->sweep();
+  CHECK(f.store->health().completed == 0);
+  CHECK(f.integer({"EXISTS", f.key("ended"), f.key("ended:COMPLETED"), f.key("done:FAILED")}) == 0);
+  CHECK_FALSE(f.store->status("kept"));
+  const auto again = f.store->status("again");
+  REQUIRE(again);
+  CHECK(again->status == pe::JobStatus::in_queue);
+  CHECK(f.store->health().in_queue == 1);
+}

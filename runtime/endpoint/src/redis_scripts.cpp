@@ -230,17 +230,35 @@ local function sweep_ended(limit)
     local ids = redis.call('ZRANGEBYSCORE', dk, '-inf', '(' .. NOW_S, 'LIMIT', '0', int_s(limit))
     if #ids > 0 then
       local keys = {}
-      for i, id in ipairs(ids) do keys[i] = jk(id) end
-      redis.call('DEL', unpack(keys))
+      if st == 'FAILED' or st == 'TIMED_OUT' then
+        -- Retryable: a replica of the previous version may have requeued one without knowing this
+        -- index. Only those still in this state go (these states are rare; a read each is cheap).
+        for _, id in ipairs(ids) do
+          if redis.call('HGET', jk(id), 'st') == st then keys[#keys + 1] = jk(id) end
+        end
+        redis.call('ZREM', P .. 'ttl', unpack(ids))
+      else
+        for i, id in ipairs(ids) do keys[i] = jk(id) end
+      end
+      if #keys > 0 then redis.call('DEL', unpack(keys)) end
       -- The ids are the set's lowest-scored, in order: removed by rank in one pass, not looked up.
       redis.call('ZREMRANGEBYRANK', dk, '0', int_s(#ids - 1))
-      if st == 'FAILED' or st == 'TIMED_OUT' then redis.call('ZREM', P .. 'ttl', unpack(ids)) end
       if #ids == limit then more = true end
     end
   end
-  -- Jobs ended by the previous version, which indexed them in 'ended' and 'ended:<STATUS>'.
+  -- Jobs ended by the previous version, which indexed them in 'ended' and 'ended:<STATUS>'. One
+  -- whose hash has expired meanwhile (no state to read) is taken out of every state's set.
   local old = redis.call('ZRANGEBYSCORE', P .. 'ended', '-inf', '(' .. NOW_S, 'LIMIT', '0', int_s(limit))
-  for _, id in ipairs(old) do remove_job(id, jk(id)) end
+  for _, id in ipairs(old) do
+    local st = redis.call('HGET', jk(id), 'st')
+    if not st then
+      for _, s in ipairs(TERMINAL) do redis.call('SREM', P .. 'ended:' .. s, id) end
+      redis.call('ZREM', P .. 'ttl', id)
+    elseif is_terminal(st) then  -- not one requeued meanwhile
+      remove_job(id, jk(id))
+    end
+    redis.call('ZREM', P .. 'ended', id)
+  end
   return more or #old == limit
 end
 local function requeue_lost(id, k, why)
