@@ -136,4 +136,5 @@ TEST_CASE("redis layout: left-overs of a mixed-version endpoint are cleaned up, 
   REQUIRE(again);
   CHECK(again->status == pe::JobStatus::in_queue);
   CHECK(f.store->health().in_queue == 1);
+  CHECK_FALSE(f.text({"ZSCORE", f.key("ttl"), "again"}).empty());  // its TTL still runs
 }

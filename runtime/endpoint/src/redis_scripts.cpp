@@ -229,17 +229,18 @@ local function sweep_ended(limit)
     local dk = P .. 'done:' .. st
     local ids = redis.call('ZRANGEBYSCORE', dk, '-inf', '(' .. NOW_S, 'LIMIT', '0', int_s(limit))
     if #ids > 0 then
-      local keys = {}
+      local gone, keys = ids, {}
       if st == 'FAILED' or st == 'TIMED_OUT' then
         -- Retryable: a replica of the previous version may have requeued one without knowing this
-        -- index. Only those still in this state go (these states are rare; a read each is cheap).
+        -- index. Only those still in this state go, with their TTL entry; a requeued one keeps
+        -- both its hash and its TTL (these states are rare; a read each is cheap).
+        gone = {}
         for _, id in ipairs(ids) do
-          if redis.call('HGET', jk(id), 'st') == st then keys[#keys + 1] = jk(id) end
+          if redis.call('HGET', jk(id), 'st') == st then gone[#gone + 1] = id end
         end
-        redis.call('ZREM', P .. 'ttl', unpack(ids))
-      else
-        for i, id in ipairs(ids) do keys[i] = jk(id) end
+        if #gone > 0 then redis.call('ZREM', P .. 'ttl', unpack(gone)) end
       end
+      for i, id in ipairs(gone) do keys[i] = jk(id) end
       if #keys > 0 then redis.call('DEL', unpack(keys)) end
       -- The ids are the set's lowest-scored, in order: removed by rank in one pass, not looked up.
       redis.call('ZREMRANGEBYRANK', dk, '0', int_s(#ids - 1))
