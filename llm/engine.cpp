@@ -7,6 +7,7 @@
 #include <stop_token>
 
 #include "podworker/log.h"
+#include "podworker/thread_name.h"
 
 namespace podworker::llm {
 
@@ -49,7 +50,10 @@ Engine::Engine(std::unique_ptr<Backend> backend, EngineOptions options)
     : backend_(std::move(backend)), options_(std::move(options)) {
   if (!backend_) throw std::invalid_argument("Engine: no backend");
   options_.prefill_chunk = std::max(1, options_.prefill_chunk);
-  scheduler_ = std::jthread([this](std::stop_token stop) { run(stop); });
+  scheduler_ = std::jthread([this](std::stop_token stop) {
+    name_this_thread("pw-llm-sched");
+    run(stop);
+  });
 }
 
 Engine::~Engine() {

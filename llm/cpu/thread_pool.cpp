@@ -2,6 +2,8 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+
+#include "podworker/thread_name.h"
 #define PW_CPU_RELAX() _mm_pause()
 #else
 #define PW_CPU_RELAX() ((void)0)
@@ -18,7 +20,10 @@ constexpr int kSpin = 1 << 14;
 ThreadPool::ThreadPool(int threads) : threads_(threads < 1 ? 1 : threads) {
   workers_.reserve(static_cast<std::size_t>(threads_ - 1));
   for (int tid = 1; tid < threads_; ++tid) {
-    workers_.emplace_back([this, tid](std::stop_token stop) { worker(stop, tid); });
+    workers_.emplace_back([this, tid](std::stop_token stop) {
+      name_this_thread("pw-llm-pool");
+      worker(stop, tid);
+    });
   }
 }
 

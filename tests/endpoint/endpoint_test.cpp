@@ -11,6 +11,7 @@
 #include "http_client.h"
 #include "podworker/endpoint/server.h"
 #include "podworker/json.h"
+#include "thread_names.h"
 
 using podworker::test::Endpoint;
 using podworker::test::fast_options;
@@ -19,6 +20,19 @@ using podworker::test::kFormHeader;
 using podworker::test::status_of;
 using podworker::test::str;
 using podworker::test::take;
+using podworker::test::threads_named;
+
+TEST_CASE("the endpoint's I/O threads carry a name (top -H, perf), one per --io-threads") {
+  const std::size_t before = threads_named("pw-http-io");
+  {
+    pe::Options o = fast_options();
+    o.io_threads = 3;
+    Endpoint ep(o);
+    // Each thread names itself as it starts: looked for until all have.
+    CHECK(eventually([&] { return threads_named("pw-http-io") == before + 3; }));
+  }
+  CHECK(threads_named("pw-http-io") == before);
+}
 
 TEST_CASE("a job runs: run, status, job-take, progress, job-done, health") {
   Endpoint ep;

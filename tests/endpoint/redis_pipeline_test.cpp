@@ -12,12 +12,16 @@
 #include <thread>
 #include <vector>
 
+#include "http_client.h"
 #include "redis_pipeline.h"
+#include "redis_store.h"
 #include "redis_test_server.h"
+#include "thread_names.h"
 
 using podworker::endpoint::RedisPipeline;
 using podworker::endpoint::RedisReply;
 using podworker::test::RedisTestServer;
+using podworker::test::threads_named;
 
 namespace {
 
@@ -108,4 +112,19 @@ TEST_CASE("redis pipeline: a server gone fails the commands owed; one back is us
   for (int attempt = 0; attempt < 3 && !served; ++attempt) served = !run({"PING"}).first;
   CHECK(served);
   CHECK(run({"PING"}) == std::pair{false, std::string("PONG")});
+}
+
+TEST_CASE("redis store: its reply reader and its subscriber carry names (top -H, perf)") {
+  RedisTestServer redis;
+  const std::size_t readers = threads_named("pw-redis-reply");
+  const std::size_t subscribers = threads_named("pw-redis-sub");
+  {
+    podworker::endpoint::RedisStore store(redis.address(), "names", {}, nullptr);
+    // Each thread names itself as it starts: looked for until it has.
+    CHECK(podworker::test::eventually([&] {
+      return threads_named("pw-redis-reply") == readers + 1 &&
+             threads_named("pw-redis-sub") == subscribers + 1;
+    }));
+  }
+  CHECK(threads_named("pw-redis-reply") == readers);
 }

@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "podworker/log.h"
+#include "podworker/thread_name.h"
 
 namespace podworker::handlers::python {
 
@@ -47,7 +48,10 @@ JobChannel::Wait JobChannel::next(Frame& out, std::stop_token stop,
 
 BridgeSession::BridgeSession(const BridgeCommand& command, std::chrono::milliseconds start_timeout)
     : process_(command) {
-  reader_ = std::jthread([this] { read_loop(); });
+  reader_ = std::jthread([this] {
+    name_this_thread("pw-py-bridge");
+    read_loop();
+  });
   std::unique_lock lock(mu_);
   if (!cv_.wait_for(lock, start_timeout, [&] { return ready_ || fatal_.has_value(); })) {
     lock.unlock();

@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "podworker/log.h"
+#include "podworker/thread_name.h"
 
 namespace podworker::endpoint {
 
@@ -30,7 +31,10 @@ std::exception_ptr closed_error(const RedisAddress& address) {
 
 RedisPipeline::RedisPipeline(RedisAddress address, std::chrono::milliseconds timeout)
     : address_(std::move(address)), timeout_(timeout) {
-  thread_ = std::jthread([this](std::stop_token stop) { loop(std::move(stop)); });
+  thread_ = std::jthread([this](std::stop_token stop) {
+    name_this_thread("pw-redis-reply");
+    loop(std::move(stop));
+  });
 }
 
 RedisPipeline::~RedisPipeline() {

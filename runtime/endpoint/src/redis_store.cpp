@@ -9,6 +9,7 @@
 #include <span>
 
 #include "podworker/log.h"
+#include "podworker/thread_name.h"
 
 namespace podworker::endpoint {
 
@@ -161,6 +162,7 @@ RedisStore::RedisStore(const RedisAddress& address, std::string endpoint_id, Sto
   announce_listening();
   pipeline_ = std::make_unique<RedisPipeline>(address_, kIoTimeout);
   subscriber_ = std::jthread([this, c = std::move(subscriber)](std::stop_token stop) mutable {
+    name_this_thread("pw-redis-sub");
     subscriber_loop(std::move(stop), std::move(c));
   });
 }

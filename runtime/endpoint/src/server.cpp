@@ -36,13 +36,14 @@
 #include "metered_store.h"
 #include "openai.h"
 #include "openapi_document.h"
-#include "store_factory.h"
 #include "podworker/ids.h"
 #include "podworker/json.h"
 #include "podworker/log.h"
 #include "podworker/metrics.h"
+#include "podworker/thread_name.h"
 #include "rate_limit.h"
 #include "routes.h"
+#include "store_factory.h"
 #include "web_assets.h"
 #include "webhook.h"
 
@@ -461,6 +462,7 @@ std::uint16_t Server::Impl::start() {
   const unsigned n = std::max(1u, options_.io_threads);
   for (unsigned i = 0; i < n; ++i) {
     threads_.emplace_back([this] {
+      name_this_thread("pw-http-io");
       // A handler that throws must not take the whole server down with it.
       for (;;) {
         try {

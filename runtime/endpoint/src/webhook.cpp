@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "podworker/log.h"
+#include "podworker/thread_name.h"
 
 namespace podworker::endpoint {
 
@@ -87,7 +88,10 @@ WebhookSender::WebhookSender(WebhookPolicy policy, unsigned threads) : policy_(s
   static const bool curl_ready = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
   if (!curl_ready) throw std::runtime_error("curl_global_init failed");
   for (unsigned i = 0; i < std::max(1u, threads); ++i) {
-    threads_.emplace_back([this](std::stop_token stop) { run(stop); });
+    threads_.emplace_back([this](std::stop_token stop) {
+      name_this_thread("pw-webhook");
+      run(stop);
+    });
   }
 }
 

@@ -1,4 +1,5 @@
 #include "deadline_watch.h"
+#include "podworker/thread_name.h"
 
 namespace podworker::worker {
 
@@ -12,7 +13,10 @@ DeadlineWatch::Entry DeadlineWatch::add(JobControl& control, Clock::time_point d
   const bool earliest = entries_.empty() || key < entries_.begin()->first;
   entries_.emplace(key, &control);
   if (!thread_.joinable()) {
-    thread_ = std::jthread([this](std::stop_token stop) { run(std::move(stop)); });
+    thread_ = std::jthread([this](std::stop_token stop) {
+      name_this_thread("pw-deadline");
+      run(std::move(stop));
+    });
   } else if (earliest) {
     wake_.notify_one();
   }

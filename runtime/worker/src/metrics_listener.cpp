@@ -15,6 +15,7 @@
 
 #include "podworker/log.h"
 #include "podworker/metrics.h"
+#include "podworker/thread_name.h"
 
 namespace podworker::worker {
 
@@ -108,6 +109,7 @@ MetricsListener::MetricsListener(const std::string& host, int port)
   impl_->port = impl_->acceptor.local_endpoint().port();
   asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
   impl_->thread = std::jthread([impl = impl_.get()] {
+    name_this_thread("pw-metrics");
     try {
       impl->io.run();
     } catch (const std::exception& e) {

@@ -2,6 +2,8 @@
 
 #include <utility>
 
+#include "podworker/thread_name.h"
+
 namespace podworker::worker {
 
 ProgressSender::ProgressSender(JobSink& sink, std::stop_token stop)
@@ -15,7 +17,12 @@ void ProgressSender::post(std::string body) {
   std::lock_guard lock(mutex_);
   if (finishing_ || stop_.stop_requested()) return;
   latest_ = std::move(body);
-  if (!sender_.joinable()) sender_ = std::jthread([this] { send_loop(); });
+  if (!sender_.joinable()) {
+    sender_ = std::jthread([this] {
+      name_this_thread("pw-progress");
+      send_loop();
+    });
+  }
   changed_.notify_all();
 }
 

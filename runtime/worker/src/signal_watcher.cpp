@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <stdexcept>
 
+#include "podworker/thread_name.h"
+
 namespace podworker::worker {
 namespace {
 
@@ -31,6 +33,7 @@ SignalWatcher::SignalWatcher(std::function<void()> on) {
   ::sigaction(SIGTERM, &sa, nullptr);
   ::sigaction(SIGINT, &sa, nullptr);
   thread_ = std::jthread([this, on](std::stop_token st) {
+    name_this_thread("pw-signals");
     while (!st.stop_requested()) {
       pollfd p{g_signal_pipe[0], POLLIN, 0};
       if (::poll(&p, 1, -1) < 0 && errno != EINTR) return;

@@ -5,9 +5,10 @@
 #include <vector>
 
 #include "podworker/log.h"
+#include "podworker/thread_name.h"
 #include "stream_merge.h"
-#include "worker_metrics.h"
 #include "stream_split.h"
+#include "worker_metrics.h"
 
 namespace podworker::worker {
 
@@ -59,7 +60,12 @@ void StreamSender::yield(const json::Value& chunk) {
   ++stats_.chunks;
   if (config_.aggregate)
     aggregate_.PushBack(json::clone(chunk, aggregate_.GetAllocator()), aggregate_.GetAllocator());
-  if (!sender_.joinable()) sender_ = std::jthread([this] { send_loop(); });
+  if (!sender_.joinable()) {
+    sender_ = std::jthread([this] {
+      name_this_thread("pw-stream-send");
+      send_loop();
+    });
+  }
   changed_.notify_all();
 }
 

@@ -22,6 +22,7 @@
 #include "job_run.h"
 #include "podworker/ids.h"
 #include "podworker/log.h"
+#include "podworker/thread_name.h"
 #include "podworker/worker.h"
 #include "worker_metrics.h"
 
@@ -273,7 +274,10 @@ struct Worker::Impl {
       pool.reserve(pool.size() + 1);  // no throw once the thread runs: its slot must stay
       auto slot = std::make_unique<PoolThread>();
       t = slot.get();
-      slot->thread = std::jthread([this, t] { pool_loop(*t); });
+      slot->thread = std::jthread([this, t] {
+        name_this_thread("pw-job");
+        pool_loop(*t);
+      });
       pool.push_back(std::move(slot));
     } else {
       t = idle.back();
@@ -515,9 +519,17 @@ void Worker::run() {
   log::info("worker " + s.o.worker_id + " taking jobs (concurrency " +
             std::to_string(s.concurrency) + (s.o.concurrency ? ")" : ", the handler's capacity)"));
   std::jthread heartbeat, stop_channel;
-  if (!s.ping_url.empty()) heartbeat = std::jthread([&s](std::stop_token st) { s.heartbeat_loop(st); });
+  if (!s.ping_url.empty()) {
+    heartbeat = std::jthread([&s](std::stop_token st) {
+      name_this_thread("pw-heartbeat");
+      s.heartbeat_loop(st);
+    });
+  }
   if (!s.stop_url.empty()) {
-    stop_channel = std::jthread([&s](std::stop_token st) { s.stop_channel_loop(st); });
+    stop_channel = std::jthread([&s](std::stop_token st) {
+      name_this_thread("pw-stop-chan");
+      s.stop_channel_loop(st);
+    });
   }
 
   s.take_loop();
