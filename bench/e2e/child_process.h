@@ -1,6 +1,8 @@
-// A child process for the benchmark (our worker, the SDK worker): spawned in its own process group
-// with its output in a log file, and stopped (SIGTERM to the group, then SIGKILL after a grace
-// period) when the object goes away, so no benchmark run leaves a worker behind.
+// A child process for the benchmark (our worker, the SDK worker, redis-server): spawned in its own
+// process group with its output in a log file, and stopped (SIGTERM to the group, then SIGKILL
+// after a grace period) when the object goes away, so no benchmark run leaves a worker behind. A
+// benchmark that is itself killed takes the child with it (spawn_process.h); helpers the child
+// started in its group (the SDK's heartbeat process) are not reached then.
 #pragma once
 
 #include <sys/types.h>

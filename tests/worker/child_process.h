@@ -1,12 +1,11 @@
-// A child process for tests that need the real `worker` executable (signals, --serve-api):
-// started with posix_spawn, stdout readable line by line with a deadline, killed and reaped when
-// destroyed.
+// A child process for tests that need a real executable (`worker` for signals and --serve-api,
+// `endpoint`, redis-server): started by spawn_process() (it dies with the test, should the test be
+// killed), stdout readable line by line with a deadline, killed and reaped when destroyed.
 #pragma once
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,6 +14,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "spawn_process.h"
 
 extern char** environ;
 
@@ -27,31 +28,21 @@ class ChildProcess {
                const std::vector<std::string>& env) {
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe2 failed");
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
-    // The test's own sockets (an in-process endpoint's listener and connections, which Asio opens
-    // without CLOEXEC) stay out of the child: a worker holding them would keep them open.
-    posix_spawn_file_actions_addclosefrom_np(&actions, STDERR_FILENO + 1);
-    std::vector<std::string> argv_s{path};
-    argv_s.insert(argv_s.end(), args.begin(), args.end());
-    std::vector<char*> argv;
-    for (auto& a : argv_s) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    std::vector<std::string> env_s;
-    for (char** e = environ; *e != nullptr; ++e) env_s.emplace_back(*e);
-    env_s.insert(env_s.end(), env.begin(), env.end());
-    std::vector<char*> envp;
-    for (auto& e : env_s) envp.push_back(e.data());
-    envp.push_back(nullptr);
-    const int rc = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
+    SpawnOptions o;
+    o.argv.push_back(path);
+    o.argv.insert(o.argv.end(), args.begin(), args.end());
+    for (char** e = environ; *e != nullptr; ++e) o.env.emplace_back(*e);
+    o.env.insert(o.env.end(), env.begin(), env.end());
+    o.stdout_fd = fds[1];
+    try {
+      pid_ = spawn_process(o);
+    } catch (...) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      throw;
+    }
     ::close(fds[1]);
     out_ = fds[0];
-    if (rc != 0) {
-      ::close(out_);
-      throw std::runtime_error("posix_spawn " + path + " failed");
-    }
   }
   ~ChildProcess() {
     if (pid_ > 0) {
