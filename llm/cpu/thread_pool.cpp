@@ -1,9 +1,9 @@
 #include "llm/cpu/thread_pool.h"
 
+#include "podworker/thread_name.h"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
-
-#include "podworker/thread_name.h"
 #define PW_CPU_RELAX() _mm_pause()
 #else
 #define PW_CPU_RELAX() ((void)0)

@@ -1,10 +1,8 @@
 #include "spawn_process.h"
 
 #include <fcntl.h>
-#include <linux/close_range.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -24,22 +22,22 @@ namespace {
   ::_exit(127);
 }
 
+// close_range(2): a call per range, whatever the number of descriptors open.
 void close_above_stderr_except(int keep) {
-  // close_range(2) through syscall(): one call, whatever the descriptor count.
-  if (keep > STDERR_FILENO + 1) ::syscall(SYS_close_range, STDERR_FILENO + 1, keep - 1, 0);
-  ::syscall(SYS_close_range, keep + 1, UINT_MAX, 0);
+  if (keep > STDERR_FILENO + 1) ::close_range(STDERR_FILENO + 1, keep - 1, 0);
+  ::close_range(keep + 1, UINT_MAX, 0);
 }
 
 }  // namespace
 
 pid_t spawn_process(const SpawnOptions& o) {
   if (o.argv.empty()) throw std::invalid_argument("spawn_process: empty argv");
-  // Everything the child needs is made before the fork: it must not allocate.
-  std::vector<std::string> args = o.argv, env = o.env;
+  // Everything the child needs is made before the fork: it must not allocate. execve takes
+  // char* const[] for C's sake but never writes through them: the caller's strings are passed.
   std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
+  for (const auto& a : o.argv) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  for (auto& e : env) envp.push_back(e.data());
+  for (const auto& e : o.env) envp.push_back(const_cast<char*>(e.c_str()));
   envp.push_back(nullptr);
 
   int report[2];

@@ -1,4 +1,5 @@
 #include "deadline_watch.h"
+
 #include "podworker/thread_name.h"
 
 namespace podworker::worker {
